@@ -1,0 +1,36 @@
+# nodeagent: build, local cluster, tests. See README.md.
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/nodeagent
+STATE ?= /var/lib/nodeagent-harness
+export NODEAGENT_CACHE := $(CACHE)
+export NODEAGENT_STATE := $(STATE)
+
+.PHONY: all build up down test unit e2e e2e-only vet
+
+all: build
+
+build:
+	CGO_ENABLED=0 go build -trimpath -o bin/nodeagent ./cmd/nodeagent
+
+# Start a local single-node cluster whose node is nodeagent.
+up:
+	hack/cluster.sh up
+
+down:
+	hack/cluster.sh down
+
+vet:
+	go vet ./...
+
+unit:
+	go test -count=1 ./...
+
+# End-to-end tests against a fresh local cluster (root).
+e2e:
+	hack/cluster.sh up
+	$(MAKE) e2e-only; rc=$$?; hack/cluster.sh down; exit $$rc
+
+e2e-only:
+	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ 2>&1 | tee $(STATE)/logs/e2e.log; exit $${PIPESTATUS[0]}
+
+test: unit e2e

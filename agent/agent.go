@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/nodestatus"
+	"github.com/nodeagent/nodeagent/pleg"
+	"github.com/nodeagent/nodeagent/podenv"
+	"github.com/nodeagent/nodeagent/podstatus"
+	"github.com/nodeagent/nodeagent/podsync"
+	"github.com/nodeagent/nodeagent/podworkers"
+	"github.com/nodeagent/nodeagent/volumes"
+)
+
+// Version is reported as the node's kubelet version: the kubelet API
+// version nodeagent follows, with its own name as build metadata.
+var Version = "v1.36.3+nodeagent"
+
+// gcPeriod is how often garbage collection runs.
+const gcPeriod = time.Minute
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, opts *configs.Options) error {
+	logger := klog.FromContext(ctx).WithValues("node", opts.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	cfg := opts.Config
+	clk := clock.RealClock{}
+
+	client, err := newClient(opts)
+	if err != nil {
+		return err
+	}
+	rt, err := connectRuntime(ctx, opts)
+	if err != nil {
+		return err
+	}
+
+	nodeCtl := nodestatus.New(client, nodestatus.Config{
+		NodeName:              opts.NodeName,
+		NodeIPs:               opts.NodeIPs,
+		Hostname:              opts.NodeName,
+		Labels:                opts.NodeLabels,
+		Taints:                cfg.RegisterWithTaints,
+		ProviderID:            cfg.ProviderID,
+		MaxPods:               cfg.MaxPods,
+		Port:                  cfg.Port,
+		RegisterNode:          cfg.RegisterNode == nil || *cfg.RegisterNode,
+		StatusUpdateFrequency: cfg.NodeStatusUpdateFrequency.Duration,
+		StatusReportFrequency: cfg.NodeStatusReportFrequency.Duration,
+		LeaseDuration:         time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second,
+		RootDir:               opts.RootDir,
+		AgentVersion:          Version,
+	}, runtimeInfo{rt}, clk)
+	go nodeCtl.Run(ctx)
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: opts.NodeName})
+
+	// Pods bound to this node only; services for the environment.
+	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
+	}))
+	svcFactory := informers.NewSharedInformerFactory(client, 0)
+	podInformer := podFactory.Core().V1().Pods()
+	svcLister := svcFactory.Core().V1().Services().Lister()
+
+	allocatable := func() v1.ResourceList {
+		if n := nodeCtl.Node(); n != nil {
+			return n.Status.Allocatable
+		}
+		return nil
+	}
+	vols := volumes.NewManager(client, opts.RootDir, clk)
+	vols.NodeAllocatable = allocatable
+	env := &podenv.Resolver{
+		Client:                 client,
+		ServiceLister:          func(ns string) ([]*v1.Service, error) { return svcLister.Services(ns).List(everything) },
+		NodeAllocatable:        allocatable,
+		MasterServiceNamespace: "default",
+	}
+	syncer := podsync.New(podsync.Config{
+		NodeName:       opts.NodeName,
+		NodeIPs:        opts.NodeIPs,
+		RootDir:        opts.RootDir,
+		PodLogsDir:     opts.PodLogsDir,
+		ContainerLogs:  "/var/log/containers",
+		CgroupRoot:     cfg.CgroupRoot,
+		CgroupsPerQOS:  cfg.CgroupsPerQOS == nil || *cfg.CgroupsPerQOS,
+		CgroupDriver:   cfg.CgroupDriver,
+		ClusterDNS:     cfg.ClusterDNS,
+		ClusterDomain:  cfg.ClusterDomain,
+		ResolvConf:     deref(cfg.ResolverConfig),
+		RuntimeNetwork: opts.NetworkPlugin == "runtime",
+	}, rt.Runtime, rt.Images, vols, env, podstatus.NewWriter(client), recorder, clk)
+	workers := podworkers.New(syncer, clk)
+
+	if _, err := podInformer.Informer().AddEventHandler(podHandler(ctx, workers)); err != nil {
+		return err
+	}
+	svcFactory.Core().V1().Services().Informer()
+	svcFactory.Start(ctx.Done())
+
+	go serveHealthz(ctx, cfg.HealthzBindAddress, deref(cfg.HealthzPort))
+
+	// Pods start only once the Node exists: the apiserver needs it for
+	// status and the Node authorizer for secrets, configmaps and tokens.
+	select {
+	case <-nodeCtl.Registered():
+	case <-ctx.Done():
+		return nil
+	}
+	podFactory.Start(ctx.Done())
+	svcFactory.WaitForCacheSync(ctx.Done())
+	podFactory.WaitForCacheSync(ctx.Done())
+	logger.Info("Pod informer synced", "pods", len(podInformer.Informer().GetStore().ListKeys()))
+
+	go pleg.New(rt.Runtime, workers.Wake, clk).Run(ctx)
+	go garbageCollect(ctx, syncer, podInformer.Informer().GetStore(), workers)
+
+	<-ctx.Done()
+	workers.Wait()
+	return nil
+}
+
+type metav1ListOptions = metav1ListOptionsT
+
+func podHandler(ctx context.Context, workers *podworkers.Workers) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if pod, ok := obj.(*v1.Pod); ok {
+				workers.Update(ctx, pod)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if pod, ok := obj.(*v1.Pod); ok {
+				workers.Update(ctx, pod)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if pod, ok := obj.(*v1.Pod); ok {
+				workers.Remove(pod.UID)
+			}
+		},
+	}
+}
+
+// garbageCollect runs podsync's collection now and every gcPeriod. A pod
+// is known while the apiserver has it or its worker still runs.
+func garbageCollect(ctx context.Context, syncer *podsync.Syncer, store cache.Store, workers *podworkers.Workers) {
+	known := func(uid types.UID) bool {
+		if _, ok := workers.Known(uid); ok {
+			return true
+		}
+		for _, obj := range store.List() {
+			if obj.(*v1.Pod).UID == uid {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		if err := syncer.GarbageCollect(ctx, known); err != nil {
+			klog.FromContext(ctx).Error(err, "Garbage collection")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gcPeriod):
+		}
+	}
+}
+
+func newClient(opts *configs.Options) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", opts.KubeconfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", opts.KubeconfigPath, err)
+	}
+	rc.QPS = float32(deref(opts.Config.KubeAPIQPS))
+	rc.Burst = int(opts.Config.KubeAPIBurst)
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.UserAgent = "nodeagent/" + Version
+	return kubernetes.NewForConfig(rc)
+}
+
+// connectRuntime dials the runtime, waiting for it to come up.
+func connectRuntime(ctx context.Context, opts *configs.Options) (*cri.Client, error) {
+	timeout := opts.Config.RuntimeRequestTimeout.Duration
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		c, err := cri.Connect(ctx, opts.ContainerRuntimeEndpoint, opts.ImageServiceEndpoint, timeout)
+		if err == nil {
+			return c, nil
+		}
+		klog.FromContext(ctx).Error(err, "Container runtime not available yet", "endpoint", opts.ContainerRuntimeEndpoint, "retryAfter", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// serveHealthz serves the kubelet's local healthz endpoint.
+func serveHealthz(ctx context.Context, addr string, port int32) {
+	if port <= 0 {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	srv := &http.Server{Addr: net.JoinHostPort(addr, strconv.Itoa(int(port))), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		klog.FromContext(ctx).Error(err, "Healthz server")
+		fmt.Fprintln(os.Stderr, err)
+	}
+}

@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/nodestatus"
+)
+
+type metav1ListOptionsT = metav1.ListOptions
+
+var everything = labels.Everything()
+
+// runtimeInfo adapts the CRI client to what nodestatus needs.
+type runtimeInfo struct{ c *cri.Client }
+
+var _ nodestatus.RuntimeInfo = runtimeInfo{}
+
+func (r runtimeInfo) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) {
+	resp, err := r.c.Runtime.Status(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status == nil {
+		return nil, fmt.Errorf("runtime returned no status")
+	}
+	return resp.Status, nil
+}
+
+func (r runtimeInfo) Version(ctx context.Context) (*runtimeapi.VersionResponse, error) {
+	return r.c.Runtime.Version(ctx, "v1")
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

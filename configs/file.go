@@ -1,0 +1,186 @@
+package configs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// implementedFields are the top-level config fields nodeagent honours.
+// Setting any other known field earns a warning.
+var implementedFields = map[string]bool{
+	"apiVersion": true, "kind": true,
+	"address": true, "port": true, "readOnlyPort": true,
+	"tlsCertFile": true, "tlsPrivateKeyFile": true,
+	"authentication": true, "authorization": true,
+	"clusterDNS": true, "clusterDomain": true,
+	"containerRuntimeEndpoint": true, "imageServiceEndpoint": true,
+	"maxPods":                   true,
+	"nodeStatusUpdateFrequency": true, "nodeStatusReportFrequency": true, "nodeLeaseDurationSeconds": true,
+	"staticPodPath":       true,
+	"containerLogMaxSize": true, "containerLogMaxFiles": true,
+	"registerNode": true, "registerWithTaints": true, "providerID": true,
+	"cgroupRoot": true, "cgroupsPerQOS": true, "cgroupDriver": true,
+	"failSwapOn": true, "failCgroupV1": true,
+	"podLogsDir":  true,
+	"healthzPort": true, "healthzBindAddress": true,
+	"kubeAPIQPS": true, "kubeAPIBurst": true,
+	"runtimeRequestTimeout": true, "syncFrequency": true,
+	"enableServer": true, "enableDebuggingHandlers": true,
+	"resolvConf": true, "podPidsLimit": true, "serializeImagePulls": true,
+	"evictionHard": true,
+}
+
+// knownFields are the top-level JSON names of KubeletConfiguration.
+var knownFields = func() map[string]bool {
+	known := map[string]bool{"apiVersion": true, "kind": true}
+	t := reflect.TypeFor[kubeletconfigv1beta1.KubeletConfiguration]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	return known
+}()
+
+// Load reads, decodes, defaults and validates one KubeletConfiguration file
+// (YAML or JSON). Unknown fields and fields nodeagent does not implement are
+// returned as warnings. Every error starts with "config file <path>: ".
+func Load(path string) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return loadData(path, data)
+}
+
+func loadData(path string, data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
+	cfg, warnings, err := decode(data)
+	if err != nil {
+		return nil, warnings, fmt.Errorf("config file %s: %w", path, err)
+	}
+	for i, w := range warnings {
+		warnings[i] = fmt.Sprintf("config file %s: %s", path, w)
+	}
+	Default(cfg)
+	if err := Validate(cfg); err != nil {
+		return nil, warnings, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, warnings, nil
+}
+
+// decode turns YAML or JSON into a KubeletConfiguration, checking kind and
+// apiVersion. Unknown fields, duplicate fields and set but unimplemented
+// fields are warnings; a value of the wrong type is an error naming the field.
+func decode(data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse: %w", err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(js, &top); err != nil || top == nil {
+		return nil, nil, fmt.Errorf("must be a %s object with apiVersion %s", Kind, APIVersion)
+	}
+	if err := checkTypeMeta(top); err != nil {
+		return nil, nil, err
+	}
+
+	if err := checkReservedMemory(top["reservedMemory"]); err != nil {
+		return nil, nil, err
+	}
+
+	// The strict pass reports unknown and duplicate fields and, since strict
+	// problems do not stop it, leaves the same result a lenient decode would.
+	cfg := &kubeletconfigv1beta1.KubeletConfiguration{}
+	strictErrs, err := kjson.UnmarshalStrict(js, cfg)
+	if err != nil {
+		return nil, nil, fieldError(top, err)
+	}
+	var warnings []string
+	for _, e := range strictErrs {
+		warnings = append(warnings, e.Error())
+	}
+	var unimplemented []string
+	for k := range top {
+		if knownFields[k] && !implementedFields[k] {
+			unimplemented = append(unimplemented, k)
+		}
+	}
+	if len(unimplemented) > 0 {
+		sort.Strings(unimplemented)
+		warnings = append(warnings, "config fields not implemented by nodeagent and ignored: "+strings.Join(unimplemented, ", "))
+	}
+	return cfg, warnings, nil
+}
+
+func checkTypeMeta(top map[string]json.RawMessage) error {
+	for _, want := range []struct{ field, value string }{{"kind", Kind}, {"apiVersion", APIVersion}} {
+		var got string
+		if raw, ok := top[want.field]; ok {
+			if err := json.Unmarshal(raw, &got); err != nil {
+				return fmt.Errorf("field %q: must be a string: %w", want.field, err)
+			}
+		}
+		if got != want.value {
+			return fmt.Errorf("field %q: must be %q, got %q", want.field, want.value, got)
+		}
+	}
+	return nil
+}
+
+// checkReservedMemory bounds the quantities in reservedMemory[].limits before
+// they reach resource.ParseQuantity, which spins on inputs like
+// "1e-999999999" (see parseQuantity). Other problems are left to the decoder.
+func checkReservedMemory(raw json.RawMessage) error {
+	if raw == nil {
+		return nil
+	}
+	var entries []struct {
+		Limits map[string]json.RawMessage `json:"limits"`
+	}
+	if json.Unmarshal(raw, &entries) != nil {
+		return nil
+	}
+	for i, e := range entries {
+		for name, v := range e.Limits {
+			s := string(v)
+			if unq, err := strconv.Unquote(s); err == nil {
+				s = unq
+			}
+			if _, err := parseQuantity(s); err != nil {
+				return fmt.Errorf("field \"reservedMemory[%d].limits.%s\": %w", i, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// fieldError finds which top-level field a decoding error came from by
+// decoding the fields one at a time, so the message can name it.
+func fieldError(top map[string]json.RawMessage, err error) error {
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		one, merr := json.Marshal(map[string]json.RawMessage{k: top[k]})
+		if merr != nil {
+			continue
+		}
+		var probe kubeletconfigv1beta1.KubeletConfiguration
+		if ferr := kjson.UnmarshalCaseSensitivePreserveInts(one, &probe); ferr != nil {
+			return fmt.Errorf("field %q: %w", k, ferr)
+		}
+	}
+	return fmt.Errorf("decode: %w", err)
+}

@@ -1,0 +1,138 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*kubeletconfigv1beta1.KubeletConfiguration)
+		wantErr string // substring; "" means valid
+	}{
+		{"defaults", func(*kubeletconfigv1beta1.KubeletConfiguration) {}, ""},
+		{"port too big", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.Port = 70000 }, "port: must be between 1 and 65535, got 70000"},
+		{"readOnlyPort 10255", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ReadOnlyPort = 10255 }, ""},
+		{"readOnlyPort negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ReadOnlyPort = -1 }, "readOnlyPort: must be between 0 and 65535"},
+		{"healthzPort", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.HealthzPort = ptr.To[int32](65536) }, "healthzPort:"},
+		{"healthzPort off", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.HealthzPort = ptr.To[int32](0) }, ""},
+		{"maxPods", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.MaxPods = -1 }, "maxPods:"},
+		{"lease", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.NodeLeaseDurationSeconds = -5 }, "nodeLeaseDurationSeconds:"},
+		{"status update", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.NodeStatusUpdateFrequency.Duration = -time.Second
+		}, "nodeStatusUpdateFrequency:"},
+		{"log files", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ContainerLogMaxFiles = ptr.To[int32](1) }, "containerLogMaxFiles: must be at least 2"},
+		{"log size garbage", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ContainerLogMaxSize = "lots" }, "containerLogMaxSize:"},
+		{"log size zero", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ContainerLogMaxSize = "0" }, "containerLogMaxSize: must be greater than 0"},
+		{"cgroupDriver", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.CgroupDriver = "magic" }, "cgroupDriver:"},
+		{"systemd", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.CgroupDriver = "systemd" }, ""},
+		{"authz mode", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.Authorization.Mode = "RBAC" }, "authorization.mode:"},
+		{"anonymous AlwaysAllow", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.Authorization.Mode = "AlwaysAllow"
+			c.Authentication.Anonymous.Enabled = ptr.To(true)
+		}, ""},
+		{"address", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.Address = "localhost" }, "address: must be an IP"},
+		{"clusterDNS", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ClusterDNS = []string{"10.0.0.10", "dns"} }, "clusterDNS[1]:"},
+		{"taint effect", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.RegisterWithTaints = []v1.Taint{{Key: "a", Effect: "Never"}}
+		}, "registerWithTaints[0]: effect"},
+		{"taint ok", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.RegisterWithTaints = []v1.Taint{{Key: "example.com/a", Value: "b", Effect: v1.TaintEffectNoSchedule}}
+		}, ""},
+		{"qps", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.KubeAPIQPS = ptr.To[int32](-1) }, "kubeAPIQPS:"},
+		{"tls pair", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.TLSCertFile = "/x.crt" }, "tlsCertFile:"},
+		{"eviction signal", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.EvictionHard = map[string]string{"cpu.available": "1"}
+		}, `evictionHard["cpu.available"]`},
+		{"eviction value", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.EvictionHard = map[string]string{"nodefs.available": "150%"}
+		}, `evictionHard["nodefs.available"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &kubeletconfigv1beta1.KubeletConfiguration{}
+			Default(cfg)
+			tt.mutate(cfg)
+			err := Validate(cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidateReportsAll(t *testing.T) {
+	cfg := &kubeletconfigv1beta1.KubeletConfiguration{}
+	Default(cfg)
+	cfg.Port = 0
+	cfg.MaxPods = -1
+	err := Validate(cfg)
+	if err == nil || !strings.Contains(err.Error(), "port:") || !strings.Contains(err.Error(), "maxPods:") {
+		t.Fatalf("got %v, want both port and maxPods", err)
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	old := host
+	t.Cleanup(func() { host = old })
+	tests := []struct {
+		name       string
+		host       fakeHost
+		failSwap   bool
+		failCgV1   bool
+		wantPrefix string
+	}{
+		{"good host", fakeHost{v2: true}, true, true, ""},
+		{"swap on", fakeHost{swap: true, v2: true}, true, true, "failSwapOn:"},
+		{"swap on allowed", fakeHost{swap: true, v2: true}, false, true, ""},
+		{"cgroup v1", fakeHost{}, true, true, "failCgroupV1:"},
+		{"cgroup v1 allowed", fakeHost{}, true, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host = tt.host
+			cfg := &kubeletconfigv1beta1.KubeletConfiguration{FailSwapOn: ptr.To(tt.failSwap), FailCgroupV1: ptr.To(tt.failCgV1)}
+			Default(cfg)
+			err := CheckHost(cfg)
+			if tt.wantPrefix == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantPrefix) {
+				t.Fatalf("got %v, want prefix %q", err, tt.wantPrefix)
+			}
+		})
+	}
+}
+
+func TestParseQuantityBounded(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"10Mi", true}, {"1e3", true}, {"1E", true}, {"2Ei", true}, {"1e-3", true},
+		{"1e-999999999", false}, {"1e999999999", false}, {strings.Repeat("9", 100), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := parseQuantity(tt.in)
+			if (err == nil) != tt.ok {
+				t.Errorf("parseQuantity(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+			}
+		})
+	}
+}

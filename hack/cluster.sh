@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Local single-node cluster whose only node is nodeagent.
+#
+#   hack/cluster.sh up     install, build, start everything (idempotent)
+#   hack/cluster.sh down   stop everything and remove what the harness made
+#   hack/cluster.sh agent-restart   restart only nodeagent
+#
+# Everything lives under $STATE (default /var/lib/nodeagent-harness) and talks
+# on loopback or on the harness's own addresses: the node's address is
+# 192.0.2.10 (TEST-NET-1) on an empty bridge "nahost0"; pods get addresses
+# from 198.18.0.0/24 on the bridge "nacni0". Image pulls go to a closed
+# loopback port, so nothing leaves the machine.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+STATE=${NODEAGENT_STATE:-/var/lib/nodeagent-harness}
+CACHE=${NODEAGENT_CACHE:-$HOME/.cache/nodeagent}
+BIN=$CACHE/bin
+NODE_NAME=${NODE_NAME:-nodeagent-node}
+NODE_IP=192.0.2.10
+HOST_BRIDGE=nahost0
+POD_BRIDGE=nacni0
+POD_SUBNET=198.18.0.0/24
+SERVICE_CIDR=198.19.0.0/24
+CGROUP_ROOT=/nodeagent
+PKI=$STATE/pki
+LOGS=$STATE/logs
+RUN=$STATE/run
+CTRD_SOCK=$RUN/containerd.sock
+
+log() { echo "cluster: $*" >&2; }
+
+install_packages() {
+  local missing=()
+  command -v runc >/dev/null || missing+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v curl >/dev/null || missing+=(curl)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build() {
+  "$here/build-tools.sh"
+  mkdir -p "$BIN"
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$BIN/nodeagent" ./cmd/nodeagent)
+  local want
+  want=$(cat "$here/images/main.go" /bin/busybox | sha256sum | cut -c1-16)
+  if [[ ! -f "$CACHE/images/.stamp" || "$(cat "$CACHE/images/.stamp")" != "$want" ]]; then
+    log "building images"
+    mkdir -p "$CACHE/images"
+    (cd "$here/images" && go run . -out "$CACHE/images")
+    echo "$want" >"$CACHE/images/.stamp"
+  fi
+}
+
+stop_pid() { # name
+  local f=$RUN/$1.pid
+  [[ -f $f ]] || return 0
+  local pid
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+down() {
+  log "stopping"
+  for c in nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
+  # Leftovers of a run whose pid files are gone.
+  pkill -f "$BIN/(nodeagent|kube-|etcd)" 2>/dev/null || true
+  if [[ -S $CTRD_SOCK ]] && [[ -x $BIN/ctr ]]; then
+    # Stop every pod container of the harness's runtime before the runtime.
+    for t in $("$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+      "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io tasks kill -s KILL "$t" >/dev/null 2>&1 || true
+    done
+    sleep 0.5
+  fi
+  stop_pid containerd
+  pkill -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK" 2>/dev/null || true
+  pkill -9 -f "$BIN/containerd" 2>/dev/null || true
+  # Mounts under the state dir (sandbox shm, rootfs, volumes) and pod netns.
+  if [[ -d $STATE ]]; then
+    grep -o " $STATE[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  fi
+  grep -o " /var/lib/nodeagent[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  ip link delete "$POD_BRIDGE" 2>/dev/null || true
+  ip link delete "$HOST_BRIDGE" 2>/dev/null || true
+  iptables -t nat -S 2>/dev/null | awk '/^-A POSTROUTING .*198\.18\.0\.0\/24/ {$1="-D"; print}' | while read -r r; do eval "iptables -t nat $r" 2>/dev/null || true; done
+  for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -F "$c" 2>/dev/null || true; done
+  for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -X "$c" 2>/dev/null || true; done
+  rm -rf "$STATE/containerd/state" "$RUN" /var/lib/cni/networks/nodeagent-harness
+  for h in /sys/fs/cgroup/*/; do
+    [[ -d $h$CGROUP_ROOT ]] && find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
+network() {
+  ip link show "$HOST_BRIDGE" >/dev/null 2>&1 || ip link add "$HOST_BRIDGE" type bridge
+  ip addr replace "$NODE_IP/32" dev "$HOST_BRIDGE"
+  ip link set "$HOST_BRIDGE" up
+  sysctl -qw net.ipv4.ip_forward=1 || true
+}
+
+mkcert() { # name cn org [sans]
+  local name=$1 cn=$2 org=$3 sans=${4:-}
+  [[ -f $PKI/$name.crt ]] && return 0
+  local subj="/CN=$cn"
+  [[ -n $org ]] && subj="/O=$org/CN=$cn"
+  openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
+  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+  local ext="$PKI/$name.ext"
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [[ -n $sans ]]; then
+      echo "extendedKeyUsage=serverAuth,clientAuth"
+      echo "subjectAltName=$sans"
+    else
+      echo "extendedKeyUsage=clientAuth"
+    fi
+  } >"$ext"
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
+}
+
+kubeconfig() { # file cert user
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $3
+  user:
+    client-certificate: $PKI/$2.crt
+    client-key: $PKI/$2.key
+contexts:
+- name: local
+  context: {cluster: local, user: $3}
+current-context: local
+EOF
+}
+
+pki() {
+  mkdir -p "$PKI"
+  if [[ ! -f $PKI/ca.crt ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
+      -days 3650 -subj "/CN=nodeagent-harness-ca" 2>/dev/null
+  fi
+  [[ -f $PKI/sa.key ]] || { openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null; openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null; }
+  mkcert apiserver kube-apiserver "" "IP:127.0.0.1,IP:$NODE_IP,IP:198.19.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  mkcert etcd etcd "" "IP:127.0.0.1,DNS:localhost"
+  mkcert admin admin system:masters
+  mkcert controller-manager system:kube-controller-manager ""
+  mkcert scheduler system:kube-scheduler ""
+  mkcert apiserver-kubelet-client kube-apiserver-kubelet-client kubeadm:cluster-admins
+  mkcert node "system:node:$NODE_NAME" system:nodes
+  mkcert node-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE_NAME,DNS:localhost"
+  kubeconfig "$STATE/admin.kubeconfig" admin admin
+  kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager controller-manager
+  kubeconfig "$STATE/scheduler.kubeconfig" scheduler scheduler
+  kubeconfig "$STATE/node.kubeconfig" node "system:node:$NODE_NAME"
+}
+
+start() { # name args...
+  local name=$1; shift
+  stop_pid "$name"
+  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+wait_for() { # what timeout-seconds command...
+  local what=$1 t=$2; shift 2
+  for _ in $(seq $((t * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "$what did not come up; last log lines:"
+  tail -n 30 "$LOGS/$what.log" >&2 || true
+  return 1
+}
+
+containerd_config() {
+  mkdir -p "$STATE/containerd/certs.d/_default" "$STATE/cni/net.d"
+  cat >"$STATE/containerd/certs.d/_default/hosts.toml" <<'EOF'
+# Every pull goes to a closed loopback port: nothing leaves the machine.
+server = "http://127.0.0.1:1"
+
+[host."http://127.0.0.1:1"]
+  capabilities = ["pull", "resolve"]
+EOF
+  cat >"$STATE/cni/net.d/10-nodeagent-harness.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "nodeagent-harness",
+  "plugins": [
+    {"type": "bridge", "bridge": "$POD_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+  cat >"$STATE/containerd/config.toml" <<EOF
+version = 3
+root = "$STATE/containerd/root"
+state = "$STATE/containerd/state"
+
+[grpc]
+  address = "$CTRD_SOCK"
+
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$STATE/cni/net.d"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+    Root = "$STATE/containerd/runc"
+
+[plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10.2"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$STATE/containerd/certs.d"
+
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+}
+
+agent_config() {
+  cat >"$STATE/nodeagent.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: 10250
+tlsCertFile: $PKI/node-serving.crt
+tlsPrivateKeyFile: $PKI/node-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization:
+  mode: Webhook
+cgroupDriver: cgroupfs
+cgroupRoot: $CGROUP_ROOT
+failSwapOn: false
+failCgroupV1: false
+containerRuntimeEndpoint: unix://$CTRD_SOCK
+clusterDomain: cluster.local
+resolvConf: $STATE/resolv.conf
+EOF
+  # Pods resolve nothing outside the machine.
+  printf 'nameserver 127.0.0.1\noptions ndots:1\n' >"$STATE/resolv.conf"
+}
+
+start_agent() {
+  start nodeagent "$BIN/nodeagent" --kubeconfig "$STATE/node.kubeconfig" --config "$STATE/nodeagent.yaml" \
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$STATE/root" \
+    --network-plugin runtime -v "${NODEAGENT_V:-2}"
+}
+
+up() {
+  [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }
+  install_packages
+  build
+  down
+  mkdir -p "$STATE" "$LOGS" "$RUN"
+  network
+  pki
+  containerd_config
+  agent_config
+  for h in /sys/fs/cgroup/*/; do [[ $h == */unified/ ]] || mkdir -p "$h$CGROUP_ROOT"; done
+
+  start etcd "$BIN/etcd" --name harness --data-dir "$STATE/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster harness=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
+    --quota-backend-bytes 4294967296 --unsafe-no-fsync
+  PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml"
+  wait_for etcd 30 curl -sf http://127.0.0.1:2381/health
+  start kube-apiserver "$BIN/kube-apiserver" --etcd-servers http://127.0.0.1:2379 \
+    --bind-address 0.0.0.0 --secure-port 6443 --advertise-address "$NODE_IP" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --allow-privileged=true --profiling=false --audit-log-path "$LOGS/audit.log" \
+    --audit-policy-file "$here/audit-policy.yaml" --audit-log-maxsize 200
+  wait_for kube-apiserver 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz
+  start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$STATE/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$STATE/controller-manager.kubeconfig" --authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port 10257 \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --use-service-account-credentials --leader-elect=false --service-cluster-ip-range "$SERVICE_CIDR"
+  start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$STATE/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$STATE/scheduler.kubeconfig" --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false
+  # The apiserver's kubelet client may use the node API (exec, logs, ...).
+  "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" create clusterrolebinding apiserver-kubelet-api \
+    --clusterrole system:kubelet-api-admin --user kube-apiserver-kubelet-client >/dev/null 2>&1 || true
+  wait_for containerd 30 "$BIN/ctr" -a "$CTRD_SOCK" version
+  for f in pause busybox; do
+    "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io images import --no-unpack=false "$CACHE/images/$f.tar" >/dev/null
+  done
+  start_agent
+  wait_for nodeagent 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
+  # The default service account appears once the controller-manager runs.
+  wait_for kube-controller-manager 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get serviceaccount default
+  cat <<EOF
+
+nodeagent cluster is up (node $NODE_NAME at $NODE_IP). Use it with:
+
+  export KUBECONFIG=$STATE/admin.kubeconfig PATH=$BIN:\$PATH
+  kubectl get nodes
+  kubectl run hello --image=registry.k8s.io/e2e-test-images/busybox:1.37.0-1 --image-pull-policy=IfNotPresent -- sh -c 'echo hello; sleep 3600'
+
+Logs are in $LOGS; stop it with: make down
+EOF
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  build) install_packages; build ;;
+  agent-restart) stop_pid nodeagent; start_agent ;;
+  agent-kill) [[ -f $RUN/nodeagent.pid ]] && kill -9 "$(cat "$RUN/nodeagent.pid")" 2>/dev/null; rm -f "$RUN/nodeagent.pid" ;;
+  agent-start) start_agent ;;
+  containerd-stop) stop_pid containerd ;;
+  containerd-start) PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml" ;;
+  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|containerd-stop|containerd-start" >&2; exit 2 ;;
+esac

@@ -1,0 +1,164 @@
+package nodestatus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+const (
+	gi = 1024 * 1024 * 1024
+	mi = 1024 * 1024
+)
+
+type fakeHost struct {
+	mu                  sync.Mutex
+	memTotal, memAvail  uint64
+	fsTotal, fsAvail    uint64
+	pids, pidMax        uint64
+	memErr, fsErr, pErr error
+}
+
+var _ Host = (*fakeHost)(nil)
+
+func newFakeHost() *fakeHost {
+	return &fakeHost{memTotal: 8 * gi, memAvail: 4 * gi, fsTotal: 100 * gi, fsAvail: 50 * gi, pids: 300, pidMax: 4194304}
+}
+
+func (h *fakeHost) Memory() (uint64, uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.memTotal, h.memAvail, h.memErr
+}
+
+func (h *fakeHost) Filesystem(string) (uint64, uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.fsTotal, h.fsAvail, h.fsErr
+}
+
+func (h *fakeHost) PIDs() (uint64, uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pids, h.pidMax, h.pErr
+}
+
+func (h *fakeHost) SystemInfo() SystemInfo {
+	return SystemInfo{MachineID: "machine", SystemUUID: "uuid", BootID: "boot", KernelVersion: "6.1.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
+}
+
+type fakeRuntime struct {
+	mu           sync.Mutex
+	err          error
+	networkReady bool
+}
+
+var _ RuntimeInfo = (*fakeRuntime)(nil)
+
+func (r *fakeRuntime) set(err error, networkReady bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err, r.networkReady = err, networkReady
+}
+
+func (r *fakeRuntime) Status(context.Context) (*runtimeapi.RuntimeStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return nil, r.err
+	}
+	net := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if !r.networkReady {
+		net = &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Reason: "NetworkPluginNotReady", Message: "cni plugin not initialized"}
+	}
+	return &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+		{Type: runtimeapi.RuntimeReady, Status: true}, net,
+	}}, nil
+}
+
+func (r *fakeRuntime) Version(context.Context) (*runtimeapi.VersionResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &runtimeapi.VersionResponse{RuntimeName: "containerd", RuntimeVersion: "v2.2.1"}, nil
+}
+
+var errRuntimeDown = errors.New("connection refused")
+
+type harness struct {
+	client *fake.Clientset
+	clock  *clocktesting.FakeClock
+	host   *fakeHost
+	rt     *fakeRuntime
+	c      *Controller
+}
+
+func newHarness(t *testing.T, objs ...runtime.Object) *harness {
+	t.Helper()
+	h := &harness{
+		client: fake.NewClientset(objs...),
+		clock:  clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		host:   newFakeHost(),
+		rt:     &fakeRuntime{networkReady: true},
+	}
+	// The fake tracker does not assign UIDs; the API server does.
+	var n atomic.Int32
+	h.client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if obj, ok := a.(k8stesting.CreateAction).GetObject().(interface{ SetUID(types.UID) }); ok {
+			obj.SetUID(types.UID(fmt.Sprintf("uid-%d", n.Add(1))))
+		}
+		return false, nil, nil
+	})
+	cfg := Config{
+		NodeName:     "node1",
+		NodeIPs:      []net.IP{net.ParseIP("10.0.0.5"), net.ParseIP("fd00::5")},
+		Hostname:     "node1-host",
+		Labels:       map[string]string{"node-role.kubernetes.io/worker": ""},
+		Taints:       []v1.Taint{{Key: "example.com/new", Effect: v1.TaintEffectNoSchedule}},
+		ProviderID:   "nodeagent://node1",
+		MaxPods:      110,
+		Port:         10250,
+		RegisterNode: true,
+		RootDir:      "/var/lib/nodeagent",
+		AgentVersion: "v1.36.3+nodeagent",
+		Host:         h.host,
+	}
+	h.c = New(h.client, cfg, h.rt, h.clock)
+	return h
+}
+
+func condition(n *v1.Node, typ v1.NodeConditionType) *v1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == typ {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// eventually polls cond for a few seconds of real time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

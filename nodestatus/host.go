@@ -1,0 +1,173 @@
+package nodestatus
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Host reads what the node status needs from the machine. The real
+// implementation reads /proc, /sys and /etc; tests inject a fake.
+type Host interface {
+	// Memory returns MemTotal and MemAvailable in bytes.
+	Memory() (total, available uint64, err error)
+	// Filesystem returns the size and the space available to
+	// unprivileged users, in bytes, of the filesystem holding path.
+	Filesystem(path string) (total, available uint64, err error)
+	// PIDs returns the number of running processes (threads) and pid_max.
+	PIDs() (running, max uint64, err error)
+	// SystemInfo returns the identity of the machine and its kernel.
+	// Fields that cannot be read are left empty.
+	SystemInfo() SystemInfo
+}
+
+// SystemInfo is the host part of v1.NodeSystemInfo.
+type SystemInfo struct {
+	MachineID     string
+	SystemUUID    string
+	BootID        string
+	KernelVersion string
+	OSImage       string
+}
+
+// procHost is the real Host.
+type procHost struct{}
+
+var _ Host = procHost{}
+
+func (procHost) Memory() (uint64, uint64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read meminfo: %w", err)
+	}
+	return parseMemInfo(data)
+}
+
+func (procHost) Filesystem(path string) (uint64, uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	bsize := uint64(st.Bsize)
+	return st.Blocks * bsize, st.Bavail * bsize, nil
+}
+
+func (procHost) PIDs() (uint64, uint64, error) {
+	loadavg, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read loadavg: %w", err)
+	}
+	running, err := parseLoadavgProcs(loadavg)
+	if err != nil {
+		return 0, 0, err
+	}
+	pidMax, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read pid_max: %w", err)
+	}
+	max, err := strconv.ParseUint(strings.TrimSpace(string(pidMax)), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse pid_max %q: %w", pidMax, err)
+	}
+	return running, max, nil
+}
+
+func (procHost) SystemInfo() SystemInfo {
+	return SystemInfo{
+		MachineID:     readTrimmed("/etc/machine-id"),
+		SystemUUID:    readTrimmed("/sys/class/dmi/id/product_uuid"),
+		BootID:        readTrimmed("/proc/sys/kernel/random/boot_id"),
+		KernelVersion: readTrimmed("/proc/sys/kernel/osrelease"), // uname -r
+		OSImage:       osImage(),
+	}
+}
+
+func readTrimmed(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func osImage() string {
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		if data, err := os.ReadFile(p); err == nil {
+			if name := parseOSRelease(data); name != "" {
+				return name
+			}
+		}
+	}
+	return "Linux"
+}
+
+// parseMemInfo returns MemTotal and MemAvailable from /proc/meminfo, in bytes.
+func parseMemInfo(data []byte) (total, available uint64, err error) {
+	var haveTotal, haveAvail bool
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		var dst *uint64
+		switch fields[0] {
+		case "MemTotal:":
+			dst, haveTotal = &total, true
+		case "MemAvailable:":
+			dst, haveAvail = &available, true
+		default:
+			continue
+		}
+		v, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse meminfo %s: %w", fields[0], err)
+		}
+		if len(fields) > 2 && fields[2] == "kB" {
+			v *= 1024
+		}
+		*dst = v
+	}
+	if !haveTotal || !haveAvail {
+		return 0, 0, fmt.Errorf("meminfo lacks MemTotal or MemAvailable")
+	}
+	return total, available, nil
+}
+
+// parseLoadavgProcs returns the number of scheduling entities from the
+// fourth field of /proc/loadavg ("running/total").
+func parseLoadavgProcs(data []byte) (uint64, error) {
+	fields := strings.Fields(string(data))
+	if len(fields) < 4 {
+		return 0, fmt.Errorf("parse loadavg %q: too few fields", data)
+	}
+	_, total, ok := strings.Cut(fields[3], "/")
+	if !ok {
+		return 0, fmt.Errorf("parse loadavg %q: no process count", data)
+	}
+	n, err := strconv.ParseUint(total, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse loadavg %q: %w", data, err)
+	}
+	return n, nil
+}
+
+// parseOSRelease returns PRETTY_NAME from an os-release file.
+func parseOSRelease(data []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok || k != "PRETTY_NAME" {
+			continue
+		}
+		if u, err := strconv.Unquote(v); err == nil {
+			return u
+		}
+		return strings.Trim(v, `"'`)
+	}
+	return ""
+}

@@ -1,0 +1,220 @@
+package nodestatus
+
+import (
+	"context"
+	"fmt"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// Eviction thresholds of the kubelet's defaults, used both to reserve
+// allocatable and to report pressure.
+const (
+	memoryThreshold  = 100 * 1024 * 1024 // memory.available < 100Mi
+	diskThresholdPct = 10                // nodefs.available < 10%
+	pidThresholdPct  = 90                // more than 90% of pid_max in use
+)
+
+// runtimeTimeout bounds each call to the runtime so a hung runtime turns
+// the node NotReady instead of stalling the loop.
+const runtimeTimeout = 5 * time.Second
+
+// setStatus fills the parts of node.Status this agent owns, keeping any
+// other field (images, volumes, conditions of other types, extended
+// resources) as found.
+func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time) {
+	logger := klog.FromContext(ctx)
+	st := &node.Status
+
+	if st.Capacity == nil {
+		st.Capacity = v1.ResourceList{}
+	}
+	if st.Allocatable == nil {
+		st.Allocatable = v1.ResourceList{}
+	}
+	setResource(st, v1.ResourceCPU, *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI), 0)
+	setResource(st, v1.ResourcePods, *resource.NewQuantity(int64(c.cfg.MaxPods), resource.DecimalSI), 0)
+	setResource(st, "hugepages-2Mi", *resource.NewQuantity(0, resource.BinarySI), 0)
+	setResource(st, "hugepages-1Gi", *resource.NewQuantity(0, resource.BinarySI), 0)
+
+	memTotal, memAvail, memErr := c.host.Memory()
+	if memErr != nil {
+		logger.Error(memErr, "Unable to read memory")
+	} else {
+		setResource(st, v1.ResourceMemory, *resource.NewQuantity(int64(memTotal), resource.BinarySI), memoryThreshold)
+	}
+	fsTotal, fsAvail, fsErr := c.host.Filesystem(c.cfg.RootDir)
+	if fsErr != nil {
+		logger.Error(fsErr, "Unable to read filesystem", "path", c.cfg.RootDir)
+	} else {
+		setResource(st, v1.ResourceEphemeralStorage, *resource.NewQuantity(int64(fsTotal), resource.BinarySI), int64(fsTotal)*diskThresholdPct/100)
+	}
+	pids, pidMax, pidErr := c.host.PIDs()
+	if pidErr != nil {
+		logger.Error(pidErr, "Unable to read process counts")
+	}
+
+	st.Addresses = st.Addresses[:0:0]
+	for _, ip := range c.cfg.NodeIPs {
+		st.Addresses = append(st.Addresses, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
+	}
+	if c.cfg.Hostname != "" {
+		st.Addresses = append(st.Addresses, v1.NodeAddress{Type: v1.NodeHostName, Address: c.cfg.Hostname})
+	}
+	st.DaemonEndpoints.KubeletEndpoint.Port = c.cfg.Port
+	st.DeclaredFeatures = append([]string(nil), c.cfg.DeclaredFeatures...)
+	c.setNodeInfo(ctx, &st.NodeInfo)
+
+	conds := []v1.NodeCondition{
+		pressureCondition(v1.NodeMemoryPressure, memErr, memAvail < memoryThreshold,
+			"KubeletHasSufficientMemory", "nodeagent has sufficient memory available",
+			"KubeletHasInsufficientMemory", "nodeagent has insufficient memory available"),
+		pressureCondition(v1.NodeDiskPressure, fsErr, fsAvail*100 < fsTotal*diskThresholdPct,
+			"KubeletHasNoDiskPressure", "nodeagent has no disk pressure",
+			"KubeletHasDiskPressure", "nodeagent has disk pressure"),
+		pressureCondition(v1.NodePIDPressure, pidErr, pids*100 > pidMax*pidThresholdPct,
+			"KubeletHasSufficientPID", "nodeagent has sufficient PID available",
+			"KubeletHasInsufficientPID", "nodeagent has insufficient PID available"),
+		c.readyCondition(ctx),
+	}
+	for _, cond := range conds {
+		mergeCondition(st, cond, now)
+	}
+}
+
+// setResource sets capacity and allocatable = capacity - reserved.
+func setResource(st *v1.NodeStatus, name v1.ResourceName, capacity resource.Quantity, reserved int64) {
+	st.Capacity[name] = capacity
+	alloc := capacity.DeepCopy()
+	if reserved > 0 {
+		alloc.Sub(*resource.NewQuantity(reserved, capacity.Format))
+		if alloc.Sign() < 0 {
+			alloc.Set(0)
+		}
+	}
+	st.Allocatable[name] = alloc
+}
+
+func (c *Controller) setNodeInfo(ctx context.Context, info *v1.NodeSystemInfo) {
+	si := c.host.SystemInfo()
+	info.MachineID = si.MachineID
+	info.SystemUUID = si.SystemUUID
+	info.BootID = si.BootID
+	info.KernelVersion = si.KernelVersion
+	info.OSImage = si.OSImage
+	info.OperatingSystem = goruntime.GOOS
+	info.Architecture = goruntime.GOARCH
+	info.KubeletVersion = c.cfg.AgentVersion
+	info.KubeProxyVersion = ""
+
+	vctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
+	defer cancel()
+	v, err := c.rt.Version(vctx)
+	if err != nil {
+		// Keep the last known version; Ready tells that the runtime is down.
+		klog.FromContext(ctx).V(4).Info("Unable to get runtime version", "err", err)
+		return
+	}
+	info.ContainerRuntimeVersion = fmt.Sprintf("%s://%s", v.RuntimeName, strings.TrimPrefix(v.RuntimeVersion, "v"))
+}
+
+// pressureCondition builds a pressure condition; a read error makes it
+// Unknown rather than guessing.
+func pressureCondition(typ v1.NodeConditionType, err error, pressure bool, okReason, okMsg, badReason, badMsg string) v1.NodeCondition {
+	switch {
+	case err != nil:
+		return v1.NodeCondition{Type: typ, Status: v1.ConditionUnknown, Reason: "NodeStatusUnknown", Message: err.Error()}
+	case pressure:
+		return v1.NodeCondition{Type: typ, Status: v1.ConditionTrue, Reason: badReason, Message: badMsg}
+	default:
+		return v1.NodeCondition{Type: typ, Status: v1.ConditionFalse, Reason: okReason, Message: okMsg}
+	}
+}
+
+// readyCondition asks the runtime for its status and adds the not-ready
+// reasons set by other components.
+func (c *Controller) readyCondition(ctx context.Context) v1.NodeCondition {
+	var problems []string
+	sctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
+	defer cancel()
+	status, err := c.rt.Status(sctx)
+	switch {
+	case err != nil:
+		problems = append(problems, fmt.Sprintf("container runtime is down: %v", err))
+	case status == nil:
+		problems = append(problems, "container runtime is down: no status")
+	default:
+		problems = append(problems, runtimeProblems(status)...)
+	}
+
+	c.mu.Lock()
+	sources := make([]string, 0, len(c.notReady))
+	for s := range c.notReady {
+		sources = append(sources, s)
+	}
+	sort.Strings(sources)
+	for _, s := range sources {
+		problems = append(problems, fmt.Sprintf("%s: %s", s, c.notReady[s]))
+	}
+	c.mu.Unlock()
+
+	if len(problems) > 0 {
+		return v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse,
+			Reason: "KubeletNotReady", Message: strings.Join(problems, ", ")}
+	}
+	return v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue,
+		Reason: "KubeletReady", Message: "nodeagent is posting ready status"}
+}
+
+// runtimeProblems checks the RuntimeReady and NetworkReady conditions.
+func runtimeProblems(status *runtimeapi.RuntimeStatus) []string {
+	var problems []string
+	for _, want := range []struct{ typ, what string }{
+		{runtimeapi.RuntimeReady, "container runtime not ready"},
+		{runtimeapi.NetworkReady, "container runtime network not ready"},
+	} {
+		var found *runtimeapi.RuntimeCondition
+		for _, cond := range status.GetConditions() {
+			if cond.GetType() == want.typ {
+				found = cond
+				break
+			}
+		}
+		switch {
+		case found == nil:
+			problems = append(problems, fmt.Sprintf("%s: %s condition missing", want.what, want.typ))
+		case !found.GetStatus():
+			problems = append(problems, fmt.Sprintf("%s: %s=false reason:%s message:%s",
+				want.what, want.typ, found.GetReason(), found.GetMessage()))
+		}
+	}
+	return problems
+}
+
+// mergeCondition replaces the condition of cond.Type, keeping its
+// lastTransitionTime unless the status flipped; the heartbeat is now.
+func mergeCondition(st *v1.NodeStatus, cond v1.NodeCondition, now time.Time) {
+	t := metav1.NewTime(now)
+	cond.LastHeartbeatTime = t
+	cond.LastTransitionTime = t
+	for i := range st.Conditions {
+		old := &st.Conditions[i]
+		if old.Type != cond.Type {
+			continue
+		}
+		if old.Status == cond.Status && !old.LastTransitionTime.IsZero() {
+			cond.LastTransitionTime = old.LastTransitionTime
+		}
+		*old = cond
+		return
+	}
+	st.Conditions = append(st.Conditions, cond)
+}

@@ -1,0 +1,156 @@
+package nodestatus
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2/ktesting"
+)
+
+func TestReadyTransitions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHarness(t)
+	if err := h.c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *v1.Node {
+		t.Helper()
+		n, err := h.client.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	start := h.clock.Now()
+	steps := []struct {
+		name        string
+		runtimeErr  error
+		networkOK   bool
+		notReady    [2]string // source, message
+		wantStatus  v1.ConditionStatus
+		wantMessage string
+		wantFlip    bool
+	}{
+		{name: "runtime down", runtimeErr: errRuntimeDown, wantStatus: v1.ConditionFalse,
+			wantMessage: "container runtime is down: connection refused", wantFlip: true},
+		{name: "still down", runtimeErr: errRuntimeDown, wantStatus: v1.ConditionFalse,
+			wantMessage: "container runtime is down", wantFlip: false},
+		{name: "network not ready", networkOK: false, wantStatus: v1.ConditionFalse,
+			wantMessage: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:cni plugin not initialized"},
+		{name: "back up", networkOK: true, wantStatus: v1.ConditionTrue,
+			wantMessage: "nodeagent is posting ready status", wantFlip: true},
+		{name: "extra reason", networkOK: true, notReady: [2]string{"cni", "no config"},
+			wantStatus: v1.ConditionFalse, wantMessage: "cni: no config", wantFlip: true},
+		{name: "reason cleared", networkOK: true, notReady: [2]string{"cni", ""},
+			wantStatus: v1.ConditionTrue, wantMessage: "nodeagent is posting ready status", wantFlip: true},
+	}
+	prev := condition(get(), v1.NodeReady).LastTransitionTime
+	for i, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			h.clock.Step(10 * time.Second)
+			h.rt.set(s.runtimeErr, s.networkOK)
+			if s.notReady[0] != "" {
+				h.c.SetNotReadyReason(s.notReady[0], s.notReady[1])
+			}
+			if err := h.c.syncStatus(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ready := condition(get(), v1.NodeReady)
+			if ready.Status != s.wantStatus || !strings.Contains(ready.Message, s.wantMessage) {
+				t.Fatalf("Ready = %s %q, want %s containing %q", ready.Status, ready.Message, s.wantStatus, s.wantMessage)
+			}
+			flipped := !ready.LastTransitionTime.Equal(&prev)
+			if flipped != s.wantFlip {
+				t.Errorf("transition time changed = %v, want %v", flipped, s.wantFlip)
+			}
+			if s.wantFlip && !ready.LastTransitionTime.Time.Equal(start.Add(time.Duration(i+1)*10*time.Second)) {
+				t.Errorf("transition time = %v", ready.LastTransitionTime)
+			}
+			prev = ready.LastTransitionTime
+		})
+	}
+}
+
+func TestStatusPostedOnChangeOrReportFrequency(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHarness(t)
+	if err := h.c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	posts := func() int {
+		n := 0
+		for _, a := range h.client.Actions() {
+			if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	sync := func() {
+		t.Helper()
+		if err := h.c.syncStatus(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync() // first sync always posts
+	if got := posts(); got != 1 {
+		t.Fatalf("posts after first sync = %d, want 1", got)
+	}
+	h.clock.Step(10 * time.Second)
+	sync()
+	if got := posts(); got != 1 {
+		t.Errorf("unchanged status was posted: %d posts", got)
+	}
+	h.host.mu.Lock()
+	h.host.memAvail = 50 * mi
+	h.host.mu.Unlock()
+	h.clock.Step(10 * time.Second)
+	sync()
+	if got := posts(); got != 2 {
+		t.Errorf("changed status not posted: %d posts", got)
+	}
+	if c := condition(h.c.Node(), v1.NodeMemoryPressure); c.Status != v1.ConditionTrue {
+		t.Errorf("MemoryPressure = %+v", c)
+	}
+	h.clock.Step(5 * time.Minute)
+	sync()
+	if got := posts(); got != 3 {
+		t.Errorf("status not posted after report frequency: %d posts", got)
+	}
+	hb := condition(h.c.Node(), v1.NodeReady).LastHeartbeatTime
+	if !hb.Time.Equal(h.clock.Now()) {
+		t.Errorf("heartbeat = %v, want %v", hb, h.clock.Now())
+	}
+}
+
+func TestPressureConditions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	for _, tc := range []struct {
+		name   string
+		modify func(*fakeHost)
+		typ    v1.NodeConditionType
+		want   v1.ConditionStatus
+	}{
+		{"memory ok", func(h *fakeHost) {}, v1.NodeMemoryPressure, v1.ConditionFalse},
+		{"memory low", func(h *fakeHost) { h.memAvail = 99 * mi }, v1.NodeMemoryPressure, v1.ConditionTrue},
+		{"memory unreadable", func(h *fakeHost) { h.memErr = errors.New("no") }, v1.NodeMemoryPressure, v1.ConditionUnknown},
+		{"disk ok", func(h *fakeHost) { h.fsAvail = 11 * gi }, v1.NodeDiskPressure, v1.ConditionFalse},
+		{"disk low", func(h *fakeHost) { h.fsAvail = 9 * gi }, v1.NodeDiskPressure, v1.ConditionTrue},
+		{"pids ok", func(h *fakeHost) { h.pids, h.pidMax = 900, 1000 }, v1.NodePIDPressure, v1.ConditionFalse},
+		{"pids high", func(h *fakeHost) { h.pids, h.pidMax = 901, 1000 }, v1.NodePIDPressure, v1.ConditionTrue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tc.modify(h.host)
+			node := &v1.Node{}
+			h.c.setStatus(ctx, node, h.clock.Now())
+			if c := condition(node, tc.typ); c == nil || c.Status != tc.want {
+				t.Errorf("%s = %+v, want %s", tc.typ, c, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,100 @@
+package podenv
+
+import (
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func testPod() *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web", Namespace: "ns", UID: "uid-1",
+			Labels:      map[string]string{"app": "web", "tier": "front"},
+			Annotations: map[string]string{"note": `say "hi"`},
+		},
+		Spec: v1.PodSpec{
+			NodeName: "node1", ServiceAccountName: "sa",
+			Containers: []v1.Container{{
+				Name: "app",
+				Resources: v1.ResourceRequirements{
+					Limits:   v1.ResourceList{v1.ResourceCPU: resource.MustParse("500m")},
+					Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")},
+				},
+			}, {Name: "side"}},
+		},
+	}
+}
+
+func TestFieldValue(t *testing.T) {
+	pod := testPod()
+	tests := []struct {
+		path, want string
+		wantErr    bool
+	}{
+		{path: "metadata.name", want: "web"},
+		{path: "metadata.namespace", want: "ns"},
+		{path: "metadata.uid", want: "uid-1"},
+		{path: "metadata.labels", want: "app=\"web\"\ntier=\"front\""},
+		{path: "metadata.annotations", want: `note="say \"hi\""`},
+		{path: "metadata.labels['app']", want: "web"},
+		{path: "metadata.annotations['note']", want: `say "hi"`},
+		{path: "metadata.labels['none']", want: ""},
+		{path: "spec.nodeName", want: "node1"},
+		{path: "spec.serviceAccountName", want: "sa"},
+		{path: "status.hostIP", want: "10.0.0.1"},
+		{path: "status.podIP", want: "10.1.0.5"},
+		{path: "status.podIPs", want: "10.1.0.5,fd00::5"},
+		{path: "spec.hostname", wantErr: true},
+		{path: "metadata.name['x']", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			got, err := FieldValue(pod, tt.path, "10.0.0.1", "10.1.0.5", []string{"10.1.0.5", "fd00::5"})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResourceValue(t *testing.T) {
+	pod := testPod()
+	alloc := v1.ResourceList{
+		v1.ResourceCPU:    resource.MustParse("4"),
+		v1.ResourceMemory: resource.MustParse("8Gi"),
+	}
+	tests := []struct {
+		name    string
+		fs      v1.ResourceFieldSelector
+		want    string
+		wantErr bool
+	}{
+		{name: "cpu limit rounds up", fs: v1.ResourceFieldSelector{Resource: "limits.cpu"}, want: "1"},
+		{name: "cpu limit millis", fs: v1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1m")}, want: "500"},
+		{name: "memory request Mi", fs: v1.ResourceFieldSelector{Resource: "requests.memory", Divisor: resource.MustParse("1Mi")}, want: "64"},
+		{name: "memory limit from allocatable", fs: v1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Gi")}, want: "8"},
+		{name: "unset request is zero", fs: v1.ResourceFieldSelector{Resource: "requests.cpu"}, want: "0"},
+		{name: "other container", fs: v1.ResourceFieldSelector{ContainerName: "side", Resource: "limits.cpu"}, want: "4"},
+		{name: "unknown container", fs: v1.ResourceFieldSelector{ContainerName: "nope", Resource: "limits.cpu"}, wantErr: true},
+		{name: "unsupported", fs: v1.ResourceFieldSelector{Resource: "limits.gpu"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ResourceValue(&tt.fs, pod, &pod.Spec.Containers[0], alloc)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func resourceQ(s string) *resource.Quantity { q := resource.MustParse(s); return &q }

@@ -1,0 +1,147 @@
+package podsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// backoffResetAfter is how long a container must have run for its
+// crash-loop back-off to start again from the beginning.
+const backoffResetAfter = 10 * time.Minute
+
+// syncContainers starts what should run in the ready sandbox: init
+// containers one at a time, then the app containers. It returns when to
+// sync again for a back-off and whether it changed anything.
+func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podState, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
+	var requeue time.Duration
+	changed := false
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cur, _ := state.latest(c.Name)
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
+			continue
+		}
+		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			return 0, false, nil // running or being created: wait for it
+		}
+		if cur != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+			return 0, false, nil // failed for good: the pod fails
+		}
+		r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
+		return r, started, err
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		cur, _ := state.latest(c.Name)
+		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		if cur != nil && !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+			continue
+		}
+		r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
+		if err != nil {
+			return 0, changed, err
+		}
+		changed = changed || started
+		requeue = minPositive(requeue, r)
+	}
+	return requeue, changed, nil
+}
+
+func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case v1.RestartPolicyNever:
+		return false
+	case v1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	return true
+}
+
+// maybeStart starts a new instance of c unless its back-off forbids it
+// now; prev is the instance that exited, if any.
+func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, prev *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
+	key := string(pod.UID) + "/" + c.Name
+	restartCount := int32(0)
+	if prev != nil {
+		restartCount = prevRestartCount(prev) + 1
+		finished := time.Unix(0, prev.FinishedAt)
+		started := time.Unix(0, prev.StartedAt)
+		if finished.Sub(started) >= backoffResetAfter {
+			s.crashBackoff.Reset(key)
+		}
+		if s.crashBackoff.IsInBackOffSince(key, finished) {
+			wait := s.crashBackoff.Get(key) - s.clock.Since(finished)
+			msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", s.crashBackoff.Get(key), c.Name, klog.KObj(pod))
+			if w, _ := s.waitingFor(pod.UID, c.Name); w.reason != "CrashLoopBackOff" {
+				s.recorder.Event(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name+"_"+pod.Namespace)
+			}
+			s.setWaiting(pod.UID, c.Name, "CrashLoopBackOff", msg)
+			return wait + 10*time.Millisecond, false, nil
+		}
+		s.crashBackoff.Next(key, finished)
+	}
+	err := s.startContainer(ctx, pod, c, restartCount, sandbox)
+	if err == nil {
+		s.clearWaiting(pod.UID, c.Name)
+		return 0, true, nil
+	}
+	var pe *pullError
+	switch {
+	case errors.As(err, &pe):
+		// The status shows why; retry when the pull back-off ends.
+		return pe.retryAfter, false, nil
+	case errors.Is(err, errConfig):
+		s.setWaiting(pod.UID, c.Name, "CreateContainerConfigError", err.Error())
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return 0, false, err
+	default:
+		s.setWaiting(pod.UID, c.Name, "CreateContainerError", err.Error())
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return 0, false, err
+	}
+}
+
+func prevRestartCount(st *runtimeapi.ContainerStatus) int32 {
+	if n := int32(st.Metadata.GetAttempt()); n > 0 {
+		return n
+	}
+	return 0
+}
+
+// startContainer pulls the image if needed, then creates and starts c.
+func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) error {
+	logger := klog.FromContext(ctx).WithValues("container", c.Name)
+	imageRef, err := s.ensureImage(ctx, pod, c)
+	if err != nil {
+		return err
+	}
+	sbCfg, err := s.sandboxConfig(pod, sandbox.Metadata.GetAttempt())
+	if err != nil {
+		return err
+	}
+	cfg, err := s.containerConfig(ctx, pod, c, restartCount, imageRef, sandbox)
+	if err != nil {
+		return err
+	}
+	id, err := s.runtime.CreateContainer(ctx, sandbox.Id, cfg, sbCfg)
+	if err != nil {
+		return fmt.Errorf("create container %q: %w", c.Name, err)
+	}
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
+	if err := s.runtime.StartContainer(ctx, id); err != nil {
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		return fmt.Errorf("start container %q: %w", c.Name, err)
+	}
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	s.linkLog(ctx, pod, c.Name, id, cfg.LogPath)
+	logger.V(2).Info("Started container", "containerID", id, "restartCount", restartCount)
+	return nil
+}

@@ -1,0 +1,26 @@
+// Package podsync makes the container runtime match a pod: it is the
+// PodSyncer behind podworkers.
+//
+// SyncPod reads the pod's sandboxes and containers from the runtime (by the
+// pod UID label), creates the sandbox when there is no ready one (volumes
+// first, then RunPodSandbox with the kubelet's labels, log directory, DNS
+// and port mappings), runs init containers one after another, then starts
+// the app containers, restarting exited ones as restartPolicy says with
+// the kubelet's crash-loop back-off, and finally writes the pod status it
+// computed from what the runtime reports. Nothing here polls: a sync runs
+// because the pod changed, a runtime event named it, or a back-off timer
+// expired.
+//
+// SyncTerminatingPod stops containers with the pod's grace period (the
+// runtime sends SIGTERM, then SIGKILL when the period ends) and stops the
+// sandbox; SyncTerminatedPod removes the pod's containers, sandboxes and
+// volumes and deletes a deleted pod's object.
+//
+// Pods that use a feature the agent does not implement yet are rejected at
+// admission, with phase Failed, reason UnsupportedPodSpec and an event that
+// names the feature: never a silent half-run.
+//
+// GarbageCollect removes what is left of pods the apiserver no longer has
+// (after an agent restart, for instance), dead containers beyond the last
+// one per container name, and log directories of pods that are gone.
+package podsync

@@ -1,0 +1,113 @@
+package podsync
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/cri"
+)
+
+// GarbageCollect removes what belongs to no known pod and what a known pod
+// no longer needs: every sandbox and container of pods for which known
+// returns false (pods deleted while the agent was down), dead containers
+// beyond the newest one per container name (kept for logs --previous),
+// dead sandboxes that are not a pod's newest, and log directories of pods
+// that are gone. Objects without the agent's label are never touched; they
+// are named in one warning.
+func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool) error {
+	logger := klog.FromContext(ctx)
+	all, err := s.runtime.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("list sandboxes: %w", err)
+	}
+	if foreign := cri.Unmanaged(all); len(foreign) > 0 {
+		names := make([]string, 0, len(foreign))
+		for _, sb := range foreign {
+			names = append(names, sb.Metadata.GetNamespace()+"/"+sb.Metadata.GetName())
+		}
+		logger.Info("Warning: the runtime has sandboxes nodeagent did not create; leaving them alone", "sandboxes", names)
+	}
+	byPod := map[types.UID][]*runtimeapi.PodSandbox{}
+	for _, sb := range all {
+		if cri.IsManaged(sb.Labels) {
+			uid := cri.PodUID(sb.Labels)
+			byPod[uid] = append(byPod[uid], sb)
+		}
+	}
+	for uid, sbs := range byPod {
+		if !known(uid) {
+			md := sbs[0].Metadata
+			logger.Info("Removing pod unknown to the apiserver", "pod", md.GetNamespace()+"/"+md.GetName(), "podUID", uid)
+			if err := s.removePod(ctx, uid, md.GetNamespace(), md.GetName()); err != nil {
+				logger.Error(err, "Removing orphaned pod", "podUID", uid)
+			}
+			continue
+		}
+		sort.Slice(sbs, func(i, j int) bool { return sbs[i].CreatedAt > sbs[j].CreatedAt })
+		for _, sb := range sbs[1:] {
+			if sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+				if err := s.runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
+					logger.Error(err, "Removing dead sandbox", "sandbox", sb.Id)
+				}
+			}
+		}
+	}
+	if err := s.gcContainers(ctx); err != nil {
+		return err
+	}
+	s.gcLogDirs(ctx, known)
+	return nil
+}
+
+// gcContainers removes exited containers beyond the newest per pod and
+// container name.
+func (s *Syncer) gcContainers(ctx context.Context) error {
+	ctrs, err := s.runtime.ListContainers(ctx, cri.ManagedContainerFilter(""))
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	sort.Slice(ctrs, func(i, j int) bool { return ctrs[i].CreatedAt > ctrs[j].CreatedAt })
+	seen := map[string]bool{}
+	for _, c := range ctrs {
+		key := string(cri.PodUID(c.Labels)) + "/" + c.Labels[cri.ContainerNameLabel]
+		if !seen[key] {
+			seen[key] = true
+			continue
+		}
+		if c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		if err := s.runtime.RemoveContainer(ctx, c.Id); err != nil {
+			klog.FromContext(ctx).Error(err, "Removing dead container", "containerID", c.Id)
+			continue
+		}
+		s.statuses.forget(c.Id)
+		s.unlinkLog(c.Labels[cri.PodNamespaceLabel], c.Labels[cri.PodNameLabel], c.Id)
+	}
+	return nil
+}
+
+// gcLogDirs removes /var/log/pods/<ns>_<name>_<uid> of pods that are gone.
+func (s *Syncer) gcLogDirs(ctx context.Context, known func(types.UID) bool) {
+	entries, err := os.ReadDir(s.cfg.PodLogsDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		parts := strings.Split(e.Name(), "_")
+		if len(parts) != 3 || !e.IsDir() {
+			continue
+		}
+		if uid := types.UID(parts[2]); !known(uid) {
+			klog.FromContext(ctx).V(2).Info("Removing log directory of a gone pod", "dir", e.Name())
+			_ = os.RemoveAll(s.cfg.PodLogsDir + "/" + e.Name())
+		}
+	}
+}

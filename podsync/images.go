@@ -1,0 +1,78 @@
+package podsync
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// pullError is an image that could not be had; the container waits with
+// reason (ErrImagePull, ImagePullBackOff, ErrImageNeverPull) until
+// retryAfter.
+type pullError struct {
+	reason, message string
+	retryAfter      time.Duration
+}
+
+func (e *pullError) Error() string { return e.reason + ": " + e.message }
+
+// ensureImage returns the image reference to create c with, pulling the
+// image as imagePullPolicy says.
+func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, error) {
+	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = v1.PullIfNotPresent
+		if strings.HasSuffix(c.Image, ":latest") || !strings.Contains(lastPathElem(c.Image), ":") && !strings.Contains(c.Image, "@") {
+			policy = v1.PullAlways
+		}
+	}
+	if policy != v1.PullAlways {
+		st, err := s.images.ImageStatus(ctx, spec, false)
+		if err != nil {
+			return "", fmt.Errorf("image status of %q: %w", c.Image, err)
+		}
+		if st.GetImage() != nil {
+			s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+			return st.Image.Id, nil
+		}
+		if policy == v1.PullNever {
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+			s.setWaiting(pod.UID, c.Name, "ErrImageNeverPull", msg)
+			s.recorder.Event(pod, v1.EventTypeWarning, "ErrImageNeverPull", msg)
+			return "", &pullError{"ErrImageNeverPull", msg, 0}
+		}
+	}
+	key := c.Image + "/" + string(pod.UID)
+	now := s.clock.Now()
+	if s.pullBackoff.IsInBackOffSinceUpdate(key, now) {
+		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
+		s.setWaiting(pod.UID, c.Name, "ImagePullBackOff", msg)
+		s.recorder.Event(pod, v1.EventTypeNormal, "BackOff", msg)
+		return "", &pullError{"ImagePullBackOff", msg, s.pullBackoff.Get(key)}
+	}
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+	start := s.clock.Now()
+	ref, err := s.images.PullImage(ctx, spec, nil, nil)
+	if err != nil {
+		s.pullBackoff.Next(key, now)
+		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
+		s.setWaiting(pod.UID, c.Name, "ErrImagePull", msg)
+		s.recorder.Event(pod, v1.EventTypeWarning, "Failed", msg)
+		return "", &pullError{"ErrImagePull", msg, s.pullBackoff.Get(key)}
+	}
+	s.pullBackoff.Reset(key)
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, s.clock.Since(start).Round(time.Millisecond))
+	return ref, nil
+}
+
+func lastPathElem(image string) string {
+	if i := strings.LastIndex(image, "/"); i >= 0 {
+		return image[i+1:]
+	}
+	return image
+}

@@ -1,0 +1,247 @@
+package podsync
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/cri"
+)
+
+// podLogDir is the kubelet's log directory of a pod.
+func (s *Syncer) podLogDir(pod *v1.Pod) string {
+	return filepath.Join(s.cfg.PodLogsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+}
+
+func (s *Syncer) podDir(pod *v1.Pod) string {
+	return filepath.Join(s.cfg.RootDir, "pods", string(pod.UID))
+}
+
+// startSandbox prepares the pod's volumes and runs a new sandbox. Older
+// sandboxes of the pod and their containers are stopped first.
+func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState) (id string, retErr error) {
+	logger := klog.FromContext(ctx)
+	for _, c := range state.containers {
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			if err := s.runtime.StopContainer(ctx, c.Id, 0); err != nil {
+				return "", fmt.Errorf("stop container %s of an old sandbox: %w", c.Id, err)
+			}
+		}
+	}
+	for _, sb := range state.sandboxes {
+		if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
+			return "", fmt.Errorf("stop old sandbox %s: %w", sb.Id, err)
+		}
+	}
+	if len(state.sandboxes) > 0 {
+		s.recorder.Event(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+	}
+	if _, err := s.volumes.Setup(ctx, pod); err != nil {
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "Unable to mount volumes: %v", err)
+		return "", fmt.Errorf("set up volumes: %w", err)
+	}
+	if err := os.MkdirAll(s.podLogDir(pod), 0o755); err != nil {
+		return "", fmt.Errorf("create pod log directory: %w", err)
+	}
+	cfg, err := s.sandboxConfig(pod, uint32(len(state.sandboxes)))
+	if err != nil {
+		return "", err
+	}
+	start := s.clock.Now()
+	id, err = s.runtime.RunPodSandbox(ctx, cfg, "")
+	if err != nil {
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		return "", fmt.Errorf("run sandbox: %w", err)
+	}
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		// Roll back on a fresh bounded context: the caller's may be done.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := s.runtime.StopPodSandbox(cctx, id); err != nil {
+			logger.Error(err, "Rolling back sandbox", "sandbox", id)
+			return
+		}
+		if err := s.runtime.RemovePodSandbox(cctx, id); err != nil {
+			logger.Error(err, "Rolling back sandbox", "sandbox", id)
+		}
+	}()
+	if _, err := s.sandboxIPsOf(ctx, id); err != nil {
+		return "", err
+	}
+	logger.V(2).Info("Started sandbox", "sandbox", id, "duration", s.clock.Since(start))
+	return id, nil
+}
+
+// sandboxIPsOf returns the IPs of a sandbox, from the runtime once.
+func (s *Syncer) sandboxIPsOf(ctx context.Context, id string) ([]string, error) {
+	s.mu.Lock()
+	ips, ok := s.sandboxIPs[id]
+	s.mu.Unlock()
+	if ok {
+		return ips, nil
+	}
+	resp, err := s.runtime.PodSandboxStatus(ctx, id, false)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox status: %w", err)
+	}
+	if n := resp.GetStatus().GetNetwork(); n != nil {
+		if n.Ip != "" {
+			ips = append(ips, n.Ip)
+		}
+		for _, ip := range n.AdditionalIps {
+			ips = append(ips, ip.Ip)
+		}
+	}
+	s.mu.Lock()
+	s.sandboxIPs[id] = ips
+	s.mu.Unlock()
+	return ips, nil
+}
+
+func (s *Syncer) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+	hostname := pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	if len(hostname) > 63 {
+		hostname = strings.TrimRight(hostname[:63], "-.")
+	}
+	if pod.Spec.HostNetwork {
+		hostname = ""
+		if h, err := os.Hostname(); err == nil {
+			hostname = h
+		}
+	}
+	dns, err := s.dnsConfig(pod)
+	if err != nil {
+		return nil, err
+	}
+	annotations := map[string]string{}
+	for k, v := range pod.Annotations {
+		annotations[k] = v
+	}
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{
+			Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt,
+		},
+		Hostname:     hostname,
+		LogDirectory: s.podLogDir(pod),
+		DnsConfig:    dns,
+		PortMappings: portMappings(pod),
+		Labels:       cri.PodLabels(pod.Labels, pod.Name, pod.Namespace, pod.UID),
+		Annotations:  annotations,
+		Linux:        s.sandboxLinux(pod),
+	}
+	return cfg, nil
+}
+
+func portMappings(pod *v1.Pod) []*runtimeapi.PortMapping {
+	var out []*runtimeapi.PortMapping
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := runtimeapi.Protocol_TCP
+			switch p.Protocol {
+			case v1.ProtocolUDP:
+				proto = runtimeapi.Protocol_UDP
+			case v1.ProtocolSCTP:
+				proto = runtimeapi.Protocol_SCTP
+			}
+			out = append(out, &runtimeapi.PortMapping{Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
+		}
+	}
+	return out
+}
+
+func (s *Syncer) sandboxLinux(pod *v1.Pod) *runtimeapi.LinuxPodSandboxConfig {
+	sc := &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: namespaceOptions(pod),
+	}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+		}
+		if psc.RunAsGroup != nil {
+			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+		}
+		sc.SupplementalGroups = append(sc.SupplementalGroups, psc.SupplementalGroups...)
+		if psc.FSGroup != nil {
+			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			sc.Privileged = true
+		}
+	}
+	lc := &runtimeapi.LinuxPodSandboxConfig{
+		CgroupParent:    s.cgroupParent(pod),
+		SecurityContext: sc,
+	}
+	if psc := pod.Spec.SecurityContext; psc != nil && len(psc.Sysctls) > 0 {
+		lc.Sysctls = map[string]string{}
+		for _, sy := range psc.Sysctls {
+			lc.Sysctls[sy.Name] = sy.Value
+		}
+	}
+	return lc
+}
+
+func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {
+	ns := &runtimeapi.NamespaceOption{
+		Network: runtimeapi.NamespaceMode_POD,
+		Pid:     runtimeapi.NamespaceMode_CONTAINER,
+		Ipc:     runtimeapi.NamespaceMode_POD,
+	}
+	if pod.Spec.HostNetwork {
+		ns.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if pod.Spec.HostPID {
+		ns.Pid = runtimeapi.NamespaceMode_NODE
+	} else if pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace {
+		ns.Pid = runtimeapi.NamespaceMode_POD
+	}
+	if pod.Spec.HostIPC {
+		ns.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	return ns
+}
+
+// cgroupParent is the pod's cgroup as the kubelet names it:
+// <root>/kubepods[/<qos>]/pod<uid> for cgroupfs, the matching slices for
+// systemd.
+func (s *Syncer) cgroupParent(pod *v1.Pod) string {
+	if !s.cfg.CgroupsPerQOS {
+		return s.cfg.CgroupRoot
+	}
+	parts := []string{"kubepods"}
+	switch qosClass(pod) {
+	case v1.PodQOSBurstable:
+		parts = append(parts, "burstable")
+	case v1.PodQOSBestEffort:
+		parts = append(parts, "besteffort")
+	}
+	parts = append(parts, "pod"+string(pod.UID))
+	if s.cfg.CgroupDriver == "systemd" {
+		// kubepods-burstable-pod<uid>.slice, '-' in the UID becomes '_'.
+		name := strings.Join(parts[:len(parts)-1], "-") + "-pod" + strings.ReplaceAll(string(pod.UID), "-", "_")
+		return name + ".slice"
+	}
+	root := s.cfg.CgroupRoot
+	if root == "" {
+		root = "/"
+	}
+	return filepath.Join(append([]string{root}, parts...)...)
+}

@@ -1,0 +1,225 @@
+package podsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/nodeagent/nodeagent/podenv"
+)
+
+// Volumes prepares and releases pod volumes on the host.
+type Volumes interface {
+	Setup(ctx context.Context, pod *v1.Pod) (map[string]string, error)
+	NextRefresh(uid types.UID) (time.Time, bool)
+	Teardown(ctx context.Context, uid types.UID) error
+}
+
+// Env builds a container's environment.
+type Env interface {
+	Env(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string, podIPs []string, hostIP string) ([]podenv.EnvVar, error)
+}
+
+// StatusWriter sends pod statuses and deletes finished pods.
+type StatusWriter interface {
+	Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error
+	Delete(ctx context.Context, pod *v1.Pod) error
+	Forget(uid types.UID)
+}
+
+// Config is the node-level configuration a sync needs.
+type Config struct {
+	NodeName      string
+	NodeIPs       []net.IP
+	RootDir       string // pod directories: <RootDir>/pods/<uid>
+	PodLogsDir    string // /var/log/pods
+	ContainerLogs string // /var/log/containers
+	CgroupRoot    string
+	CgroupsPerQOS bool
+	CgroupDriver  string
+	ClusterDNS    []string
+	ClusterDomain string
+	ResolvConf    string
+	// RuntimeNetwork: the runtime sets up pod networking (the agent reads
+	// the IP from the sandbox status).
+	RuntimeNetwork bool
+	PodPidsLimit   int64
+}
+
+// Syncer implements podworkers.PodSyncer over CRI.
+type Syncer struct {
+	cfg      Config
+	runtime  internalapi.RuntimeService
+	images   internalapi.ImageManagerService
+	volumes  Volumes
+	env      Env
+	status   StatusWriter
+	recorder record.EventRecorder
+	clock    clock.Clock
+
+	statuses statusCache
+	// crash-loop back-off per container, image pull back-off per image.
+	crashBackoff *flowcontrol.Backoff
+	pullBackoff  *flowcontrol.Backoff
+
+	mu sync.Mutex
+	// waiting holds, per pod and container name, why a container is not
+	// running when the runtime cannot tell (image pull failures, config
+	// errors, back-off).
+	waiting map[types.UID]map[string]waitReason
+	// sandboxIPs caches the IPs of each sandbox, which do not change.
+	sandboxIPs map[string][]string
+}
+
+type waitReason struct{ reason, message string }
+
+// New returns a Syncer.
+func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, volumes Volumes, env Env, status StatusWriter, recorder record.EventRecorder, clk clock.Clock) *Syncer {
+	return &Syncer{
+		cfg: cfg, runtime: rt, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
+		crashBackoff: flowcontrol.NewBackOff(10*time.Second, 300*time.Second),
+		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 300*time.Second),
+		waiting:      map[types.UID]map[string]waitReason{},
+		sandboxIPs:   map[string][]string{},
+	}
+}
+
+func (s *Syncer) setWaiting(uid types.UID, name, reason, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting[uid] == nil {
+		s.waiting[uid] = map[string]waitReason{}
+	}
+	s.waiting[uid][name] = waitReason{reason, message}
+}
+
+func (s *Syncer) clearWaiting(uid types.UID, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.waiting[uid], name)
+}
+
+func (s *Syncer) waitingFor(uid types.UID, name string) (waitReason, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.waiting[uid][name]
+	return w, ok
+}
+
+// SyncPod makes the runtime match pod and writes its status.
+func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
+	logger := klog.FromContext(ctx)
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		return true, 0, nil
+	}
+	if err := unsupported(pod); err != nil {
+		s.recorder.Event(pod, v1.EventTypeWarning, "UnsupportedPodSpec", err.Error())
+		st := rejectedStatus(pod, "UnsupportedPodSpec", err.Error(), s.clock.Now())
+		if err := s.status.Write(ctx, pod, st); err != nil {
+			return false, 0, err
+		}
+		return true, 0, nil
+	}
+	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
+	if err != nil {
+		return false, 0, err
+	}
+	var requeue time.Duration
+	sandbox := state.readySandbox()
+	if sandbox == nil && !podDone(pod, state) {
+		id, err := s.startSandbox(ctx, pod, state)
+		if err != nil {
+			if werr := s.writeStatus(ctx, pod, state, nil); werr != nil {
+				logger.Error(werr, "Writing status")
+			}
+			return false, 0, err
+		}
+		if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {
+			return false, 0, err
+		}
+		if sandbox = state.readySandbox(); sandbox == nil || sandbox.Id != id {
+			return false, 0, fmt.Errorf("sandbox %s not ready after start", id)
+		}
+	}
+	if sandbox != nil {
+		if t, ok := s.volumes.NextRefresh(pod.UID); ok && !t.After(s.clock.Now()) {
+			if _, err := s.volumes.Setup(ctx, pod); err != nil {
+				logger.Error(err, "Refreshing volumes")
+			}
+		}
+		if t, ok := s.volumes.NextRefresh(pod.UID); ok {
+			requeue = minPositive(requeue, t.Sub(s.clock.Now()))
+		}
+		r, changed, err := s.syncContainers(ctx, pod, state, sandbox)
+		if err != nil {
+			return false, 0, err
+		}
+		requeue = minPositive(requeue, r)
+		if changed {
+			if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {
+				return false, 0, err
+			}
+		}
+	}
+	st, err := s.computeStatus(ctx, pod, state)
+	if err != nil {
+		return false, 0, err
+	}
+	if err := s.status.Write(ctx, pod, st); err != nil {
+		return false, 0, err
+	}
+	terminal := st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed
+	return terminal, requeue, nil
+}
+
+func (s *Syncer) writeStatus(ctx context.Context, pod *v1.Pod, state *podState, _ error) error {
+	st, err := s.computeStatus(ctx, pod, state)
+	if err != nil {
+		return err
+	}
+	return s.status.Write(ctx, pod, st)
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 {
+		return b
+	}
+	if b > 0 && b < a {
+		return b
+	}
+	return a
+}
+
+// podDone reports whether the pod's containers are finished for good, so
+// no sandbox is needed any more (a pod whose sandbox is gone after a node
+// restart, for instance).
+func podDone(pod *v1.Pod, state *podState) bool {
+	if pod.Spec.RestartPolicy == v1.RestartPolicyAlways || len(state.containers) == 0 {
+		return false
+	}
+	for i := range pod.Spec.Containers {
+		cur, _ := state.latest(pod.Spec.Containers[i].Name)
+		if cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			return false
+		}
+		if pod.Spec.RestartPolicy == v1.RestartPolicyOnFailure && cur.ExitCode != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// errConfig marks errors that become CreateContainerConfigError.
+var errConfig = errors.New("container config error")

@@ -1,0 +1,158 @@
+package podsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// SyncTerminatingPod stops every container of the pod with gracePeriod
+// (the runtime sends SIGTERM, then SIGKILL when it ends), then the sandbox.
+func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePeriod int64) error {
+	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(state.containers))
+	for i, c := range state.containers {
+		if c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := c.Metadata.GetName()
+			s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s", name)
+			if err := s.runtime.StopContainer(ctx, c.Id, gracePeriod); err != nil {
+				errs[i] = fmt.Errorf("stop container %q: %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, sb := range state.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
+				return fmt.Errorf("stop sandbox: %w", err)
+			}
+		}
+	}
+	klog.FromContext(ctx).V(2).Info("Pod stopped", "gracePeriod", gracePeriod)
+	return nil
+}
+
+// SyncTerminatedPod releases a stopped pod. A pod that merely finished
+// keeps its containers (for logs) until the object is deleted; a deleted
+// pod loses everything, then its object is deleted.
+func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) error {
+	deleting := gone || pod.DeletionTimestamp != nil
+	if !deleting {
+		return s.volumes.Teardown(ctx, pod.UID)
+	}
+	if err := s.removePod(ctx, pod.UID, pod.Namespace, pod.Name); err != nil {
+		return err
+	}
+	if !gone {
+		if err := s.status.Delete(ctx, pod); err != nil {
+			return err
+		}
+	}
+	s.forget(pod.UID)
+	return nil
+}
+
+// removePod removes the sandboxes, containers, volumes, log directory and
+// cgroup of a pod.
+func (s *Syncer) removePod(ctx context.Context, uid types.UID, namespace, name string) error {
+	state, err := readPodState(ctx, s.runtime, &s.statuses, uid)
+	if err != nil {
+		return err
+	}
+	for _, c := range state.containers {
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			if err := s.runtime.StopContainer(ctx, c.Id, 0); err != nil {
+				return fmt.Errorf("stop container: %w", err)
+			}
+		}
+	}
+	for _, sb := range state.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
+				return fmt.Errorf("stop sandbox: %w", err)
+			}
+		}
+		if err := s.runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
+			return fmt.Errorf("remove sandbox: %w", err)
+		}
+		s.mu.Lock()
+		delete(s.sandboxIPs, sb.Id)
+		s.mu.Unlock()
+	}
+	for _, c := range state.containers {
+		s.statuses.forget(c.Id)
+		s.unlinkLog(namespace, name, c.Id)
+	}
+	if err := s.volumes.Teardown(ctx, uid); err != nil {
+		return err
+	}
+	if namespace != "" {
+		_ = os.RemoveAll(filepath.Join(s.cfg.PodLogsDir, fmt.Sprintf("%s_%s_%s", namespace, name, uid)))
+	}
+	_ = os.RemoveAll(filepath.Join(s.cfg.RootDir, "pods", string(uid)))
+	s.removeCgroups(uid)
+	return nil
+}
+
+func (s *Syncer) unlinkLog(namespace, name, id string) {
+	if s.cfg.ContainerLogs == "" {
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(s.cfg.ContainerLogs, fmt.Sprintf("%s_%s_*-%s.log", name, namespace, id)))
+	for _, m := range matches {
+		_ = os.Remove(m)
+	}
+}
+
+// removeCgroups removes the pod's (now empty) cgroup directories, which
+// the runtime creates as parents but does not remove.
+func (s *Syncer) removeCgroups(uid types.UID) {
+	if s.cfg.CgroupDriver == "systemd" || !s.cfg.CgroupsPerQOS {
+		return
+	}
+	root := s.cfg.CgroupRoot
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hierarchies = append(hierarchies, "/sys/fs/cgroup")
+	for _, h := range hierarchies {
+		for _, qos := range []string{"", "burstable", "besteffort"} {
+			dir := filepath.Join(h, root, "kubepods", qos, "pod"+string(uid))
+			if _, err := os.Stat(dir); err == nil {
+				for i := 0; i < 10; i++ {
+					if err := os.Remove(dir); err == nil || os.IsNotExist(err) || !strings.Contains(err.Error(), "busy") {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}
+	}
+}
+
+func (s *Syncer) forget(uid types.UID) {
+	s.mu.Lock()
+	delete(s.waiting, uid)
+	s.mu.Unlock()
+	s.status.Forget(uid)
+}

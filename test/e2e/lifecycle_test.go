@@ -1,0 +1,111 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Killing the agent (SIGKILL) with 10 pods running and starting it again
+// restarts no container and sends no status backwards.
+func TestAgentRestartAdoptsPods(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		createPod(t, c, ns, busyboxPod(fmt.Sprintf("p%d", i), "sleep 3600", v1.RestartPolicyAlways))
+	}
+	before := map[string]string{}
+	for i := 0; i < 10; i++ {
+		p := waitPod(t, c, ns, fmt.Sprintf("p%d", i), 90*time.Second, "running", running)
+		before[p.Name] = p.Status.ContainerStatuses[0].ContainerID
+	}
+	harness(t, "agent-kill")
+	// A pod deleted while the agent is down is cleaned up when it is back.
+	if err := c.CoreV1().Pods(ns).Delete(ctx, "p9", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	harness(t, "agent-start")
+	waitGone(t, c, ns, "p9", 60*time.Second)
+	// Give the agent time to sync every pod, then compare.
+	time.Sleep(3 * time.Second)
+	for i := 0; i < 9; i++ {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, fmt.Sprintf("p%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := p.Status.ContainerStatuses[0]
+		if cs.ContainerID != before[p.Name] || cs.RestartCount != 0 || !running(p) {
+			t.Errorf("%s changed across agent restart: before %s, now %s", p.Name, before[p.Name], describe(p))
+		}
+	}
+}
+
+// An invalid config file stops the agent with exit code 1 and a message
+// naming the field.
+func TestInvalidConfig(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]struct{ body, want string }{
+		"bad port":   {"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: 70000\n", "port"},
+		"wrong type": {"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: lots\n", "maxPods"},
+		"wrong kind": {"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: Pod\n", "kind"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			if err := os.WriteFile(f, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(filepath.Join(cache, "bin/nodeagent"), "--config", f, "--kubeconfig", "/nonexistent")
+			out, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want code 1; output: %s", err, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("message does not name %q: %s", tc.want, out)
+			}
+		})
+	}
+}
+
+// The node goes NotReady when the runtime stops and Ready when it is back.
+func TestNodeNotReadyWithoutRuntime(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	harness(t, "containerd-stop")
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			harness(t, "containerd-start")
+		}
+	})
+	waitFor(t, 60*time.Second, "node NotReady", func() (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		ok, msg := nodeReady(n)
+		return !ok && strings.Contains(msg, "runtime"), nil
+	})
+	harness(t, "containerd-start")
+	restarted = true
+	waitFor(t, 60*time.Second, "node Ready", func() (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		ok, _ := nodeReady(n)
+		return ok, nil
+	})
+}

@@ -1,0 +1,34 @@
+// Package volumes prepares on the host the volumes a pod may use, so the
+// agent can bind-mount them into its containers through CRI.
+//
+// Every volume of a pod lives in
+//
+//	<rootDir>/pods/<podUID>/volumes/<plugin>/<volumeName>
+//
+// where plugin is the kubelet's name for the volume plugin
+// (kubernetes.io~empty-dir, kubernetes.io~configmap, kubernetes.io~secret,
+// kubernetes.io~downward-api, kubernetes.io~projected), so the layout is
+// familiar to anyone who knows the kubelet.
+//
+// emptyDir volumes are plain directories (mode 0777); with medium Memory a
+// tmpfs is mounted on them when the agent runs as root. configMap, secret,
+// downwardAPI and projected volumes are computed into a payload (path ->
+// content and mode) and written the way the kubelet's AtomicWriter writes
+// them: the files go to a fresh timestamped directory "..2006_01_02_...",
+// the "..data" symlink is swapped to it with a rename, and every top-level
+// entry is a symlink "name -> ..data/name". A container therefore always
+// sees one complete version, and sees updates without a remount. Payload
+// paths are validated so nothing is written outside the volume directory.
+//
+// Manager.Setup is idempotent: calling it again re-reads ConfigMaps and
+// Secrets, renews service account tokens that are due, and rewrites a volume
+// only when its payload changed. Service account tokens are requested with
+// the TokenRequest API, bound to the pod, cached, and renewed once older
+// than 80% of their TTL or 24 hours; Manager.NextRefresh tells the caller
+// when to call Setup again. Manager.Teardown removes everything of a pod.
+//
+// Any other volume type (hostPath, persistentVolumeClaim, csi, ...) makes
+// Setup fail with an error matching ErrUnsupported that names the volume and
+// its type. A missing ConfigMap or Secret that is not optional fails with an
+// error wrapping podenv.ErrConfig and the API's NotFound error.
+package volumes

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package volumes
+
+func defaultMounter() Mounter { return nil }

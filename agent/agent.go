@@ -48,6 +48,9 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	cfg := opts.Config
 	clk := clock.RealClock{}
 
+	if err := os.MkdirAll(opts.RootDir, 0o750); err != nil {
+		return fmt.Errorf("create root dir: %w", err)
+	}
 	client, err := newClient(opts)
 	if err != nil {
 		return err

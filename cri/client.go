@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Client holds the runtime and image services of one runtime.

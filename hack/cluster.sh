@@ -74,7 +74,9 @@ stop_pid() { # name
   rm -f "$f"
 }
 
-down() {
+down() (
+  # Best effort: every step tolerates what is already gone.
+  set +e +o pipefail
   log "stopping"
   for c in nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
   # Leftovers of a run whose pid files are gone.
@@ -104,7 +106,7 @@ down() {
   for h in /sys/fs/cgroup/*/; do
     [[ -d $h$CGROUP_ROOT ]] && find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
-}
+)
 
 network() {
   ip link show "$HOST_BRIDGE" >/dev/null 2>&1 || ip link add "$HOST_BRIDGE" type bridge

@@ -128,7 +128,7 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		NodeName:     "node1",
 		NodeIPs:      []net.IP{net.ParseIP("10.0.0.5"), net.ParseIP("fd00::5")},
 		Hostname:     "node1-host",
-		Labels:       map[string]string{"node-role.kubernetes.io/worker": ""},
+		Labels:       map[string]string{"example.com/pool": "a"},
 		Taints:       []v1.Taint{{Key: "example.com/new", Effect: v1.TaintEffectNoSchedule}},
 		ProviderID:   "nodeagent://node1",
 		MaxPods:      110,

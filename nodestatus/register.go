@@ -73,8 +73,18 @@ func (c *Controller) tryRegister(ctx context.Context) (*v1.Node, error) {
 		return existing, nil
 	}
 	updated, err := nodes.Update(ctx, existing, metav1.UpdateOptions{})
-	if err != nil {
+	switch {
+	case apierrors.IsConflict(err):
 		return nil, fmt.Errorf("update labels of existing node %s: %w", c.cfg.NodeName, err)
+	case err != nil:
+		// E.g. NodeRestriction refusing a label: labels are best effort,
+		// they must not keep the node from running.
+		klog.FromContext(ctx).Error(err, "Unable to update labels of existing node, continuing without")
+		existing, err = nodes.Get(ctx, c.cfg.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("get existing node %s: %w", c.cfg.NodeName, err)
+		}
+		return existing, nil
 	}
 	return updated, nil
 }

@@ -2,12 +2,16 @@ package nodestatus
 
 import (
 	"context"
+	"errors"
 	goruntime "runtime"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
 )
 
@@ -22,12 +26,12 @@ func TestRegisterCreatesNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLabels := map[string]string{
-		"kubernetes.io/hostname":         "node1-host",
-		"kubernetes.io/os":               "linux",
-		"kubernetes.io/arch":             goruntime.GOARCH,
-		"beta.kubernetes.io/os":          "linux",
-		"beta.kubernetes.io/arch":        goruntime.GOARCH,
-		"node-role.kubernetes.io/worker": "",
+		"kubernetes.io/hostname":  "node1-host",
+		"kubernetes.io/os":        "linux",
+		"kubernetes.io/arch":      goruntime.GOARCH,
+		"beta.kubernetes.io/os":   "linux",
+		"beta.kubernetes.io/arch": goruntime.GOARCH,
+		"example.com/pool":        "a",
 	}
 	for k, v := range wantLabels {
 		if got, ok := node.Labels[k]; !ok || got != v {
@@ -130,5 +134,23 @@ func TestRegisterAdoptsExistingNode(t *testing.T) {
 	node, _ = h.client.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
 	if c := condition(node, v1.NodeReady); c == nil || c.Status != v1.ConditionTrue {
 		t.Errorf("Ready = %+v", c)
+	}
+}
+
+func TestRegisterAdoptsDespiteForbiddenLabels(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "old-uid"}}
+	h := newHarness(t, existing)
+	h.client.PrependReactor("update", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "" {
+			return true, nil, apierrors.NewForbidden(v1.Resource("nodes"), "node1", errors.New("NodeRestriction"))
+		}
+		return false, nil, nil
+	})
+	if err := h.c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.c.Node(); n == nil || n.UID != "old-uid" {
+		t.Errorf("Node() = %v, want the existing node", n)
 	}
 }

@@ -89,11 +89,19 @@ type waitReason struct{ reason, message string }
 func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, volumes Volumes, env Env, status StatusWriter, recorder record.EventRecorder, clk clock.Clock) *Syncer {
 	return &Syncer{
 		cfg: cfg, runtime: rt, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
-		crashBackoff: flowcontrol.NewBackOff(10*time.Second, 300*time.Second),
-		pullBackoff:  flowcontrol.NewBackOff(10*time.Second, 300*time.Second),
+		crashBackoff: newBackoff(clk),
+		pullBackoff:  newBackoff(clk),
 		waiting:      map[types.UID]map[string]waitReason{},
 		sandboxIPs:   map[string][]string{},
 	}
+}
+
+// newBackoff is a 10s..300s back-off on clk: the back-off must measure
+// time on the same clock as the waits computed from it.
+func newBackoff(clk clock.Clock) *flowcontrol.Backoff {
+	b := flowcontrol.NewBackOff(10*time.Second, 300*time.Second)
+	b.Clock = clk
+	return b
 }
 
 func (s *Syncer) setWaiting(uid types.UID, name, reason, message string) {
@@ -141,7 +149,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	if sandbox == nil && !podDone(pod, state) {
 		id, err := s.startSandbox(ctx, pod, state)
 		if err != nil {
-			if werr := s.writeStatus(ctx, pod, state, nil); werr != nil {
+			if werr := s.writeStatus(ctx, pod, state); werr != nil {
 				logger.Error(werr, "Writing status")
 			}
 			return false, 0, err
@@ -162,15 +170,20 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		if t, ok := s.volumes.NextRefresh(pod.UID); ok {
 			requeue = minPositive(requeue, t.Sub(s.clock.Now()))
 		}
-		r, changed, err := s.syncContainers(ctx, pod, state, sandbox)
-		if err != nil {
-			return false, 0, err
-		}
+		r, changed, syncErr := s.syncContainers(ctx, pod, state, sandbox)
 		requeue = minPositive(requeue, r)
-		if changed {
+		if changed || syncErr != nil {
 			if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {
 				return false, 0, err
 			}
+		}
+		if syncErr != nil {
+			// The status shows why (CreateContainerConfigError, ...); the
+			// worker retries with its back-off.
+			if werr := s.writeStatus(ctx, pod, state); werr != nil {
+				logger.Error(werr, "Writing status")
+			}
+			return false, 0, syncErr
 		}
 	}
 	st, err := s.computeStatus(ctx, pod, state)
@@ -184,7 +197,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	return terminal, requeue, nil
 }
 
-func (s *Syncer) writeStatus(ctx context.Context, pod *v1.Pod, state *podState, _ error) error {
+func (s *Syncer) writeStatus(ctx context.Context, pod *v1.Pod, state *podState) error {
 	st, err := s.computeStatus(ctx, pod, state)
 	if err != nil {
 		return err

@@ -59,15 +59,18 @@ type worker struct {
 	pending   bool
 	wake      chan struct{}
 	cancelRun context.CancelFunc
+	runGrace  int64 // grace period of the running termination
 }
 
 // New returns pod workers that call syncer. Errors are retried with a
 // back-off from 200ms to 10s.
 func New(syncer PodSyncer, clk clock.WithTicker) *Workers {
+	backoff := flowcontrol.NewBackOffWithJitter(200*time.Millisecond, 10*time.Second, 0)
+	backoff.Clock = clk // the same clock as the retry timers
 	return &Workers{
 		syncer:  syncer,
 		clock:   clk,
-		backoff: flowcontrol.NewBackOffWithJitter(200*time.Millisecond, 10*time.Second, 0),
+		backoff: backoff,
 		workers: map[types.UID]*worker{},
 	}
 }
@@ -143,7 +146,7 @@ func (w *Workers) signal(wk *worker) {
 	}
 	// A grace period that shrinks (a second delete) interrupts a running
 	// termination so that the shorter period applies at once.
-	if wk.cancelRun != nil && wk.state == Terminating {
+	if wk.cancelRun != nil && wk.state == Terminating && gracePeriod(wk.pod, wk.gone) < wk.runGrace {
 		wk.cancelRun()
 	}
 }
@@ -186,6 +189,8 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 		state = Terminating
 		wk.state = Terminating
 	}
+	grace := gracePeriod(pod, gone)
+	wk.runGrace = grace
 	runCtx, cancel := context.WithCancel(ctx)
 	wk.cancelRun = cancel
 	w.mu.Unlock()
@@ -204,7 +209,7 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 			requeue = time.Nanosecond
 		}
 	case Terminating:
-		err = w.syncer.SyncTerminatingPod(pctx, pod, gracePeriod(pod, gone))
+		err = w.syncer.SyncTerminatingPod(pctx, pod, grace)
 		if err == nil {
 			w.setState(wk, Terminated)
 			requeue = time.Nanosecond

@@ -61,7 +61,7 @@ func run(busybox, out string) error {
 		if img, err = mutate.ConfigFile(img, cf); err != nil {
 			return err
 		}
-		refs := map[name.Tag]v1.Image{}
+		refs := map[name.Reference]v1.Image{}
 		for _, t := range im.tags {
 			tag, err := name.NewTag(t)
 			if err != nil {

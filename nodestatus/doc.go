@@ -1,0 +1,59 @@
+// Package nodestatus registers the agent's Node with the API server, keeps
+// its status true, renews its Lease and watches the Node.
+//
+// # What it does
+//
+// Run first registers the Node: it creates it with the well-known labels
+// (kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch and their
+// beta.kubernetes.io twins), the extra --node-labels, the
+// controller-managed-attach-detach annotation, the registration taints, the
+// provider ID and a complete status. If the Node exists already it is
+// adopted: missing or different labels and the annotation are updated (never
+// removed), and the next status sync overwrites the status. Registration
+// retries with a backoff of 100ms doubling to 7s, as the kubelet does.
+//
+// Then three loops run until the context ends:
+//
+//   - status (sync.go, status.go): every StatusUpdateFrequency (10s), or at
+//     once on Poke, the status is computed: capacity and allocatable (cpu,
+//     memory less the 100Mi eviction threshold, pods, ephemeral-storage of
+//     RootDir less 10%, zero hugepages), addresses, nodeInfo, the kubelet
+//     endpoint port, declared features and the MemoryPressure,
+//     DiskPressure, PIDPressure and Ready conditions. It is posted with
+//     UpdateStatus only if something other than heartbeat times changed, or
+//     when StatusReportFrequency (5m) passed since the last post: with node
+//     leases, the Lease is the heartbeat and the status is news. A conflict
+//     refetches the Node and retries. lastTransitionTime moves only when a
+//     condition's status flips.
+//   - lease (lease.go): the Lease kube-node-lease/<node> is renewed every
+//     LeaseDuration/4, owned by the Node (ownerReference with its UID) so
+//     that it is collected with it; a failure retries after 200ms doubling
+//     to 7s.
+//   - watch (watch.go): an informer over the agent's own Node, selected by
+//     metadata.name as the Node authorizer requires, keeps Node() current
+//     and notices deletion.
+//
+// Ready is True only when the runtime answers Status with RuntimeReady and
+// NetworkReady true and no other component has set a reason with
+// SetNotReadyReason; otherwise it is False with reason KubeletNotReady and
+// a message naming every problem. The runtime is asked on every tick and
+// every Poke, so an unreachable runtime turns the node NotReady within one
+// StatusUpdateFrequency.
+//
+// The host is read through the small Host interface (/proc/meminfo,
+// statfs, /proc/loadavg, /etc/machine-id, os-release, ...) so tests run
+// anywhere without root.
+//
+// # Differences from the kubelet
+//
+//   - A Node deleted under a running agent is registered again (and the
+//     Lease's owner follows the new UID); the kubelet waits for a restart.
+//   - Pressure conditions are computed here from the kubelet's default hard
+//     eviction thresholds (memory.available 100Mi, nodefs.available 10%,
+//     and 90% of pid_max), not by an eviction manager; a value that cannot
+//     be read makes its condition Unknown. Nothing is evicted.
+//   - No cloud provider, pod CIDR, volumes-in-use, images list, extended
+//     resources or random jitter on the report period.
+//   - Status is written with UpdateStatus on the last seen Node rather than
+//     a strategic merge patch; only the fields listed above are touched.
+package nodestatus

@@ -83,7 +83,7 @@ func TestKubectlRunPlainPod(t *testing.T) {
 		t.Errorf("log link %s -> %q (%v), want %s", link, target, err, logFile)
 	}
 	// Deleting it removes the log directory and link.
-	kubectl(t, "-n", ns, "delete", "pod", "hello", "--wait=true", "--timeout=60s")
+	kubectl(t, "-n", ns, "delete", "pod", "hello", "--grace-period=1", "--wait=true", "--timeout=60s")
 	if _, err := os.Stat(filepath.Dir(logFile)); !os.IsNotExist(err) {
 		t.Errorf("log directory left after delete: %v", err)
 	}

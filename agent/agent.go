@@ -105,6 +105,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		NodeAllocatable:        allocatable,
 		MasterServiceNamespace: "default",
 	}
+	var workers *podworkers.Workers
 	syncer := podsync.New(podsync.Config{
 		NodeName:       opts.NodeName,
 		NodeIPs:        opts.NodeIPs,
@@ -118,8 +119,11 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		ClusterDomain:  cfg.ClusterDomain,
 		ResolvConf:     deref(cfg.ResolverConfig),
 		RuntimeNetwork: opts.NetworkPlugin == "runtime",
+		MaxPods:        int(cfg.MaxPods),
+		ActivePods:     func() []*v1.Pod { return workers.Pods() },
+		Allocatable:    allocatable,
 	}, rt.Runtime, rt.Images, vols, env, podstatus.NewWriter(client), recorder, clk)
-	workers := podworkers.New(syncer, clk)
+	workers = podworkers.New(syncer, clk)
 
 	if _, err := podInformer.Informer().AddEventHandler(podHandler(ctx, workers)); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -65,6 +66,83 @@ func unsupported(pod *v1.Pod) error {
 		return nil
 	}
 	return fmt.Errorf("pod uses features nodeagent does not support yet: %s", strings.Join(what, ", "))
+}
+
+// admit returns the reason and message for refusing a new pod, or "".
+func (s *Syncer) admit(pod *v1.Pod) (string, string) {
+	if err := unsupported(pod); err != nil {
+		return "UnsupportedPodSpec", err.Error()
+	}
+	if s.cfg.ActivePods == nil {
+		return "", ""
+	}
+	var others []*v1.Pod
+	for _, p := range s.cfg.ActivePods() {
+		if p.UID != pod.UID && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+			others = append(others, p)
+		}
+	}
+	var alloc v1.ResourceList
+	if s.cfg.Allocatable != nil {
+		alloc = s.cfg.Allocatable()
+	}
+	return fits(pod, others, s.cfg.MaxPods, alloc)
+}
+
+// fits checks the pod count and the cpu and memory requests against what
+// the node has, as the kubelet's admission does.
+func fits(pod *v1.Pod, others []*v1.Pod, maxPods int, alloc v1.ResourceList) (string, string) {
+	if maxPods > 0 && len(others)+1 > maxPods {
+		return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", len(others), maxPods)
+	}
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		capacity, ok := alloc[name]
+		if !ok {
+			continue
+		}
+		want := podRequest(pod, name)
+		if want.IsZero() {
+			continue
+		}
+		used := resource.Quantity{}
+		for _, o := range others {
+			used.Add(podRequest(o, name))
+		}
+		total := used.DeepCopy()
+		total.Add(want)
+		if total.Cmp(capacity) > 0 {
+			return "OutOf" + string(name), fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d",
+				name, quantityValue(name, want), quantityValue(name, used), quantityValue(name, capacity))
+		}
+	}
+	return "", ""
+}
+
+func quantityValue(name v1.ResourceName, q resource.Quantity) int64 {
+	if name == v1.ResourceCPU {
+		return q.MilliValue()
+	}
+	return q.Value()
+}
+
+// podRequest is the pod's effective request: the larger of the sum over
+// app containers and the largest init container, plus overhead.
+func podRequest(pod *v1.Pod, name v1.ResourceName) resource.Quantity {
+	sum := resource.Quantity{}
+	for _, c := range pod.Spec.Containers {
+		if q, ok := c.Resources.Requests[name]; ok {
+			sum.Add(q)
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if q, ok := c.Resources.Requests[name]; ok && q.Cmp(sum) > 0 {
+			sum = q.DeepCopy()
+		}
+	}
+	if q, ok := pod.Spec.Overhead[name]; ok {
+		sum.Add(q)
+	}
+	return sum
 }
 
 // rejectedStatus is the status of a pod the agent refuses to run.

@@ -56,6 +56,12 @@ type Config struct {
 	// the IP from the sandbox status).
 	RuntimeNetwork bool
 	PodPidsLimit   int64
+	// MaxPods is the number of pods the node admits.
+	MaxPods int
+	// ActivePods returns the pods the node runs now (for admission).
+	ActivePods func() []*v1.Pod
+	// Allocatable returns the node's allocatable resources, if known.
+	Allocatable func() v1.ResourceList
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.
@@ -132,17 +138,19 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		return true, 0, nil
 	}
-	if err := unsupported(pod); err != nil {
-		s.recorder.Event(pod, v1.EventTypeWarning, "UnsupportedPodSpec", err.Error())
-		st := rejectedStatus(pod, "UnsupportedPodSpec", err.Error(), s.clock.Now())
-		if err := s.status.Write(ctx, pod, st); err != nil {
-			return false, 0, err
-		}
-		return true, 0, nil
-	}
 	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
 	if err != nil {
 		return false, 0, err
+	}
+	// Admission, once: for a pod that never ran here.
+	if len(state.sandboxes) == 0 && pod.Status.StartTime == nil {
+		if reason, msg := s.admit(pod); reason != "" {
+			s.recorder.Event(pod, v1.EventTypeWarning, reason, msg)
+			if err := s.status.Write(ctx, pod, rejectedStatus(pod, reason, msg, s.clock.Now())); err != nil {
+				return false, 0, err
+			}
+			return true, 0, nil
+		}
 	}
 	var requeue time.Duration
 	sandbox := state.readySandbox()

@@ -109,3 +109,46 @@ func TestNodeNotReadyWithoutRuntime(t *testing.T) {
 		return ok, nil
 	})
 }
+
+// A deleted Node object is registered again (the kubelet waits for a
+// restart), and running pods keep running.
+func TestNodeReRegistersAfterDelete(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	ns := namespace(t, c)
+	createPod(t, c, ns, busyboxPod("survivor", "sleep 3600", v1.RestartPolicyAlways))
+	before := waitPod(t, c, ns, "survivor", 60*time.Second, "running", running)
+	old, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CoreV1().Nodes().Delete(ctx, nodeName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "node registered again and Ready", func() (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		ok, _ := nodeReady(n)
+		return n.UID != old.UID && ok, nil
+	})
+	waitFor(t, 30*time.Second, "lease owned by the new node", func() (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		l, err := c.CoordinationV1().Leases("kube-node-lease").Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(l.OwnerReferences) == 1 && l.OwnerReferences[0].UID == n.UID, nil
+	})
+	p, err := c.CoreV1().Pods(ns).Get(ctx, "survivor", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID {
+		t.Errorf("pod restarted across node re-registration: %s", describe(p))
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -268,4 +269,18 @@ func TestConfigMapSecretEnvAndVolumes(t *testing.T) {
 		return len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 			p.Status.ContainerStatuses[0].State.Waiting.Reason == "CreateContainerConfigError"
 	})
+}
+
+// A pod that does not fit the node is rejected at admission as the
+// kubelet does.
+func TestAdmissionOutOfMemory(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	p := busyboxPod("huge", "sleep 3600", v1.RestartPolicyAlways)
+	p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("100Ti")}
+	createPod(t, c, ns, p)
+	got := waitPod(t, c, ns, "huge", 60*time.Second, "rejection", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if got.Status.Reason != "OutOfmemory" {
+		t.Errorf("rejection: %s", describe(got))
+	}
 }

@@ -2,12 +2,8 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -31,6 +27,8 @@ import (
 	"github.com/nodeagent/nodeagent/podstatus"
 	"github.com/nodeagent/nodeagent/podsync"
 	"github.com/nodeagent/nodeagent/podworkers"
+	"github.com/nodeagent/nodeagent/server"
+	"github.com/nodeagent/nodeagent/staticpods"
 	"github.com/nodeagent/nodeagent/volumes"
 )
 
@@ -106,6 +104,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		MasterServiceNamespace: "default",
 	}
 	var workers *podworkers.Workers
+	status := &statusRouter{Writer: podstatus.NewWriter(client)}
 	syncer := podsync.New(podsync.Config{
 		NodeName:       opts.NodeName,
 		NodeIPs:        opts.NodeIPs,
@@ -122,16 +121,44 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		MaxPods:        int(cfg.MaxPods),
 		ActivePods:     func() []*v1.Pod { return workers.Pods() },
 		Allocatable:    allocatable,
-	}, rt.Runtime, rt.Images, vols, env, podstatus.NewWriter(client), recorder, clk)
+	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	workers = podworkers.New(syncer, clk)
+	static := newStaticPods(workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, podInformer.Lister())
+	status.static = static
 
-	if _, err := podInformer.Informer().AddEventHandler(podHandler(ctx, workers)); err != nil {
+	if _, err := podInformer.Informer().AddEventHandler(podHandler(ctx, workers, static)); err != nil {
 		return err
 	}
 	svcFactory.Core().V1().Services().Informer()
 	svcFactory.Start(ctx.Done())
 
-	go serveHealthz(ctx, cfg.HealthzBindAddress, deref(cfg.HealthzPort))
+	srv, err := server.New(server.Config{
+		NodeName:           opts.NodeName,
+		Address:            cfg.Address,
+		Port:               cfg.Port,
+		ReadOnlyPort:       cfg.ReadOnlyPort,
+		HealthzBindAddress: cfg.HealthzBindAddress,
+		HealthzPort:        deref(cfg.HealthzPort),
+		TLSCertFile:        cfg.TLSCertFile,
+		TLSPrivateKeyFile:  cfg.TLSPrivateKeyFile,
+		RootDir:            opts.RootDir,
+		PodLogsDir:         opts.PodLogsDir,
+		Authentication:     cfg.Authentication,
+		Authorization:      cfg.Authorization,
+		KubeletConfig:      cfg,
+	}, server.Deps{
+		Client:  client,
+		Runtime: rt.Runtime,
+		Pods: func() []*v1.Pod {
+			pods, _ := podInformer.Lister().List(everything)
+			return pods
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("kubelet API server: %w", err)
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Run(ctx) }()
 
 	// Pods start only once the Node exists: the apiserver needs it for
 	// status and the Node authorizer for secrets, configmaps and tokens.
@@ -139,12 +166,22 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	case <-nodeCtl.Registered():
 	case <-ctx.Done():
 		return nil
+	case err := <-srvErr:
+		return err
 	}
 	podFactory.Start(ctx.Done())
 	svcFactory.WaitForCacheSync(ctx.Done())
 	podFactory.WaitForCacheSync(ctx.Done())
 	logger.Info("Pod informer synced", "pods", len(podInformer.Informer().GetStore().ListKeys()))
 
+	if dir := cfg.StaticPodPath; dir != "" {
+		// Read once before garbage collection, which would otherwise take
+		// a restarted agent's static pods for orphans.
+		pods, _ := staticpods.Read(dir, opts.NodeName)
+		static.set(ctx, pods)
+		go staticpods.Watch(ctx, dir, opts.NodeName, cfg.FileCheckFrequency.Duration, func(p []*v1.Pod) { static.set(ctx, p) })
+		go static.run(ctx)
+	}
 	go pleg.New(rt.Runtime, workers.Wake, clk).Run(ctx)
 	go garbageCollect(ctx, syncer, podInformer.Informer().GetStore(), workers)
 
@@ -155,25 +192,34 @@ func Run(ctx context.Context, opts *configs.Options) error {
 
 type metav1ListOptions = metav1ListOptionsT
 
-func podHandler(ctx context.Context, workers *podworkers.Workers) cache.ResourceEventHandler {
+func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods) cache.ResourceEventHandler {
+	update := func(obj any) {
+		pod, ok := obj.(*v1.Pod)
+		if !ok {
+			return
+		}
+		if _, mirror := staticpods.IsMirror(pod); mirror {
+			static.mirrorChanged(ctx, pod)
+			return
+		}
+		workers.Update(ctx, pod)
+	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if pod, ok := obj.(*v1.Pod); ok {
-				workers.Update(ctx, pod)
-			}
-		},
-		UpdateFunc: func(_, obj any) {
-			if pod, ok := obj.(*v1.Pod); ok {
-				workers.Update(ctx, pod)
-			}
-		},
+		AddFunc:    update,
+		UpdateFunc: func(_, obj any) { update(obj) },
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
-			if pod, ok := obj.(*v1.Pod); ok {
-				workers.Remove(pod.UID)
+			pod, ok := obj.(*v1.Pod)
+			if !ok {
+				return
 			}
+			if _, mirror := staticpods.IsMirror(pod); mirror {
+				static.poke() // create it again
+				return
+			}
+			workers.Remove(pod.UID)
 		},
 	}
 }
@@ -233,23 +279,5 @@ func connectRuntime(ctx context.Context, opts *configs.Options) (*cri.Client, er
 			return nil, ctx.Err()
 		case <-time.After(delay):
 		}
-	}
-}
-
-// serveHealthz serves the kubelet's local healthz endpoint.
-func serveHealthz(ctx context.Context, addr string, port int32) {
-	if port <= 0 {
-		return
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	srv := &http.Server{Addr: net.JoinHostPort(addr, strconv.Itoa(int(port))), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		klog.FromContext(ctx).Error(err, "Healthz server")
-		fmt.Fprintln(os.Stderr, err)
 	}
 }

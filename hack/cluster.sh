@@ -102,7 +102,7 @@ down() (
   iptables -t nat -S 2>/dev/null | awk '/^-A POSTROUTING .*198\.18\.0\.0\/24/ {$1="-D"; print}' | while read -r r; do eval "iptables -t nat $r" 2>/dev/null || true; done
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -F "$c" 2>/dev/null || true; done
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -X "$c" 2>/dev/null || true; done
-  rm -rf "$STATE/containerd/state" "$RUN" /var/lib/cni/networks/nodeagent-harness
+  rm -rf "$STATE/containerd/state" "$RUN" "$STATE/manifests" /var/lib/cni/networks/nodeagent-harness
   for h in /sys/fs/cgroup/*/; do
     [[ -d $h$CGROUP_ROOT ]] && find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
@@ -266,7 +266,10 @@ failCgroupV1: false
 containerRuntimeEndpoint: unix://$CTRD_SOCK
 clusterDomain: cluster.local
 resolvConf: $STATE/resolv.conf
+staticPodPath: $STATE/manifests
+fileCheckFrequency: 1s
 EOF
+  mkdir -p "$STATE/manifests"
   # Pods resolve nothing outside the machine.
   printf 'nameserver 127.0.0.1\noptions ndots:1\n' >"$STATE/resolv.conf"
 }

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/podstatus"
+	"github.com/nodeagent/nodeagent/podworkers"
+	"github.com/nodeagent/nodeagent/staticpods"
+)
+
+// staticPods feeds the static pods of the manifest directory to the pod
+// workers, with the status of their mirror pods, and keeps the mirrors.
+type staticPods struct {
+	workers *podworkers.Workers
+	mirrors *staticpods.Mirrors
+	pods    corelisters.PodLister
+	kick    chan struct{}
+
+	mu     sync.Mutex
+	static map[types.UID]*v1.Pod
+}
+
+func newStaticPods(workers *podworkers.Workers, mirrors *staticpods.Mirrors, pods corelisters.PodLister) *staticPods {
+	return &staticPods{workers: workers, mirrors: mirrors, pods: pods, kick: make(chan struct{}, 1), static: map[types.UID]*v1.Pod{}}
+}
+
+// set replaces the set of static pods.
+func (s *staticPods) set(ctx context.Context, pods []*v1.Pod) {
+	s.mu.Lock()
+	next := map[types.UID]*v1.Pod{}
+	for _, p := range pods {
+		next[p.UID] = p
+	}
+	var gone []types.UID
+	for uid := range s.static {
+		if _, ok := next[uid]; !ok {
+			gone = append(gone, uid)
+		}
+	}
+	s.static = next
+	s.mu.Unlock()
+	for _, uid := range gone {
+		s.workers.Remove(uid)
+	}
+	for _, p := range pods {
+		s.workers.Update(ctx, s.withMirrorStatus(p))
+	}
+	s.poke()
+}
+
+// known reports whether uid is a current static pod.
+func (s *staticPods) known(uid types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.static[uid]
+	return ok
+}
+
+// mirrorChanged hands the mirror's status to its static pod's worker.
+func (s *staticPods) mirrorChanged(ctx context.Context, mirror *v1.Pod) {
+	uid, _ := staticpods.IsMirror(mirror)
+	s.mu.Lock()
+	sp := s.static[uid]
+	s.mu.Unlock()
+	if sp != nil {
+		cp := sp.DeepCopy()
+		cp.Status = mirror.Status
+		s.workers.Update(ctx, cp)
+	}
+	s.poke()
+}
+
+func (s *staticPods) withMirrorStatus(p *v1.Pod) *v1.Pod {
+	if m := s.mirrorOf(p); m != nil {
+		cp := p.DeepCopy()
+		cp.Status = m.Status
+		return cp
+	}
+	return p
+}
+
+// mirrorOf returns the current mirror pod of a static pod.
+func (s *staticPods) mirrorOf(p *v1.Pod) *v1.Pod {
+	m, err := s.pods.Pods(p.Namespace).Get(p.Name)
+	if err != nil {
+		return nil
+	}
+	if uid, ok := staticpods.IsMirror(m); !ok || uid != p.UID {
+		return nil
+	}
+	return m
+}
+
+func (s *staticPods) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps the mirror pods, on every change and every 10 s.
+func (s *staticPods) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-time.After(10 * time.Second):
+		}
+		s.mu.Lock()
+		static := make([]*v1.Pod, 0, len(s.static))
+		for _, p := range s.static {
+			static = append(static, p)
+		}
+		s.mu.Unlock()
+		all, err := s.pods.List(everything)
+		if err != nil {
+			continue
+		}
+		var mirrors []*v1.Pod
+		for _, p := range all {
+			if _, ok := staticpods.IsMirror(p); ok {
+				mirrors = append(mirrors, p)
+			}
+		}
+		if err := s.mirrors.Sync(ctx, static, mirrors); err != nil {
+			klog.FromContext(ctx).Error(err, "Syncing mirror pods")
+		}
+	}
+}
+
+// statusRouter writes a static pod's status to its mirror pod.
+type statusRouter struct {
+	*podstatus.Writer
+	static *staticPods
+}
+
+func (r statusRouter) Write(ctx context.Context, pod *v1.Pod, st *v1.PodStatus) error {
+	if !staticpods.IsStatic(pod) {
+		return r.Writer.Write(ctx, pod, st)
+	}
+	m := r.static.mirrorOf(pod)
+	if m == nil {
+		return nil // written once the mirror exists: its event wakes the pod
+	}
+	return r.Writer.Write(ctx, m, st)
+}
+
+func (r statusRouter) Delete(ctx context.Context, pod *v1.Pod) error {
+	if staticpods.IsStatic(pod) {
+		return nil // the mirror goes with the manifest
+	}
+	return r.Writer.Delete(ctx, pod)
+}

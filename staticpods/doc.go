@@ -1,0 +1,18 @@
+// Package staticpods reads static pod manifests from the staticPodPath
+// directory and keeps their mirror pods in the apiserver, as the kubelet
+// does.
+//
+// A static pod is defined by a file on the node, not by the apiserver. The
+// agent runs it under a UID derived from the manifest and the node name
+// (so a restarted agent finds its containers again), with the name
+// "<name>-<node>" and the annotations kubernetes.io/config.source=file and
+// kubernetes.io/config.hash=<uid>. So that users can see it, the agent
+// creates a mirror pod: a copy in the apiserver annotated
+// kubernetes.io/config.mirror=<hash> and owned by the Node (NodeRestriction
+// requires both). The mirror pod carries the static pod's status; deleting
+// it only makes the agent create it again, and removing the manifest stops
+// the pod and deletes the mirror.
+//
+// The directory is read at start and every fileCheckFrequency; a change of
+// any manifest replaces the pod (a new UID), as with the kubelet.
+package staticpods

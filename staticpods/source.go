@@ -1,0 +1,190 @@
+package staticpods
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/yaml"
+)
+
+// Annotations the kubelet uses for static and mirror pods.
+const (
+	ConfigSourceAnnotation = "kubernetes.io/config.source"
+	ConfigHashAnnotation   = "kubernetes.io/config.hash"
+	ConfigSeenAnnotation   = "kubernetes.io/config.seen"
+	ConfigMirrorAnnotation = "kubernetes.io/config.mirror"
+	FileSource             = "file"
+)
+
+// IsStatic reports whether pod came from a manifest file.
+func IsStatic(pod *v1.Pod) bool {
+	return pod.Annotations[ConfigSourceAnnotation] == FileSource
+}
+
+// IsMirror reports whether pod is a mirror pod, and of which static pod UID.
+func IsMirror(pod *v1.Pod) (types.UID, bool) {
+	h, ok := pod.Annotations[ConfigMirrorAnnotation]
+	return types.UID(h), ok
+}
+
+// Read returns the static pods defined in dir. Files that do not hold a
+// valid pod are named in the returned warnings and skipped.
+func Read(dir, nodeName string) ([]*v1.Pod, []string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, []string{fmt.Sprintf("read staticPodPath %s: %v", dir, err)}
+	}
+	var pods []*v1.Pod
+	var warnings []string
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		pod, err := readFile(path, nodeName)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("static pod manifest %s: %v", path, err))
+			continue
+		}
+		pods = append(pods, pod)
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	return pods, warnings
+}
+
+func readFile(path, nodeName string) (*v1.Pod, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	pod := &v1.Pod{}
+	if err := json.Unmarshal(js, pod); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if pod.Kind != "Pod" || (pod.APIVersion != "v1" && pod.APIVersion != "") {
+		return nil, fmt.Errorf("kind %q apiVersion %q: want a v1 Pod", pod.Kind, pod.APIVersion)
+	}
+	if pod.Name == "" {
+		return nil, fmt.Errorf("metadata.name is required")
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return nil, fmt.Errorf("spec.containers: at least one container is required")
+	}
+	applyDefaults(pod)
+	h := md5.New()
+	h.Write(js)
+	fmt.Fprintf(h, "host:%s", nodeName)
+	fmt.Fprintf(h, "file:%s", path)
+	hash := hex.EncodeToString(h.Sum(nil))
+	if pod.UID == "" {
+		pod.UID = types.UID(hash)
+	}
+	pod.Name = pod.Name + "-" + nodeName
+	if pod.Namespace == "" {
+		pod.Namespace = "default"
+	}
+	pod.Spec.NodeName = nodeName
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[ConfigHashAnnotation] = string(pod.UID)
+	pod.Annotations[ConfigSourceAnnotation] = FileSource
+	pod.Annotations[ConfigSeenAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+	pod.Spec.Tolerations = append(pod.Spec.Tolerations, v1.Toleration{Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoExecute})
+	return pod, nil
+}
+
+// applyDefaults sets the API defaults the agent relies on (the apiserver
+// sets them for pods it stores; a file's pod has none).
+func applyDefaults(pod *v1.Pod) {
+	s := &pod.Spec
+	if s.RestartPolicy == "" {
+		s.RestartPolicy = v1.RestartPolicyAlways
+	}
+	if s.DNSPolicy == "" {
+		s.DNSPolicy = v1.DNSClusterFirst
+	}
+	if s.TerminationGracePeriodSeconds == nil {
+		g := int64(30)
+		s.TerminationGracePeriodSeconds = &g
+	}
+	if s.SchedulerName == "" {
+		s.SchedulerName = v1.DefaultSchedulerName
+	}
+	if s.SecurityContext == nil {
+		s.SecurityContext = &v1.PodSecurityContext{}
+	}
+	def := func(c *v1.Container) {
+		if c.TerminationMessagePath == "" {
+			c.TerminationMessagePath = v1.TerminationMessagePathDefault
+		}
+		if c.TerminationMessagePolicy == "" {
+			c.TerminationMessagePolicy = v1.TerminationMessageReadFile
+		}
+		if c.ImagePullPolicy == "" {
+			c.ImagePullPolicy = v1.PullIfNotPresent
+			if tag := c.Image[strings.LastIndex(c.Image, "/")+1:]; !strings.Contains(tag, ":") || strings.HasSuffix(tag, ":latest") {
+				c.ImagePullPolicy = v1.PullAlways
+			}
+		}
+		for i := range c.Ports {
+			if c.Ports[i].Protocol == "" {
+				c.Ports[i].Protocol = v1.ProtocolTCP
+			}
+		}
+	}
+	for i := range s.InitContainers {
+		def(&s.InitContainers[i])
+	}
+	for i := range s.Containers {
+		def(&s.Containers[i])
+	}
+}
+
+// Watch reads dir now and every period, calling update with the full set
+// of static pods whenever it changed.
+func Watch(ctx context.Context, dir, nodeName string, period time.Duration, update func([]*v1.Pod)) {
+	logger := klog.FromContext(ctx)
+	last := ""
+	warned := map[string]bool{}
+	for {
+		pods, warnings := Read(dir, nodeName)
+		for _, w := range warnings {
+			if !warned[w] {
+				logger.Info("Warning: " + w)
+				warned[w] = true
+			}
+		}
+		var uids []string
+		for _, p := range pods {
+			uids = append(uids, string(p.UID))
+		}
+		if key := strings.Join(uids, ","); key != last {
+			last = key
+			update(pods)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(period):
+		}
+	}
+}

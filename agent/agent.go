@@ -75,6 +75,14 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		AgentVersion:          Version,
 	}, runtimeInfo{rt}, clk)
 	go nodeCtl.Run(ctx)
+	cniManager, err := startNetwork(ctx, opts, rt, nodeCtl)
+	if err != nil {
+		return err
+	}
+	var network podsync.Network // stays nil in runtime mode
+	if cniManager != nil {
+		network = cniManager
+	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -121,6 +129,13 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		MaxPods:        int(cfg.MaxPods),
 		ActivePods:     func() []*v1.Pod { return workers.Pods() },
 		Allocatable:    allocatable,
+		Network:        network,
+		PodCIDRs: func() []string {
+			if n := nodeCtl.Node(); n != nil {
+				return n.Spec.PodCIDRs
+			}
+			return nil
+		},
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	workers = podworkers.New(syncer, clk)
 	static := newStaticPods(workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, podInformer.Lister())

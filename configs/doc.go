@@ -17,9 +17,29 @@
 // Where a setting exists both as a flag and as a field, an explicitly given
 // flag wins: --container-runtime-endpoint over containerRuntimeEndpoint and
 // --image-service-endpoint over imageServiceEndpoint. The image endpoint
-// falls back to the runtime endpoint. The kubelet's deprecated flags that
-// mirror config fields (--port, --max-pods, ...) are not accepted: an unknown
-// flag is an error. klog's flags (-v, --vmodule, ...) are registered as well.
+// falls back to the runtime endpoint. klog's flags (-v, --vmodule, ...) are
+// registered as well.
+//
+// # Kubelet flags
+//
+// A kubelet command line (for example kubeadm's systemd drop-in) starts
+// nodeagent unchanged; the kubelet v1.36 flag set is mirrored in
+// kubeletflags.go. The kubelet's deprecated flags that set a config field
+// (--port, --max-pods, --anonymous-auth, --eviction-hard, ...) keep their
+// names and value types and are applied on top of the config file, flags
+// winning; only then are defaults filled in and the result validated, and a
+// validation error names the file and the flags used. Each such flag earns a
+// warning "flag --x is deprecated, set field y in the config file instead",
+// except --provider-id and --fail-cgroupv1, which the kubelet does not
+// deprecate. Kubelet flags nodeagent does not implement (--cert-dir,
+// --feature-gates, --rotate-certificates, config flags of unimplemented
+// fields such as --image-gc-high-threshold, and a few flags the kubelet has
+// removed but old unit files still pass, such as
+// --pod-infra-container-image) are accepted with their types and named in
+// one warning as ignored. Two are errors where ignoring them would break the
+// agent: --bootstrap-kubeconfig while the --kubeconfig file does not exist
+// (TLS bootstrapping is not implemented), and --config-dir when it holds
+// drop-in .conf files. A flag the kubelet does not have is still an error.
 //
 // # Decoding
 //

@@ -25,7 +25,7 @@ var implementedFields = map[string]bool{
 	"containerRuntimeEndpoint": true, "imageServiceEndpoint": true,
 	"maxPods":                   true,
 	"nodeStatusUpdateFrequency": true, "nodeStatusReportFrequency": true, "nodeLeaseDurationSeconds": true,
-	"staticPodPath":       true,
+	"staticPodPath": true, "fileCheckFrequency": true,
 	"containerLogMaxSize": true, "containerLogMaxFiles": true,
 	"registerNode": true, "registerWithTaints": true, "providerID": true,
 	"cgroupRoot": true, "cgroupsPerQOS": true, "cgroupDriver": true,
@@ -63,13 +63,31 @@ func Load(path string) (*kubeletconfigv1beta1.KubeletConfiguration, []string, er
 	return loadData(path, data)
 }
 
-func loadData(path string, data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
+// loadRaw reads and decodes a config file without defaulting or validating
+// it, so that flags can be applied first.
+func loadRaw(path string) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return decodeFile(path, data)
+}
+
+func decodeFile(path string, data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
 	cfg, warnings, err := decode(data)
 	if err != nil {
 		return nil, warnings, fmt.Errorf("config file %s: %w", path, err)
 	}
 	for i, w := range warnings {
 		warnings[i] = fmt.Sprintf("config file %s: %s", path, w)
+	}
+	return cfg, warnings, nil
+}
+
+func loadData(path string, data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, error) {
+	cfg, warnings, err := decodeFile(path, data)
+	if err != nil {
+		return nil, warnings, err
 	}
 	Default(cfg)
 	if err := Validate(cfg); err != nil {

@@ -77,6 +77,7 @@ func Parse(args []string) (*Options, []string, error) {
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", DefaultCNIConfDir, "Directory of CNI network configurations.")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "Directory, or comma-separated directories, of CNI plugin binaries.")
 	fs.StringVar(&o.CNICacheDir, "cni-cache-dir", DefaultCNICacheDir, "Directory where CNI caches results.")
+	kf := addKubeletFlags(fs)
 
 	gfs := goflag.NewFlagSet("klog", goflag.ContinueOnError)
 	klog.InitFlags(gfs)
@@ -95,22 +96,40 @@ func Parse(args []string) (*Options, []string, error) {
 		return nil, nil, fmt.Errorf("unexpected arguments %q: nodeagent takes only flags", fs.Args())
 	}
 
-	var warnings []string
+	if err := kf.checkUnsupported(o.KubeconfigPath); err != nil {
+		return nil, nil, err
+	}
+
+	// As the kubelet: the file, then the deprecated flags on top of it, then
+	// defaults, then validation of the result.
+	warnings := kf.ignored()
+	o.Config = &kubeletconfigv1beta1.KubeletConfiguration{}
 	if o.ConfigFile != "" {
-		cfg, w, err := Load(o.ConfigFile)
+		cfg, w, err := loadRaw(o.ConfigFile)
 		warnings = append(warnings, w...)
 		if err != nil {
 			return nil, warnings, err
 		}
 		o.Config = cfg
-	} else {
-		o.Config = &kubeletconfigv1beta1.KubeletConfiguration{}
-		Default(o.Config)
 	}
+	flagNames, w, err := kf.apply(o.Config)
+	warnings = append(warnings, w...)
+	if err != nil {
+		return nil, warnings, err
+	}
+	Default(o.Config)
 	if err := o.resolve(fs); err != nil {
 		return nil, warnings, err
 	}
 	if err := Validate(o.Config); err != nil {
+		switch {
+		case len(flagNames) > 0 && o.ConfigFile != "":
+			return nil, warnings, fmt.Errorf("config file %s with flags %s: %w", o.ConfigFile, strings.Join(flagNames, ", "), err)
+		case len(flagNames) > 0:
+			return nil, warnings, fmt.Errorf("config from flags %s: %w", strings.Join(flagNames, ", "), err)
+		case o.ConfigFile != "":
+			return nil, warnings, fmt.Errorf("config file %s: %w", o.ConfigFile, err)
+		}
 		return nil, warnings, err
 	}
 	if err := CheckHost(o.Config); err != nil {

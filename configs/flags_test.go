@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 					t.Errorf("NodeLabels = %v", o.NodeLabels)
 				}
 			}},
-		{name: "unknown flag", args: []string{"--max-pods=3"}, wantErr: "--max-pods"},
+		{name: "unknown flag", args: []string{"--no-such-flag=3"}, wantErr: "--no-such-flag"},
 		{name: "positional", args: []string{"run"}, wantErr: "unexpected arguments"},
 		{name: "bad node ip", args: []string{"--node-ip=10.0.0.300"}, wantErr: "--node-ip:"},
 		{name: "two v4 node ips", args: []string{"--node-ip=10.0.0.1,10.0.0.2"}, wantErr: "--node-ip:"},

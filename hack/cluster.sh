@@ -28,6 +28,14 @@ PKI=$STATE/pki
 LOGS=$STATE/logs
 RUN=$STATE/run
 CTRD_SOCK=$RUN/containerd.sock
+# Who wires pod networks. "runtime": containerd runs the bridge config.
+# "cni": nodeagent runs it and containerd gets a loopback-only config.
+NETWORK_PLUGIN=${NETWORK_PLUGIN:-runtime}
+if [[ $NETWORK_PLUGIN == cni ]]; then
+  RUNTIME_CNI_DIR=$STATE/cni/runtime.d
+else
+  RUNTIME_CNI_DIR=$STATE/cni/net.d
+fi
 
 log() { echo "cluster: $*" >&2; }
 
@@ -102,7 +110,7 @@ down() (
   iptables -t nat -S 2>/dev/null | awk '/^-A POSTROUTING .*198\.18\.0\.0\/24/ {$1="-D"; print}' | while read -r r; do eval "iptables -t nat $r" 2>/dev/null || true; done
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -F "$c" 2>/dev/null || true; done
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -X "$c" 2>/dev/null || true; done
-  rm -rf "$STATE/containerd/state" "$RUN" "$STATE/manifests" /var/lib/cni/networks/nodeagent-harness
+  rm -rf "$STATE/containerd/state" "$RUN" "$STATE/manifests" "$STATE/cni/cache" /var/lib/cni/networks/nodeagent-harness
   for h in /sys/fs/cgroup/*/; do
     [[ -d $h$CGROUP_ROOT ]] && find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
@@ -206,6 +214,12 @@ server = "http://127.0.0.1:1"
 [host."http://127.0.0.1:1"]
   capabilities = ["pull", "resolve"]
 EOF
+  # nodeagent runs the pod network (bridge + host-local + portmap); the
+  # runtime gets a loopback-only config so that it never wires one itself.
+  mkdir -p "$STATE/cni/runtime.d" "$STATE/cni/cache"
+  cat >"$STATE/cni/runtime.d/99-loopback.conflist" <<'EOF'
+{"cniVersion": "1.0.0", "name": "runtime-loopback", "plugins": [{"type": "loopback"}]}
+EOF
   cat >"$STATE/cni/net.d/10-nodeagent-harness.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -229,7 +243,7 @@ state = "$STATE/containerd/state"
   restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["/usr/lib/cni"]
-    conf_dir = "$STATE/cni/net.d"
+    conf_dir = "$RUNTIME_CNI_DIR"
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
     Root = "$STATE/containerd/runc"
 
@@ -277,7 +291,9 @@ EOF
 start_agent() {
   start nodeagent "$BIN/nodeagent" --kubeconfig "$STATE/node.kubeconfig" --config "$STATE/nodeagent.yaml" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$STATE/root" \
-    --network-plugin runtime -v "${NODEAGENT_V:-2}"
+    --network-plugin "$NETWORK_PLUGIN" \
+    --cni-conf-dir "$STATE/cni/net.d" --cni-bin-dir /usr/lib/cni --cni-cache-dir "$STATE/cni/cache" \
+    -v "${NODEAGENT_V:-2}"
 }
 
 up() {

@@ -53,9 +53,15 @@ func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool)
 		sort.Slice(sbs, func(i, j int) bool { return sbs[i].CreatedAt > sbs[j].CreatedAt })
 		for _, sb := range sbs[1:] {
 			if sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+				if err := s.teardownNetwork(ctx, sb, nil); err != nil {
+					logger.Error(err, "Tearing down the network of a dead sandbox", "sandbox", sb.Id)
+					continue
+				}
 				if err := s.runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
 					logger.Error(err, "Removing dead sandbox", "sandbox", sb.Id)
+					continue
 				}
+				s.forgetSandbox(sb.Id)
 			}
 		}
 	}

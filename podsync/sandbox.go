@@ -36,6 +36,9 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 		}
 	}
 	for _, sb := range state.sandboxes {
+		if err := s.teardownNetwork(ctx, sb, pod); err != nil {
+			return "", err
+		}
 		if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
 			return "", fmt.Errorf("stop old sandbox %s: %w", sb.Id, err)
 		}
@@ -67,6 +70,10 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 		// Roll back on a fresh bounded context: the caller's may be done.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		ref := &runtimeapi.PodSandbox{Id: id, Metadata: cfg.Metadata}
+		if err := s.teardownNetwork(cctx, ref, pod); err != nil {
+			logger.Error(err, "Rolling back sandbox network", "sandbox", id)
+		}
 		if err := s.runtime.StopPodSandbox(cctx, id); err != nil {
 			logger.Error(err, "Rolling back sandbox", "sandbox", id)
 			return
@@ -75,7 +82,11 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 			logger.Error(err, "Rolling back sandbox", "sandbox", id)
 		}
 	}()
-	if _, err := s.sandboxIPsOf(ctx, id); err != nil {
+	if s.agentNetwork(pod.Spec.HostNetwork) {
+		if err := s.setupNetwork(ctx, pod, id); err != nil {
+			return "", err
+		}
+	} else if _, err := s.sandboxIPsOf(ctx, id); err != nil {
 		return "", err
 	}
 	logger.V(2).Info("Started sandbox", "sandbox", id, "duration", s.clock.Since(start))
@@ -94,7 +105,13 @@ func (s *Syncer) sandboxIPsOf(ctx context.Context, id string) ([]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sandbox status: %w", err)
 	}
-	if n := resp.GetStatus().GetNetwork(); n != nil {
+	if s.network != nil {
+		// A sandbox the agent wired before it restarted: its IPs are in
+		// the CNI cache (the runtime does not know them).
+		if cached, ok := s.cachedIPs(ctx, refOf(&runtimeapi.PodSandbox{Id: id, Metadata: resp.GetStatus().GetMetadata()})); ok {
+			ips = cached
+		}
+	} else if n := resp.GetStatus().GetNetwork(); n != nil {
 		if n.Ip != "" {
 			ips = append(ips, n.Ip)
 		}

@@ -62,6 +62,11 @@ type Config struct {
 	ActivePods func() []*v1.Pod
 	// Allocatable returns the node's allocatable resources, if known.
 	Allocatable func() v1.ResourceList
+	// Network wires pod networks when the agent owns networking (CNI);
+	// nil when the runtime does.
+	Network Network
+	// PodCIDRs returns the node's pod CIDRs (for CNI ipRanges), if any.
+	PodCIDRs func() []string
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.
@@ -71,6 +76,7 @@ type Syncer struct {
 	images   internalapi.ImageManagerService
 	volumes  Volumes
 	env      Env
+	network  Network
 	status   StatusWriter
 	recorder record.EventRecorder
 	clock    clock.Clock
@@ -87,6 +93,8 @@ type Syncer struct {
 	waiting map[types.UID]map[string]waitReason
 	// sandboxIPs caches the IPs of each sandbox, which do not change.
 	sandboxIPs map[string][]string
+	// netDown holds the sandboxes whose network was torn down.
+	netDown map[string]bool
 }
 
 type waitReason struct{ reason, message string }
@@ -94,11 +102,12 @@ type waitReason struct{ reason, message string }
 // New returns a Syncer.
 func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, volumes Volumes, env Env, status StatusWriter, recorder record.EventRecorder, clk clock.Clock) *Syncer {
 	return &Syncer{
-		cfg: cfg, runtime: rt, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
+		cfg: cfg, runtime: rt, network: cfg.Network, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
 		crashBackoff: newBackoff(clk),
 		pullBackoff:  newBackoff(clk),
 		waiting:      map[types.UID]map[string]waitReason{},
 		sandboxIPs:   map[string][]string{},
+		netDown:      map[string]bool{},
 	}
 }
 

@@ -45,6 +45,9 @@ func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePerio
 	}
 	for _, sb := range state.sandboxes {
 		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if err := s.teardownNetwork(ctx, sb, pod); err != nil {
+				return err
+			}
 			if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
 				return fmt.Errorf("stop sandbox: %w", err)
 			}
@@ -89,6 +92,10 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, namespace, name s
 		}
 	}
 	for _, sb := range state.sandboxes {
+		// Also for sandboxes found dead after a crash: DEL releases the IP.
+		if err := s.teardownNetwork(ctx, sb, nil); err != nil {
+			return err
+		}
 		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
 				return fmt.Errorf("stop sandbox: %w", err)
@@ -97,9 +104,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, namespace, name s
 		if err := s.runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
 			return fmt.Errorf("remove sandbox: %w", err)
 		}
-		s.mu.Lock()
-		delete(s.sandboxIPs, sb.Id)
-		s.mu.Unlock()
+		s.forgetSandbox(sb.Id)
 	}
 	for _, c := range state.containers {
 		s.statuses.forget(c.Id)
@@ -114,6 +119,13 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, namespace, name s
 	_ = os.RemoveAll(filepath.Join(s.cfg.RootDir, "pods", string(uid)))
 	s.removeCgroups(uid)
 	return nil
+}
+
+func (s *Syncer) forgetSandbox(id string) {
+	s.mu.Lock()
+	delete(s.sandboxIPs, id)
+	delete(s.netDown, id)
+	s.mu.Unlock()
 }
 
 func (s *Syncer) unlinkLog(namespace, name, id string) {

@@ -1,0 +1,167 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+func TestKubeletFlags(t *testing.T) {
+	goodHost(t)
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubelet.conf")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, header+"maxPods: 50\nport: 11250\nclusterDNS: [10.96.0.10]\nreadOnlyPort: 10255\n")
+	dropIns := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dropIns, "10-a.conf"), []byte(header), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What kubeadm's systemd drop-in and kubeadm-flags.env pass.
+	kubeadm := []string{
+		"--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf", "--kubeconfig=" + kubeconfig,
+		"--config=" + file, "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+		"--pod-infra-container-image=registry.k8s.io/pause:3.10", "--node-ip=10.0.0.5",
+	}
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantErr  []string
+		wantWarn []string // each must be one of the warnings, exactly
+		check    func(*testing.T, *Options)
+	}{
+		{name: "kubeadm command line", args: kubeadm,
+			wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --bootstrap-kubeconfig, --pod-infra-container-image (removed from the kubelet)"},
+			check: func(t *testing.T, o *Options) {
+				if o.KubeconfigPath != kubeconfig || o.ContainerRuntimeEndpoint != "unix:///var/run/containerd/containerd.sock" || o.Config.MaxPods != 50 {
+					t.Errorf("not honoured: %+v", o)
+				}
+			}},
+		{name: "deprecated flags override the file",
+			args: []string{"--config", file, "--max-pods=20", "--port", "12250", "--cluster-dns=10.0.0.10", "--cluster-dns=fd00::10",
+				"--anonymous-auth=false", "--authentication-token-webhook", "--authorization-mode=Webhook", "--read-only-port=0",
+				"--eviction-hard=memory.available<200Mi,nodefs.available<5%", "--register-with-taints=a=b:NoSchedule,c:NoExecute",
+				"--node-status-update-frequency=20s", "--pod-max-pids=100", "--fail-cgroupv1=true", "--provider-id=x://1"},
+			wantWarn: []string{
+				"flag --max-pods is deprecated, set field maxPods in the config file instead",
+				"flag --port is deprecated, set field port in the config file instead",
+				"flag --cluster-dns is deprecated, set field clusterDNS in the config file instead",
+				"flag --anonymous-auth is deprecated, set field authentication.anonymous.enabled in the config file instead",
+				"flag --eviction-hard is deprecated, set field evictionHard in the config file instead",
+			},
+			check: func(t *testing.T, o *Options) {
+				c := o.Config
+				if c.MaxPods != 20 || c.Port != 12250 || c.ReadOnlyPort != 0 || *c.PodPidsLimit != 100 || c.ProviderID != "x://1" {
+					t.Errorf("flags did not win: maxPods %d port %d readOnlyPort %d", c.MaxPods, c.Port, c.ReadOnlyPort)
+				}
+				if strings.Join(c.ClusterDNS, ",") != "10.0.0.10,fd00::10" {
+					t.Errorf("clusterDNS = %v", c.ClusterDNS)
+				}
+				if *c.Authentication.Anonymous.Enabled || !*c.Authentication.Webhook.Enabled {
+					t.Errorf("authentication = %+v", c.Authentication)
+				}
+				if len(c.EvictionHard) != 2 || c.EvictionHard["nodefs.available"] != "5%" {
+					t.Errorf("evictionHard = %v", c.EvictionHard)
+				}
+				want := []v1.Taint{{Key: "a", Value: "b", Effect: "NoSchedule"}, {Key: "c", Effect: "NoExecute"}}
+				if len(c.RegisterWithTaints) != 2 || c.RegisterWithTaints[0] != want[0] || c.RegisterWithTaints[1] != want[1] {
+					t.Errorf("registerWithTaints = %v", c.RegisterWithTaints)
+				}
+				if c.NodeStatusReportFrequency.Duration != 20*time.Second {
+					t.Errorf("defaults not applied after flags: nodeStatusReportFrequency %v", c.NodeStatusReportFrequency)
+				}
+			}},
+		{name: "deprecated flag without config file", args: []string{"--read-only-port=10255", "--anonymous-auth"},
+			check: func(t *testing.T, o *Options) {
+				if o.Config.ReadOnlyPort != 10255 || !*o.Config.Authentication.Anonymous.Enabled || o.Config.Port != 10250 {
+					t.Errorf("config = %+v", o.Config)
+				}
+			}},
+		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--image-gc-high-threshold", "90", "--rotate-certificates", "--cgroup-driver=systemd"},
+			wantWarn: []string{
+				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --image-gc-high-threshold, --rotate-certificates",
+				"flag --cgroup-driver is deprecated, set field cgroupDriver in the config file instead",
+			}},
+		{name: "kubeconfig exists, bootstrap ignored", args: []string{"--kubeconfig", kubeconfig, "--bootstrap-kubeconfig", "/b.conf", "--cert-dir=/var/lib/kubelet/pki"},
+			wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --bootstrap-kubeconfig, --cert-dir"}},
+		{name: "bootstrap without kubeconfig", args: []string{"--kubeconfig", filepath.Join(dir, "missing.conf"), "--bootstrap-kubeconfig", "/b.conf"},
+			wantErr: []string{"--bootstrap-kubeconfig /b.conf", "TLS bootstrapping is not implemented", "create --kubeconfig", "missing.conf"}},
+		{name: "bootstrap and no --kubeconfig", args: []string{"--bootstrap-kubeconfig=/b.conf"}, wantErr: []string{"--bootstrap-kubeconfig", "--kubeconfig"}},
+		{name: "config-dir with drop-ins", args: []string{"--config-dir", dropIns}, wantErr: []string{"--config-dir", "10-a.conf"}},
+		{name: "empty config-dir", args: []string{"--config-dir", t.TempDir()}, wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --config-dir"}},
+		{name: "unknown flag", args: []string{"--config", file, "--max-pod=3"}, wantErr: []string{"unknown flag: --max-pod"}},
+		{name: "wrong flag type", args: []string{"--max-pods=many"}, wantErr: []string{"--max-pods"}},
+		{name: "wrong ignored flag type", args: []string{"--maximum-dead-containers=x"}, wantErr: []string{"--maximum-dead-containers"}},
+		{name: "bad IP", args: []string{"--address=localhost"}, wantErr: []string{"--address", "localhost"}},
+		{name: "bad taint", args: []string{"--register-with-taints=a=b"}, wantErr: []string{"--register-with-taints"}},
+		{name: "invalid value names file and flags", args: []string{"--config", file, "--port=70000"},
+			wantErr: []string{"config file " + file + " with flags --port: port: must be between 1 and 65535, got 70000"}},
+		{name: "invalid value from flags only", args: []string{"--max-pods=-1"}, wantErr: []string{"config from flags --max-pods: maxPods:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, warns, err := Parse(tt.args)
+			for _, w := range tt.wantWarn {
+				found := false
+				for _, got := range warns {
+					found = found || got == w
+				}
+				if !found {
+					t.Errorf("warnings %q do not include %q", warns, w)
+				}
+			}
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("want error containing %q, got nil", tt.wantErr)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tt.check != nil {
+				tt.check(t, o)
+			}
+		})
+	}
+}
+
+// TestKubeletFlagTables keeps the flag tables consistent with the fields
+// nodeagent implements and free of duplicates.
+func TestKubeletFlagTables(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range configFlags {
+		top, _, _ := strings.Cut(f.field, ".")
+		if !implementedFields[top] {
+			t.Errorf("--%s sets %s, which nodeagent does not implement: move it to ignoredFlags", f.name, f.field)
+		}
+		if seen[f.name] {
+			t.Errorf("--%s listed twice", f.name)
+		}
+		seen[f.name] = true
+	}
+	for _, names := range ignoredFlags {
+		for _, n := range names {
+			if seen[n] {
+				t.Errorf("--%s listed twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	for n := range removedFlags {
+		if !isIgnored(n) {
+			t.Errorf("removed flag --%s is not in ignoredFlags", n)
+		}
+	}
+}

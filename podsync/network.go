@@ -1,0 +1,138 @@
+package podsync
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/cni"
+)
+
+// Network sets up pod networks when the agent owns networking (package
+// cni); nil when the runtime does.
+type Network interface {
+	Setup(ctx context.Context, pn cni.PodNetwork) (*cni.Result, error)
+	Remove(ctx context.Context, pn cni.PodNetwork) error
+	Check(ctx context.Context, pn cni.PodNetwork) error
+	CachedResult(pn cni.PodNetwork) (*cni.Result, error)
+}
+
+// agentNetwork reports whether the agent wires this sandbox's network.
+func (s *Syncer) agentNetwork(hostNetwork bool) bool {
+	return s.network != nil && !hostNetwork
+}
+
+// podNetwork describes a sandbox for the CNI plugins. pod may be nil (a
+// sandbox of a pod the apiserver no longer has): DEL then relies on what
+// libcni cached at ADD.
+func (s *Syncer) podNetwork(ctx context.Context, sb sandboxRef, pod *v1.Pod, withNetNS bool) cni.PodNetwork {
+	pn := cni.PodNetwork{Namespace: sb.namespace, Name: sb.name, UID: sb.uid, SandboxID: sb.id}
+	if pod != nil {
+		for _, pm := range portMappings(pod) {
+			pn.PortMappings = append(pn.PortMappings, cni.PortMapping{
+				HostPort: pm.HostPort, ContainerPort: pm.ContainerPort,
+				Protocol: strings.ToLower(pm.Protocol.String()), HostIP: pm.HostIp,
+			})
+		}
+		pn.IngressBandwidth = pod.Annotations[cni.IngressBandwidthAnnotation]
+		pn.EgressBandwidth = pod.Annotations[cni.EgressBandwidthAnnotation]
+		if s.cfg.PodCIDRs != nil {
+			pn.PodCIDRs = s.cfg.PodCIDRs()
+		}
+	}
+	if withNetNS {
+		resp, err := s.runtime.PodSandboxStatus(ctx, sb.id, true)
+		if err == nil {
+			if path, closed, err := cni.NetNSPathFromSandboxInfo(resp.Info); err == nil && !closed {
+				pn.NetNSPath = path
+			}
+		} else {
+			klog.FromContext(ctx).V(2).Info("No sandbox status for its network namespace", "sandbox", sb.id, "err", err)
+		}
+	}
+	return pn
+}
+
+// sandboxRef names a sandbox.
+type sandboxRef struct{ id, namespace, name, uid string }
+
+func refOf(sb *runtimeapi.PodSandbox) sandboxRef {
+	md := sb.GetMetadata()
+	return sandboxRef{id: sb.Id, namespace: md.GetNamespace(), name: md.GetName(), uid: md.GetUid()}
+}
+
+// setupNetwork runs the CNI ADD for a new sandbox and remembers its IPs.
+func (s *Syncer) setupNetwork(ctx context.Context, pod *v1.Pod, id string) error {
+	resp, err := s.runtime.PodSandboxStatus(ctx, id, false)
+	if err != nil {
+		return fmt.Errorf("sandbox status: %w", err)
+	}
+	if ip := resp.GetStatus().GetNetwork().GetIp(); ip != "" {
+		msg := fmt.Sprintf("the runtime gave sandbox %s the address %s although nodeagent sets up pod networks (--network-plugin=cni): "+
+			"start nodeagent with --network-plugin=runtime, or give the runtime a loopback-only CNI conf dir that differs from nodeagent's", id, ip)
+		s.recorder.Event(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", msg)
+		return fmt.Errorf("%s", msg)
+	}
+	pn := s.podNetwork(ctx, sandboxRef{id: id, namespace: pod.Namespace, name: pod.Name, uid: string(pod.UID)}, pod, true)
+	res, err := s.network.Setup(ctx, pn)
+	if err != nil {
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to set up the pod network: %v", err)
+		return fmt.Errorf("set up network: %w", err)
+	}
+	ips := make([]string, 0, len(res.IPs))
+	for _, ip := range res.IPs {
+		ips = append(ips, ip.String())
+	}
+	s.mu.Lock()
+	s.sandboxIPs[id] = ips
+	s.mu.Unlock()
+	return nil
+}
+
+// teardownNetwork runs the CNI DEL of a sandbox before it is stopped.
+func (s *Syncer) teardownNetwork(ctx context.Context, sb *runtimeapi.PodSandbox, pod *v1.Pod) error {
+	if s.network == nil || sb.GetMetadata() == nil {
+		return nil
+	}
+	if pod != nil && pod.Spec.HostNetwork {
+		return nil
+	}
+	s.mu.Lock()
+	done := s.netDown[sb.Id]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := s.network.Remove(ctx, s.podNetwork(ctx, refOf(sb), pod, true)); err != nil {
+		return fmt.Errorf("tear down network of sandbox %s: %w", sb.Id, err)
+	}
+	s.mu.Lock()
+	s.netDown[sb.Id] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// cachedIPs returns the IPs of a sandbox the agent set up before it
+// restarted, from the CNI cache, after a CHECK.
+func (s *Syncer) cachedIPs(ctx context.Context, sb sandboxRef) ([]string, bool) {
+	if s.network == nil {
+		return nil, false
+	}
+	pn := s.podNetwork(ctx, sb, nil, true)
+	res, err := s.network.CachedResult(pn)
+	if err != nil || res == nil {
+		return nil, false
+	}
+	if err := s.network.Check(ctx, pn); err != nil {
+		klog.FromContext(ctx).Error(err, "CNI CHECK of an adopted sandbox failed", "sandbox", sb.id)
+	}
+	ips := make([]string, 0, len(res.IPs))
+	for _, ip := range res.IPs {
+		ips = append(ips, ip.String())
+	}
+	return ips, true
+}

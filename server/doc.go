@@ -1,0 +1,56 @@
+// Package server serves the kubelet HTTP API of nodeagent, so that the
+// apiserver, kubectl (exec, attach, port-forward, logs), metrics scrapers and
+// a person with curl and a client certificate use the node as they use a
+// kubelet.
+//
+// # Ports
+//
+// The API listens with TLS on address:port (10250), with the configured
+// serving certificate or a self-signed one generated once and kept under
+// RootDir/pki. Every request on it, known route or not, is authenticated and
+// authorized before routing, as the kubelet filters its whole container:
+// x509 client certificates against the client CA file, bearer tokens by a
+// cached TokenReview, anonymous only if enabled (otherwise 401). Authorization
+// is a cached SubjectAccessReview (or AlwaysAllow if configured) with the
+// kubelet's attribute mapping: resource nodes, name the node, verb from the
+// HTTP method, subresource from the path (stats, metrics, log for /logs/,
+// everything else proxy) after a fine-grained first check for /pods and
+// /runningpods/ (pods), /healthz (healthz) and /configz (configz). A request
+// is allowed if any of its attributes is; otherwise 403 names the user, the
+// verb, the resource and the subresources tried.
+//
+// A plain HTTP /healthz listens on HealthzBindAddress:HealthzPort
+// (127.0.0.1:10248), and, only when ReadOnlyPort is set, an unauthenticated
+// port serves the kubelet's read-only subset: /healthz, /pods, /stats and
+// /metrics.
+//
+// # Routes
+//
+// /pods lists the pods bound to the node (the agent's informer);
+// /runningpods/ what the runtime runs for the agent; /configz the
+// KubeletConfiguration. /containerLogs reads the CRI log files itself (CRI
+// has no log stream) with k8s.io/cri-client/pkg/logs, which follows,
+// tails, limits and timestamps. The file comes from the runtime's
+// ContainerStatus and is refused unless it lies, symbolic links resolved,
+// inside the pod's own directory <PodLogsDir>/<ns>_<name>_<uid>: no request
+// ever reads a byte from elsewhere. --previous is the second newest container
+// of the name. Containers are looked up by the kubelet's labels plus
+// io.nodeagent.managed=true, so the agent never touches another's.
+//
+// /exec, /attach and /portForward ask the runtime (CRI Exec, Attach,
+// PortForward) for a one-time stream URL and proxy the upgraded SPDY
+// connection to it with apimachinery's UpgradeAwareHandler, so the
+// runtime's stream server may stay on localhost. With RedirectStreaming the
+// answer is instead a 302 to that URL. The apiserver does not follow such a
+// redirect (it reports an invalid upgrade response): redirect mode only
+// serves clients that talk to the node directly and can reach the
+// runtime's stream server (containerd's stream_server_address on the
+// node's address). /run executes a command synchronously and returns its
+// output.
+//
+// # Errors
+//
+// Errors map to the kubelet's status codes in one place (httpStatus): 400
+// for undecodable parameters, 422 for invalid log options, 404 for an
+// unknown pod, container or route, gRPC codes from the runtime by kind.
+package server

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/emicklei/go-restful/v3"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	"k8s.io/klog/v2"
+	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+)
+
+// Server timeouts, as the kubelet's.
+const (
+	idleTimeout       = 90 * time.Second
+	readWriteTimeout  = 4 * time.Hour
+	maxHeaderBytes    = 1 << 20
+	readHeaderTimeout = 30 * time.Second
+	shutdownTimeout   = 5 * time.Second
+)
+
+// Config is what the server needs from the agent's configuration.
+type Config struct {
+	NodeName string
+	// Address and Port of the authenticated TLS API (10250).
+	Address string
+	Port    int32
+	// ReadOnlyPort serves an unauthenticated subset; 0 turns it off.
+	ReadOnlyPort int32
+	// HealthzBindAddress and HealthzPort: plain HTTP /healthz; port 0 is off.
+	HealthzBindAddress string
+	HealthzPort        int32
+	// TLSCertFile and TLSPrivateKeyFile: empty means a self-signed
+	// certificate generated once and kept under RootDir/pki.
+	TLSCertFile, TLSPrivateKeyFile string
+	RootDir                        string
+	PodLogsDir                     string
+	Authentication                 kubeletconfigv1beta1.KubeletAuthentication
+	Authorization                  kubeletconfigv1beta1.KubeletAuthorization
+	// KubeletConfig is served by /configz.
+	KubeletConfig *kubeletconfigv1beta1.KubeletConfiguration
+	// RedirectStreaming answers exec, attach and portForward with a 302 to
+	// the runtime's URL instead of proxying the stream.
+	RedirectStreaming bool
+}
+
+// Deps are the agent's pieces the server uses.
+type Deps struct {
+	// Client makes TokenReviews and SubjectAccessReviews.
+	Client kubernetes.Interface
+	// Runtime is the CRI runtime service.
+	Runtime internalapi.RuntimeService
+	// Pods returns the pods bound to the node.
+	Pods func() []*v1.Pod
+}
+
+// Server serves the kubelet API.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	auth     *authHandler
+	secure   http.Handler
+	readOnly http.Handler
+	metrics  *metricsCollector
+}
+
+// New builds the server: its routes, authenticator and authorizer. It
+// opens no port; Run does.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Runtime == nil || deps.Pods == nil {
+		return nil, errors.New("server: runtime and pods are required")
+	}
+	s := &Server{cfg: cfg, deps: deps}
+	s.metrics = newMetricsCollector(deps.Runtime)
+	auth, err := newAuthHandler(cfg, deps.Client)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
+	s.secure = auth.wrap(s.secureContainer())
+	s.readOnly = s.readOnlyContainer()
+	return s, nil
+}
+
+// secureContainer holds every route of the authenticated port.
+func (s *Server) secureContainer() *restful.Container {
+	c := restful.NewContainer()
+	c.ServeMux = http.NewServeMux()
+	c.Router(restful.CurlyRouter{})
+	s.addHealthz(c)
+	s.addPods(c)
+	s.addStats(c)
+	s.addMetrics(c)
+	s.addRunningPods(c)
+	s.addConfigz(c)
+	s.addContainerLogs(c)
+	s.addStreaming(c)
+	return c
+}
+
+// readOnlyContainer holds what the kubelet's read-only port serves.
+func (s *Server) readOnlyContainer() *restful.Container {
+	c := restful.NewContainer()
+	c.ServeMux = http.NewServeMux()
+	c.Router(restful.CurlyRouter{})
+	s.addHealthz(c)
+	s.addPods(c)
+	s.addStats(c)
+	s.addMetrics(c)
+	return c
+}
+
+// Handler returns the authenticated API's handler (for tests).
+func (s *Server) Handler() http.Handler { return s.secure }
+
+// Run serves the TLS API, the read-only port if configured and the local
+// healthz until ctx ends. It fails if a port cannot be opened.
+func (s *Server) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx).WithName("server")
+	ctx = klog.NewContext(ctx, logger)
+	if err := s.auth.start(ctx); err != nil {
+		return err
+	}
+	tlsCfg, err := s.tlsConfig(ctx)
+	if err != nil {
+		return err
+	}
+	type server struct {
+		name string
+		srv  *http.Server
+		tls  bool
+	}
+	servers := []server{{name: "api", tls: true, srv: s.httpServer(ctx, s.cfg.Address, s.cfg.Port, s.secure)}}
+	servers[0].srv.TLSConfig = tlsCfg
+	if s.cfg.ReadOnlyPort > 0 {
+		servers = append(servers, server{name: "read-only", srv: s.httpServer(ctx, s.cfg.Address, s.cfg.ReadOnlyPort, s.readOnly)})
+	}
+	if s.cfg.HealthzPort > 0 {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		servers = append(servers, server{name: "healthz", srv: s.httpServer(ctx, s.cfg.HealthzBindAddress, s.cfg.HealthzPort, mux)})
+	}
+
+	errs := make(chan error, len(servers))
+	for _, sv := range servers {
+		ln, err := net.Listen("tcp", sv.srv.Addr)
+		if err != nil {
+			for _, o := range servers {
+				_ = o.srv.Close()
+			}
+			return fmt.Errorf("listen on %s for the %s server: %w", sv.srv.Addr, sv.name, err)
+		}
+		logger.Info("Serving", "server", sv.name, "address", sv.srv.Addr)
+		go func() {
+			var err error
+			if sv.tls {
+				err = sv.srv.ServeTLS(ln, "", "")
+			} else {
+				err = sv.srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s server: %w", sv.name, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	// Streams may last hours: close rather than wait for them.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	for _, sv := range servers {
+		if err := sv.srv.Shutdown(sctx); err != nil {
+			_ = sv.srv.Close()
+		}
+	}
+	return runErr
+}
+
+func (s *Server) httpServer(ctx context.Context, addr string, port int32, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              net.JoinHostPort(addr, strconv.Itoa(int(port))),
+		Handler:           h,
+		IdleTimeout:       idleTimeout,
+		ReadTimeout:       readWriteTimeout,
+		WriteTimeout:      readWriteTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+}
+
+// podByName finds a pod bound to the node; a non-empty uid must match.
+func (s *Server) podByName(namespace, name string, uid types.UID) (*v1.Pod, error) {
+	for _, p := range s.deps.Pods() {
+		if p.Namespace == namespace && p.Name == name {
+			if uid != "" && p.UID != uid {
+				break
+			}
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, errNotFound)
+}
+
+// hasContainer reports whether the pod spec names the container.
+func hasContainer(pod *v1.Pod, name string) bool {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == name {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// tlsConfig loads the serving certificate or makes a self-signed one.
+func (s *Server) tlsConfig(ctx context.Context) (*tls.Config, error) {
+	certFile, keyFile := s.cfg.TLSCertFile, s.cfg.TLSPrivateKeyFile
+	if certFile == "" || keyFile == "" {
+		var err error
+		certFile, keyFile, err = selfSignedCert(ctx, s.cfg.RootDir, s.cfg.NodeName, s.cfg.Address)
+		if err != nil {
+			return nil, err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load serving certificate %s: %w", certFile, err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		// The x509 authenticator verifies client certificates against the
+		// client CA; the handshake only asks for one.
+		ClientAuth: tls.RequestClientCert,
+	}, nil
+}

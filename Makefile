@@ -5,7 +5,7 @@ STATE ?= /var/lib/nodeagent-harness
 export NODEAGENT_CACHE := $(CACHE)
 export NODEAGENT_STATE := $(STATE)
 
-.PHONY: all build up down test unit e2e e2e-only vet
+.PHONY: all build up down test unit e2e e2e-only vet bench
 
 all: build
 
@@ -34,3 +34,7 @@ e2e-only:
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ 2>&1 | tee $(STATE)/logs/e2e.log; exit $${PIPESTATUS[0]}
 
 test: unit e2e
+
+# Side-by-side benchmark with the upstream kubelet (not part of make test).
+bench:
+	hack/bench.sh

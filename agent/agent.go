@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -82,7 +83,9 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	var network podsync.Network // stays nil in runtime mode
 	if cniManager != nil {
 		network = cniManager
+		legacyregistry.MustRegister(cniManager.Collectors()...)
 	}
+	podsync.RegisterMetrics()
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -138,6 +141,9 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		},
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	workers = podworkers.New(syncer, clk)
+	if err := startDelegate(ctx, opts, cniManager, syncer.DelegatedPodNetwork); err != nil {
+		return err
+	}
 	static := newStaticPods(workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, podInformer.Lister())
 	status.static = static
 

@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/cni"
+	"github.com/nodeagent/nodeagent/cni/delegateapi"
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
 	"github.com/nodeagent/nodeagent/nodestatus"
@@ -44,4 +46,27 @@ func startNetwork(ctx context.Context, opts *configs.Options, rt *cri.Client, no
 	report(m.Load(ctx))
 	go m.Watch(ctx, report)
 	return m, nil
+}
+
+// startDelegate serves the nodeagent-delegate CNI plugin that the runtime
+// runs inside RunPodSandbox, on <root-dir>/cni.sock, until ctx ends. It must
+// run before the first sandbox starts. lookup finds the pods' host ports and
+// bandwidth annotations.
+func startDelegate(ctx context.Context, opts *configs.Options, m *cni.Manager, lookup cni.PodLookup) error {
+	if m == nil {
+		return nil
+	}
+	socket := filepath.Join(opts.RootDir, delegateapi.SocketName)
+	d, err := m.ListenDelegate(socket, lookup)
+	if err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx)
+	logger.Info("Serving the CNI delegate plugin", "socket", socket)
+	go func() {
+		if err := d.Serve(ctx); err != nil {
+			logger.Error(err, "CNI delegate server stopped")
+		}
+	}()
+	return nil
 }

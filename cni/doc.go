@@ -1,7 +1,8 @@
 // Package cni sets up pod networks with the CNI plugins, through libcni,
 // the way the kubelet's dockershim did: the container runtime creates the
 // sandbox and its network namespace, and nodeagent, not the runtime, runs
-// the plugins in it.
+// the plugins in it, when the runtime asks for it through the delegate
+// plugin (see below) or after RunPodSandbox for a runtime that runs no CNI.
 //
 // # Configuration
 //
@@ -45,12 +46,30 @@
 // with the cached config for sandboxes adopted after an agent restart, and
 // CachedResult returns their IPs without running any plugin.
 //
+// # Delegation from the runtime
+//
+// containerd's CRI RunPodSandbox always runs CNI for a sandbox off the host
+// network and fails unless the result has an eth0 with an address, so the
+// ADD cannot simply follow RunPodSandbox. The runtime's own conf dir holds
+// one network whose only plugin is nodeagent-delegate (cmd/nodeagent-cni),
+// and lo is brought up by containerd itself (use_internal_loopback). The
+// plugin forwards ADD, DEL and CHECK over <root-dir>/cni.sock (package
+// delegateapi) to a Delegate (ListenDelegate, Serve), which runs them here:
+// ADD is Setup with the pod from CNI_ARGS, its host ports and bandwidth
+// annotations from the agent's PodLookup, and answers with the network's
+// result, whose eth0 carries the pod IPs; DEL is Remove when something is
+// cached and a quiet success otherwise (the agent's own DEL before
+// StopPodSandbox came first); CHECK is Check. After RunPodSandbox the agent
+// takes the IPs from CachedResult. A cached attachment of the delegate
+// network itself (the runtime's cache, should it share the cache dir) is
+// never the agent's: DEL of it would call back into the agent.
+//
 // # Runtime network
 //
 // RuntimeHasRealNetwork reads containerd's verbose CRI Status to tell
 // whether the runtime would set up a real network of its own (any plugin
-// other than loopback), which must not happen while nodeagent owns pod
-// networking; NetNSPathFromSandboxInfo finds a sandbox's network namespace
+// other than loopback and nodeagent-delegate), which must not happen while
+// nodeagent owns pod networking; NetNSPathFromSandboxInfo finds a sandbox's network namespace
 // in containerd's verbose PodSandboxStatus.
 //
 // # Metrics

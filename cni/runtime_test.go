@@ -12,6 +12,10 @@ const harnessCNIConfig = `{"PluginDirs":["/usr/lib/cni"],"PluginConfDir":"/var/l
 // loopbackOnlyCNIConfig is the same runtime with a loopback-only conf dir.
 const loopbackOnlyCNIConfig = `{"PluginDirs":["/usr/lib/cni"],"PluginConfDir":"/etc/containerd/cni-loopback","PluginMaxConfNum":1,"Prefix":"eth","Networks":[{"Config":{"Name":"cni-loopback","CNIVersion":"0.3.1","Plugins":[{"Network":{"ipam":{},"type":"loopback"},"Source":"{\"type\":\"loopback\"}"}],"Source":"{}"},"IFName":"lo"},{"Config":{"Name":"loopback","CNIVersion":"1.0.0","Plugins":[{"Network":{"ipam":{},"type":"loopback"},"Source":"{\"type\":\"loopback\"}"}],"Source":"{}"},"IFName":"eth0"}]}`
 
+// delegateOnlyCNIConfig is the same runtime whose conf dir hands pod
+// networking to the agent.
+const delegateOnlyCNIConfig = `{"PluginDirs":["/usr/lib/cni"],"PluginConfDir":"/var/lib/nodeagent-harness/cni/runtime.d","PluginMaxConfNum":1,"Prefix":"eth","Networks":[{"Config":{"Name":"nodeagent","CNIVersion":"1.0.0","Plugins":[{"Network":{"ipam":{},"type":"nodeagent-delegate"},"Source":"{}"}],"Source":"{}"},"IFName":"eth0"}]}`
+
 func TestRuntimeHasRealNetwork(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -24,11 +28,12 @@ func TestRuntimeHasRealNetwork(t *testing.T) {
 			info: map[string]string{"cniconfig": harnessCNIConfig, "lastCNILoadStatus": "OK"},
 			want: true,
 			wantMsgs: []string{
-				"--network-plugin=runtime", "loopback network", "--cni-conf-dir",
+				"--network-plugin=runtime", "nodeagent-delegate", "--cni-conf-dir",
 				"/var/lib/nodeagent-harness/cni/net.d", `"nodeagent-harness" (bridge, portmap)`,
 			},
 		},
 		{name: "loopback only", info: map[string]string{"cniconfig": loopbackOnlyCNIConfig}},
+		{name: "delegate only", info: map[string]string{"cniconfig": delegateOnlyCNIConfig}},
 		{name: "no networks", info: map[string]string{"cniconfig": `{"PluginConfDir":"/etc/cni/net.d","Networks":null}`}},
 		{name: "no cniconfig", info: map[string]string{"config": "{}"}, wantMsgs: []string{"reports no CNI config"}},
 		{name: "nil info", wantMsgs: []string{"reports no CNI config"}},

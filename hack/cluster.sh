@@ -17,6 +17,8 @@ repo=$(cd "$here/.." && pwd)
 STATE=${NODEAGENT_STATE:-/var/lib/nodeagent-harness}
 CACHE=${NODEAGENT_CACHE:-$HOME/.cache/nodeagent}
 BIN=$CACHE/bin
+# Where containerd finds the nodeagent-delegate plugin (before /usr/lib/cni).
+CNI_BIN=$CACHE/cni-bin
 NODE_NAME=${NODE_NAME:-nodeagent-node}
 NODE_IP=192.0.2.10
 HOST_BRIDGE=nahost0
@@ -28,9 +30,12 @@ PKI=$STATE/pki
 LOGS=$STATE/logs
 RUN=$STATE/run
 CTRD_SOCK=$RUN/containerd.sock
-# Who wires pod networks. "runtime": containerd runs the bridge config.
-# "cni": nodeagent runs it and containerd gets a loopback-only config.
-NETWORK_PLUGIN=${NETWORK_PLUGIN:-runtime}
+# Who wires pod networks. "cni": nodeagent runs the bridge config, and
+# containerd, which runs CNI inside RunPodSandbox whatever its config, gets a
+# config whose only plugin (nodeagent-delegate, cmd/nodeagent-cni) hands the
+# work to nodeagent over <root-dir>/cni.sock. "runtime": containerd runs the
+# bridge config itself. The mode of the last "up" sticks for agent-restart.
+NETWORK_PLUGIN=${NETWORK_PLUGIN:-$(cat "$STATE/network-plugin" 2>/dev/null || echo cni)}
 if [[ $NETWORK_PLUGIN == cni ]]; then
   RUNTIME_CNI_DIR=$STATE/cni/runtime.d
 else
@@ -59,6 +64,8 @@ build() {
   "$here/build-tools.sh"
   mkdir -p "$BIN"
   (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$BIN/nodeagent" ./cmd/nodeagent)
+  mkdir -p "$CNI_BIN"
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$CNI_BIN/nodeagent-delegate" ./cmd/nodeagent-cni)
   local want
   want=$(cat "$here/images/main.go" /bin/busybox | sha256sum | cut -c1-16)
   if [[ ! -f "$CACHE/images/.stamp" || "$(cat "$CACHE/images/.stamp")" != "$want" ]]; then
@@ -86,9 +93,9 @@ down() (
   # Best effort: every step tolerates what is already gone.
   set +e +o pipefail
   log "stopping"
-  for c in nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
+  for c in kubelet nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
   # Leftovers of a run whose pid files are gone.
-  pkill -f "$BIN/(nodeagent|kube-|etcd)" 2>/dev/null || true
+  pkill -f "$BIN/(nodeagent|kubelet|kube-|etcd)" 2>/dev/null || true
   if [[ -S $CTRD_SOCK ]] && [[ -x $BIN/ctr ]]; then
     # Stop every pod container of the harness's runtime before the runtime.
     for t in $("$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
@@ -112,7 +119,9 @@ down() (
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -X "$c" 2>/dev/null || true; done
   rm -rf "$STATE/containerd/state" "$RUN" "$STATE/manifests" "$STATE/cni/cache" /var/lib/cni/networks/nodeagent-harness
   for h in /sys/fs/cgroup/*/; do
-    [[ -d $h$CGROUP_ROOT ]] && find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    for r in "$CGROUP_ROOT" /kubelet-bench /bench-floor; do
+      [[ -d $h$r ]] && find "$h$r" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
   done
 )
 
@@ -215,10 +224,12 @@ server = "http://127.0.0.1:1"
   capabilities = ["pull", "resolve"]
 EOF
   # nodeagent runs the pod network (bridge + host-local + portmap); the
-  # runtime gets a loopback-only config so that it never wires one itself.
+  # runtime's only network hands ADD/DEL/CHECK to nodeagent, and containerd
+  # brings lo up itself (use_internal_loopback).
   mkdir -p "$STATE/cni/runtime.d" "$STATE/cni/cache"
-  cat >"$STATE/cni/runtime.d/99-loopback.conflist" <<'EOF'
-{"cniVersion": "1.0.0", "name": "runtime-loopback", "plugins": [{"type": "loopback"}]}
+  rm -f "$STATE/cni/runtime.d/99-loopback.conflist"
+  cat >"$STATE/cni/runtime.d/10-nodeagent.conflist" <<EOF
+{"cniVersion": "1.0.0", "name": "nodeagent", "plugins": [{"type": "nodeagent-delegate", "socket": "$STATE/root/cni.sock"}]}
 EOF
   cat >"$STATE/cni/net.d/10-nodeagent-harness.conflist" <<EOF
 {
@@ -242,8 +253,9 @@ state = "$STATE/containerd/state"
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = ["/usr/lib/cni"]
+    bin_dirs = ["$CNI_BIN", "/usr/lib/cni"]
     conf_dir = "$RUNTIME_CNI_DIR"
+    use_internal_loopback = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
     Root = "$STATE/containerd/runc"
 
@@ -296,12 +308,48 @@ start_agent() {
     -v "${NODEAGENT_V:-2}"
 }
 
+# The upstream kubelet, for the side-by-side benchmark only. It never runs
+# beside nodeagent: it kills sandboxes it does not know.
+start_kubelet() {
+  local root=/kubelet-bench
+  for h in /sys/fs/cgroup/*/; do [[ $h == */unified/ ]] || mkdir -p "$h$root"; done
+  sed -e "s|^cgroupRoot: .*|cgroupRoot: $root|" -e '/^staticPodPath/d' -e '/^fileCheckFrequency/d' \
+    "$STATE/nodeagent.yaml" >"$STATE/kubelet.yaml"
+  start kubelet "$BIN/kubelet" --kubeconfig "$STATE/node.kubeconfig" --config "$STATE/kubelet.yaml" \
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$STATE/kubelet-root" -v 1
+}
+
+# reset_runtime gives the next agent a fresh containerd with the same
+# config: every pod of the previous one is gone.
+reset_runtime() {
+  stop_pid nodeagent
+  stop_pid kubelet
+  if [[ -S $CTRD_SOCK ]]; then
+    for t in $("$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+      "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io tasks kill -s KILL "$t" >/dev/null 2>&1 || true
+    done
+    sleep 1
+  fi
+  stop_pid containerd
+  pkill -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK" 2>/dev/null || true
+  grep -o " $STATE/containerd[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  rm -rf "$STATE/containerd/root" "$STATE/containerd/state" /var/lib/cni/networks/nodeagent-harness "$STATE/cni/cache"
+  PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml"
+  wait_for containerd 30 "$BIN/ctr" -a "$CTRD_SOCK" version
+  for f in pause busybox; do
+    "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io images import "$CACHE/images/$f.tar" >/dev/null
+  done
+  "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete node "$NODE_NAME" --ignore-not-found >/dev/null
+}
+
 up() {
   [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }
   install_packages
   build
   down
   mkdir -p "$STATE" "$LOGS" "$RUN"
+  echo "$NETWORK_PLUGIN" >"$STATE/network-plugin"
   network
   pki
   containerd_config
@@ -369,5 +417,8 @@ case ${1:-} in
   agent-start) start_agent ;;
   containerd-stop) stop_pid containerd ;;
   containerd-start) PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml" ;;
-  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|containerd-stop|containerd-start" >&2; exit 2 ;;
+  runtime-reset) reset_runtime ;;
+  kubelet-start) start_kubelet ;;
+  wait-node) wait_for "${2:-nodeagent}" 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s ;;
+  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node" >&2; exit 2 ;;
 esac

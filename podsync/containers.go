@@ -119,10 +119,12 @@ func prevRestartCount(st *runtimeapi.ContainerStatus) int32 {
 // startContainer pulls the image if needed, then creates and starts c.
 func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) error {
 	logger := klog.FromContext(ctx).WithValues("container", c.Name)
+	t := time.Now()
 	imageRef, err := s.ensureImage(ctx, pod, c)
 	if err != nil {
 		return err
 	}
+	observePhase("image", t)
 	sbCfg, err := s.sandboxConfig(pod, sandbox.Metadata.GetAttempt())
 	if err != nil {
 		return err
@@ -131,15 +133,19 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	if err != nil {
 		return err
 	}
+	t = time.Now()
 	id, err := s.runtime.CreateContainer(ctx, sandbox.Id, cfg, sbCfg)
 	if err != nil {
 		return fmt.Errorf("create container %q: %w", c.Name, err)
 	}
+	observePhase("create", t)
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
+	t = time.Now()
 	if err := s.runtime.StartContainer(ctx, id); err != nil {
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return fmt.Errorf("start container %q: %w", c.Name, err)
 	}
+	observePhase("start", t)
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	s.linkLog(ctx, pod, c.Name, id, cfg.LogPath)
 	logger.V(2).Info("Started container", "containerID", id, "restartCount", restartCount)

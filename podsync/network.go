@@ -2,7 +2,9 @@ package podsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -65,32 +67,103 @@ func refOf(sb *runtimeapi.PodSandbox) sandboxRef {
 	return sandboxRef{id: sb.Id, namespace: md.GetNamespace(), name: md.GetName(), uid: md.GetUid()}
 }
 
-// setupNetwork runs the CNI ADD for a new sandbox and remembers its IPs.
+// setupNetwork finds or sets up the network of a new sandbox and remembers
+// its IPs. containerd runs CNI inside RunPodSandbox whatever its config, so
+// its conf dir holds the nodeagent-delegate plugin, which hands the ADD to
+// the agent (package cni's Delegate): the IPs are then in the agent's CNI
+// cache already, and the runtime must report the same address. A runtime
+// that runs no CNI (no address, nothing cached) gets the ADD now. A runtime
+// that wired a network of its own fails the sandbox with an event.
 func (s *Syncer) setupNetwork(ctx context.Context, pod *v1.Pod, id string) error {
 	resp, err := s.runtime.PodSandboxStatus(ctx, id, false)
 	if err != nil {
 		return fmt.Errorf("sandbox status: %w", err)
 	}
-	if ip := resp.GetStatus().GetNetwork().GetIp(); ip != "" {
-		msg := fmt.Sprintf("the runtime gave sandbox %s the address %s although nodeagent sets up pod networks (--network-plugin=cni): "+
-			"start nodeagent with --network-plugin=runtime, or give the runtime a loopback-only CNI conf dir that differs from nodeagent's", id, ip)
-		s.recorder.Event(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", msg)
-		return fmt.Errorf("%s", msg)
+	var runtimeIPs []string
+	if n := resp.GetStatus().GetNetwork(); n != nil {
+		if n.Ip != "" {
+			runtimeIPs = append(runtimeIPs, n.Ip)
+		}
+		for _, ip := range n.AdditionalIps {
+			runtimeIPs = append(runtimeIPs, ip.GetIp())
+		}
 	}
-	pn := s.podNetwork(ctx, sandboxRef{id: id, namespace: pod.Namespace, name: pod.Name, uid: string(pod.UID)}, pod, true)
-	res, err := s.network.Setup(ctx, pn)
-	if err != nil {
-		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to set up the pod network: %v", err)
-		return fmt.Errorf("set up network: %w", err)
-	}
-	ips := make([]string, 0, len(res.IPs))
-	for _, ip := range res.IPs {
-		ips = append(ips, ip.String())
+	ref := sandboxRef{id: id, namespace: pod.Namespace, name: pod.Name, uid: string(pod.UID)}
+	var ips []string
+	cached, err := s.network.CachedResult(cni.PodNetwork{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID), SandboxID: id})
+	switch {
+	case err == nil:
+		// Delegated: the runtime ran the agent's ADD.
+		ips = ipStrings(cached.IPs)
+		if !subsetIPs(runtimeIPs, ips) {
+			return s.doubleNetwork(pod, fmt.Sprintf("the runtime reports the address %s for sandbox %s but nodeagent's network gave it %s", strings.Join(runtimeIPs, ", "), id, strings.Join(ips, ", ")))
+		}
+	case !cni.IsNotSetUp(err):
+		return fmt.Errorf("read the CNI cache: %w", err)
+	case len(runtimeIPs) > 0:
+		return s.doubleNetwork(pod, fmt.Sprintf("the runtime gave sandbox %s the address %s itself", id, strings.Join(runtimeIPs, ", ")))
+	default:
+		res, err := s.network.Setup(ctx, s.podNetwork(ctx, ref, pod, true))
+		if err != nil {
+			s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to set up the pod network: %v", err)
+			return fmt.Errorf("set up network: %w", err)
+		}
+		ips = ipStrings(res.IPs)
 	}
 	s.mu.Lock()
 	s.sandboxIPs[id] = ips
 	s.mu.Unlock()
 	return nil
+}
+
+// doubleNetwork fails a sandbox that the runtime wired itself although the
+// agent owns pod networking, with an event that names both fixes.
+func (s *Syncer) doubleNetwork(pod *v1.Pod, what string) error {
+	msg := what + " although nodeagent sets up pod networks (--network-plugin=cni): " +
+		"start nodeagent with --network-plugin=runtime, or give the runtime a CNI conf dir that differs from nodeagent's " +
+		"and holds only the nodeagent-delegate plugin (and loopback)"
+	s.recorder.Event(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", msg)
+	return errors.New(msg)
+}
+
+// DelegatedPodNetwork is the cni.PodLookup of the delegate plugin: the host
+// ports, bandwidth annotations and pod CIDRs of an active pod.
+func (s *Syncer) DelegatedPodNetwork(ctx context.Context, namespace, name, uid string) (cni.PodNetwork, bool) {
+	if s.cfg.ActivePods == nil {
+		return cni.PodNetwork{}, false
+	}
+	for _, pod := range s.cfg.ActivePods() {
+		if string(pod.UID) == uid {
+			return s.podNetwork(ctx, sandboxRef{namespace: namespace, name: name, uid: uid}, pod, false), true
+		}
+	}
+	return cni.PodNetwork{}, false
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// subsetIPs reports whether every address of sub is in set.
+func subsetIPs(sub, set []string) bool {
+	for _, a := range sub {
+		ip := net.ParseIP(a)
+		found := false
+		for _, b := range set {
+			if ip != nil && ip.Equal(net.ParseIP(b)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // teardownNetwork runs the CNI DEL of a sandbox before it is stopped.
@@ -130,9 +203,5 @@ func (s *Syncer) cachedIPs(ctx context.Context, sb sandboxRef) ([]string, bool) 
 	if err := s.network.Check(ctx, pn); err != nil {
 		klog.FromContext(ctx).Error(err, "CNI CHECK of an adopted sandbox failed", "sandbox", sb.id)
 	}
-	ips := make([]string, 0, len(res.IPs))
-	for _, ip := range res.IPs {
-		ips = append(ips, ip.String())
-	}
-	return ips, true
+	return ipStrings(res.IPs), true
 }

@@ -46,10 +46,12 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	if len(state.sandboxes) > 0 {
 		s.recorder.Event(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 	}
+	volStart := time.Now()
 	if _, err := s.volumes.Setup(ctx, pod); err != nil {
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "Unable to mount volumes: %v", err)
 		return "", fmt.Errorf("set up volumes: %w", err)
 	}
+	observePhase("volumes", volStart)
 	if err := os.MkdirAll(s.podLogDir(pod), 0o755); err != nil {
 		return "", fmt.Errorf("create pod log directory: %w", err)
 	}
@@ -58,11 +60,15 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 		return "", err
 	}
 	start := s.clock.Now()
+	sbStart := time.Now()
 	id, err = s.runtime.RunPodSandbox(ctx, cfg, "")
 	if err != nil {
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 		return "", fmt.Errorf("run sandbox: %w", err)
 	}
+	observePhase("sandbox", sbStart)
+	// The named result is "" by the time a failed return runs the rollback.
+	sandboxID := id
 	defer func() {
 		if retErr == nil {
 			return
@@ -70,22 +76,24 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 		// Roll back on a fresh bounded context: the caller's may be done.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		ref := &runtimeapi.PodSandbox{Id: id, Metadata: cfg.Metadata}
+		ref := &runtimeapi.PodSandbox{Id: sandboxID, Metadata: cfg.Metadata}
 		if err := s.teardownNetwork(cctx, ref, pod); err != nil {
-			logger.Error(err, "Rolling back sandbox network", "sandbox", id)
+			logger.Error(err, "Rolling back sandbox network", "sandbox", sandboxID)
 		}
-		if err := s.runtime.StopPodSandbox(cctx, id); err != nil {
-			logger.Error(err, "Rolling back sandbox", "sandbox", id)
+		if err := s.runtime.StopPodSandbox(cctx, sandboxID); err != nil {
+			logger.Error(err, "Rolling back sandbox", "sandbox", sandboxID)
 			return
 		}
-		if err := s.runtime.RemovePodSandbox(cctx, id); err != nil {
-			logger.Error(err, "Rolling back sandbox", "sandbox", id)
+		if err := s.runtime.RemovePodSandbox(cctx, sandboxID); err != nil {
+			logger.Error(err, "Rolling back sandbox", "sandbox", sandboxID)
 		}
 	}()
 	if s.agentNetwork(pod.Spec.HostNetwork) {
+		netStart := time.Now()
 		if err := s.setupNetwork(ctx, pod, id); err != nil {
 			return "", err
 		}
+		observePhase("network", netStart)
 	} else if _, err := s.sandboxIPsOf(ctx, id); err != nil {
 		return "", err
 	}

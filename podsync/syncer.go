@@ -207,8 +207,13 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	if err != nil {
 		return false, 0, err
 	}
+	t := time.Now()
 	if err := s.status.Write(ctx, pod, st); err != nil {
 		return false, 0, err
+	}
+	if changed := !allStarted(&pod.Status) && allStarted(st); changed {
+		observePhase("status", t)
+		podStartSLI.Observe(s.clock.Since(pod.CreationTimestamp.Time).Seconds())
 	}
 	terminal := st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed
 	return terminal, requeue, nil
@@ -253,3 +258,16 @@ func podDone(pod *v1.Pod, state *podState) bool {
 
 // errConfig marks errors that become CreateContainerConfigError.
 var errConfig = errors.New("container config error")
+
+// allStarted reports whether every container of a status is running.
+func allStarted(st *v1.PodStatus) bool {
+	if len(st.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, cs := range st.ContainerStatuses {
+		if cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
+}

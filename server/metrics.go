@@ -8,6 +8,7 @@ import (
 	"github.com/emicklei/go-restful/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/component-base/metrics/legacyregistry"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -75,7 +76,10 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 func (s *Server) addMetrics(c *restful.Container) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.metrics)
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: promLogger{}, ErrorHandling: promhttp.ContinueOnError})
+	// The agent's own metrics (pod start phases, CNI operations) live in
+	// component-base's legacy registry.
+	gatherers := prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}
+	h := promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: promLogger{}, ErrorHandling: promhttp.ContinueOnError})
 	ws := new(restful.WebService).Path("/metrics")
 	ws.Route(ws.GET("").To(func(req *restful.Request, resp *restful.Response) {
 		h.ServeHTTP(resp.ResponseWriter, req.Request)
@@ -89,6 +93,3 @@ type promLogger struct{}
 func (promLogger) Println(v ...any) {
 	klog.Background().Info("Metrics scrape error", "msg", v)
 }
-
-// addStats is a placeholder: /stats/summary is not served yet (404).
-func (s *Server) addStats(*restful.Container) {}

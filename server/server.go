@@ -71,6 +71,7 @@ type Server struct {
 	secure   http.Handler
 	readOnly http.Handler
 	metrics  *metricsCollector
+	stats    *statsProvider
 }
 
 // New builds the server: its routes, authenticator and authorizer. It
@@ -81,6 +82,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps}
 	s.metrics = newMetricsCollector(deps.Runtime)
+	s.stats = newStatsProvider(cfg, deps.Runtime)
 	auth, err := newAuthHandler(cfg, deps.Client)
 	if err != nil {
 		return nil, err
@@ -100,6 +102,7 @@ func (s *Server) secureContainer() *restful.Container {
 	s.addPods(c)
 	s.addStats(c)
 	s.addMetrics(c)
+	s.addResourceMetrics(c)
 	s.addRunningPods(c)
 	s.addConfigz(c)
 	s.addContainerLogs(c)
@@ -116,6 +119,7 @@ func (s *Server) readOnlyContainer() *restful.Container {
 	s.addPods(c)
 	s.addStats(c)
 	s.addMetrics(c)
+	s.addResourceMetrics(c)
 	return c
 }
 

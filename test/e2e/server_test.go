@@ -4,9 +4,12 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,8 +22,12 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 const nodeAPI = "https://192.0.2.10:10250"
@@ -28,6 +35,16 @@ const nodeAPI = "https://192.0.2.10:10250"
 // nodeClient is an HTTPS client for the node API trusting the cluster CA,
 // with the admin's client certificate if withCert.
 func nodeClient(t *testing.T, withCert bool) *http.Client {
+	t.Helper()
+	if withCert {
+		return nodeClientAs(t, "admin")
+	}
+	return nodeClientAs(t, "")
+}
+
+// nodeClientAs is an HTTPS client for the node API with the client
+// certificate pki/<cert>.crt, or none if cert is empty.
+func nodeClientAs(t *testing.T, certName string) *http.Client {
 	t.Helper()
 	pki := filepath.Join(state, "pki")
 	ca, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
@@ -37,8 +54,8 @@ func nodeClient(t *testing.T, withCert bool) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if withCert {
-		cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "admin.crt"), filepath.Join(pki, "admin.key"))
+	if certName != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(pki, certName+".crt"), filepath.Join(pki, certName+".key"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,3 +271,237 @@ func trunc(s string) string {
 	}
 	return s
 }
+
+// grantedToken creates service account name bound to a ClusterRole that
+// grants only verbs on the given nodes subresources, waits until the
+// apiserver authorizes it (so that the node never caches an early denial)
+// and returns a token for it.
+func grantedToken(t *testing.T, c kubernetes.Interface, ns, name string, subresources, verbs []string) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var resources []string
+	for _, sub := range subresources {
+		resources = append(resources, "nodes/"+sub)
+	}
+	role := ns + "-" + name
+	if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: resources, Verbs: verbs}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.RbacV1().ClusterRoles().Delete(context.Background(), role, metav1.DeleteOptions{}) })
+	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.RbacV1().ClusterRoleBindings().Delete(context.Background(), role, metav1.DeleteOptions{})
+	})
+	user := "system:serviceaccount:" + ns + ":" + name
+	waitFor(t, 30*time.Second, "RBAC for "+user, func() (bool, error) {
+		for _, sub := range subresources {
+			for _, verb := range verbs {
+				r, err := c.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:               user,
+					Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+					ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: "nodes", Subresource: sub, Name: nodeName},
+				}}, metav1.CreateOptions{})
+				if err != nil || !r.Status.Allowed {
+					return false, err
+				}
+			}
+		}
+		return true, nil
+	})
+	tok, err := c.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Status.Token
+}
+
+// TestServerAuthorization checks the kubelet's authorization mapping
+// through RBAC: each service account holds one nodes subresource only.
+func TestServerAuthorization(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	createPod(t, c, ns, busyboxPod("target", "echo from-target; sleep 3600", v1.RestartPolicyNever))
+	waitPod(t, c, ns, "target", 60*time.Second, "running", running)
+
+	const (
+		denied          = 403
+		upgradeRequired = -1 // allowed, then refused for want of an upgrade
+	)
+	logs := "/containerLogs/" + ns + "/target/main"
+	execPath := "/exec/" + ns + "/target/main?command=ls&output=1"
+	type check struct {
+		method, path string
+		code         int
+	}
+	tokenCases := []struct {
+		name, subresource string
+		checks            []check
+	}{
+		{"pods", "pods", []check{{"GET", "/pods", 200}, {"GET", "/runningpods/", 200}, {"POST", execPath, denied}, {"GET", logs, denied}}},
+		{"stats", "stats", []check{{"GET", "/stats/summary", 200}, {"GET", "/pods", denied}, {"GET", logs, denied}}},
+		{"log", "log", []check{{"GET", logs, denied}, {"GET", "/pods", denied}}},
+		{"proxy", "proxy", []check{{"POST", execPath, upgradeRequired}, {"GET", logs, 200}, {"GET", "/pods", 200}, {"GET", "/stats/summary", denied}}},
+	}
+	verify := func(who string, cl *http.Client, token string, ch check) {
+		t.Helper()
+		code, body := nodeGet(t, cl, ch.method, ch.path, token)
+		switch ch.code {
+		case upgradeRequired:
+			if code < 400 || code == 401 || code == 403 || !strings.Contains(body, "Upgrade request required") {
+				t.Errorf("%s %s %s: %d %q, want the upgrade-required error", who, ch.method, ch.path, code, trunc(body))
+			}
+		case denied:
+			if code != 403 || !strings.HasPrefix(body, "Forbidden (user=") {
+				t.Errorf("%s %s %s: %d %q, want 403", who, ch.method, ch.path, code, trunc(body))
+			}
+		default:
+			if code != ch.code {
+				t.Errorf("%s %s %s: %d %q, want %d", who, ch.method, ch.path, code, trunc(body), ch.code)
+			}
+		}
+	}
+	anon := nodeClientAs(t, "")
+	for _, tc := range tokenCases {
+		tok := grantedToken(t, c, ns, tc.name, []string{tc.subresource}, []string{"get", "create"})
+		for _, ch := range tc.checks {
+			verify("nodes/"+tc.subresource, anon, tok, ch)
+		}
+	}
+
+	// The apiserver's client certificate, bound to system:kubelet-api-admin.
+	kubeletClient := nodeClientAs(t, "apiserver-kubelet-client")
+	for _, ch := range []check{{"GET", "/pods", 200}, {"GET", logs, 200}, {"POST", execPath, upgradeRequired}, {"GET", "/stats/summary", 200}, {"GET", "/metrics", 200}} {
+		verify("apiserver-kubelet-client", kubeletClient, "", ch)
+	}
+}
+
+func TestKubectlAttach(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	pod := busyboxPod("attach", "", v1.RestartPolicyNever)
+	pod.Spec.Containers[0].Command = []string{"sh"}
+	pod.Spec.Containers[0].Stdin = true
+	createPod(t, c, ns, pod)
+	waitPod(t, c, ns, "attach", 60*time.Second, "running", running)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(cache, "bin/kubectl"), "--kubeconfig", filepath.Join(state, "admin.kubeconfig"), "-n", ns, "attach", "-i", "attach", "-c", "main")
+	// The runtime detaches when stdin closes (stdinOnce is false), so
+	// stdin stays open until the answer is back.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	if _, err := io.WriteString(stdin, "echo attached-$((6*7))\n"); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	for sc.Scan() {
+		if lines = append(lines, sc.Text()); sc.Text() == "attached-42" {
+			break
+		}
+	}
+	if len(lines) == 0 || lines[len(lines)-1] != "attached-42" {
+		t.Fatalf("attach -i: got %q (%v)", lines, sc.Err())
+	}
+	_ = stdin.Close()
+}
+
+func TestKubectlCp(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	createPod(t, c, ns, busyboxPod("cp", "sleep 3600", v1.RestartPolicyNever))
+	waitPod(t, c, ns, "cp", 60*time.Second, "running", running)
+	dir := t.TempDir()
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	src := filepath.Join(dir, "in.bin")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "-n", ns, "cp", src, "cp:/tmp/in.bin", "-c", "main")
+	if got := kubectl(t, "-n", ns, "exec", "cp", "--", "wc", "-c", "/tmp/in.bin"); !strings.HasPrefix(strings.TrimSpace(got), strconv.Itoa(len(data))+" ") {
+		t.Fatalf("size in the pod: %q", got)
+	}
+	kubectl(t, "-n", ns, "exec", "cp", "--", "sh", "-c", "cp /tmp/in.bin /tmp/out.bin && echo tail >> /tmp/out.bin")
+	dst := filepath.Join(dir, "out.bin")
+	kubectl(t, "-n", ns, "cp", "cp:/tmp/out.bin", dst, "-c", "main")
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]byte{}, data...), "tail\n"...); !bytes.Equal(got, want) {
+		t.Fatalf("copied back %d bytes, want %d", len(got), len(want))
+	}
+}
+
+// TestServerStats reads /stats/summary and /metrics/resource for a running
+// pod: CRI stats for the pod and its container, the root cgroup for the node.
+func TestServerStats(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	createPod(t, c, ns, busyboxPod("stats", "head -c 8000000 /dev/zero | gzip > /dev/null; sleep 3600", v1.RestartPolicyNever))
+	waitPod(t, c, ns, "stats", 60*time.Second, "running", running)
+	admin := nodeClient(t, true)
+	var summary statsapi.Summary
+	waitFor(t, 30*time.Second, "stats of the pod", func() (bool, error) {
+		code, body := nodeGet(t, admin, "GET", "/stats/summary", "")
+		if code != 200 {
+			return false, fmt.Errorf("%d %s", code, trunc(body))
+		}
+		summary = statsapi.Summary{}
+		if err := json.Unmarshal([]byte(body), &summary); err != nil {
+			return false, err
+		}
+		for _, p := range summary.Pods {
+			if p.PodRef.Namespace == ns && p.PodRef.Name == "stats" && len(p.Containers) == 1 {
+				ctr := p.Containers[0]
+				return ctr.Name == "main" && p.Memory != nil && nonzero(p.Memory.WorkingSetBytes) && nonzero(ctr.Memory.WorkingSetBytes) &&
+					p.CPU != nil && nonzero(p.CPU.UsageCoreNanoSeconds) && nonzero(ctr.CPU.UsageCoreNanoSeconds), nil
+			}
+		}
+		return false, fmt.Errorf("pod not listed")
+	})
+	n := summary.Node
+	if n.NodeName != nodeName || n.CPU == nil || !nonzero(n.CPU.UsageCoreNanoSeconds) || n.Memory == nil || !nonzero(n.Memory.WorkingSetBytes) || n.Fs == nil {
+		t.Errorf("node stats: %+v", n)
+	}
+	code, body := nodeGet(t, admin, "GET", "/metrics/resource", "")
+	for _, want := range []string{
+		"node_cpu_usage_seconds_total ",
+		"node_memory_working_set_bytes ",
+		`container_memory_working_set_bytes{container="main",namespace="` + ns + `",pod="stats"} `,
+		`container_cpu_usage_seconds_total{container="main",namespace="` + ns + `",pod="stats"} `,
+		`pod_memory_working_set_bytes{namespace="` + ns + `",pod="stats"} `,
+		"scrape_error 0\n",
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics/resource: %d, missing %q", code, want)
+		}
+	}
+}
+
+func nonzero(p *uint64) bool { return p != nil && *p > 0 }

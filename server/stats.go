@@ -1,0 +1,394 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/emicklei/go-restful/v3"
+	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/nodeagent/nodeagent/cri"
+)
+
+// statsProvider builds the kubelet's stats v1alpha1 Summary: pods and
+// containers from the runtime's CRI stats, the node from its root cgroups.
+type statsProvider struct {
+	nodeName   string
+	rootDir    string
+	podLogsDir string
+	runtime    internalapi.RuntimeService
+	host       hostReader
+	rates      *cpuRates
+}
+
+func newStatsProvider(cfg Config, rt internalapi.RuntimeService) *statsProvider {
+	return &statsProvider{
+		nodeName:   cfg.NodeName,
+		rootDir:    cfg.RootDir,
+		podLogsDir: cfg.PodLogsDir,
+		runtime:    rt,
+		host:       hostReader{cgroupRoot: "/sys/fs/cgroup", procRoot: "/proc"},
+		rates:      newCPURates(),
+	}
+}
+
+func (s *Server) addStats(c *restful.Container) {
+	ws := new(restful.WebService).Path("/stats").Produces(restful.MIME_JSON)
+	for _, method := range []string{"GET", "POST"} {
+		ws.Route(ws.Method(method).Path("/summary").To(s.getSummary))
+	}
+	c.Add(ws)
+}
+
+// getSummary serves /stats/summary; only_cpu_and_memory=true restricts it
+// to what resource metrics need, as the kubelet.
+func (s *Server) getSummary(req *restful.Request, resp *restful.Response) {
+	ctx := req.Request.Context()
+	logger := klog.FromContext(ctx)
+	if err := req.Request.ParseForm(); err != nil {
+		writeError(logger, resp, fmt.Errorf("parse form: %v: %w", err, errBadRequest))
+		return
+	}
+	v := req.Request.Form["only_cpu_and_memory"]
+	summary, err := s.stats.summary(ctx, len(v) == 1 && v[0] == "true")
+	if err != nil {
+		writeError(logger, resp, err)
+		return
+	}
+	writeJSON(logger, resp, summary)
+}
+
+// summary is the node's and its pods' stats. A failure to read the node
+// is logged and leaves the node's fields empty; a runtime failure fails.
+func (p *statsProvider) summary(ctx context.Context, cpuAndMemoryOnly bool) (*statsapi.Summary, error) {
+	pods, err := p.podStats(ctx, cpuAndMemoryOnly)
+	if err != nil {
+		return nil, err
+	}
+	return &statsapi.Summary{Node: p.nodeStats(ctx, cpuAndMemoryOnly), Pods: pods}, nil
+}
+
+func (p *statsProvider) nodeStats(ctx context.Context, cpuAndMemoryOnly bool) statsapi.NodeStats {
+	logger := klog.FromContext(ctx)
+	ns := statsapi.NodeStats{NodeName: p.nodeName}
+	if bt, err := p.host.bootTime(); err == nil {
+		ns.StartTime = metav1.NewTime(bt)
+	}
+	u, err := p.host.usage()
+	if err != nil {
+		logger.Error(err, "Reading the node's cgroup stats")
+	} else {
+		t := metav1.NewTime(u.time)
+		ns.CPU = &statsapi.CPUStats{Time: t, UsageCoreNanoSeconds: ptrTo(u.cpuNanos), UsageNanoCores: p.rates.nanoCores("node", u.cpuNanos, u.time)}
+		ns.Memory = &statsapi.MemoryStats{
+			Time: t, UsageBytes: ptrTo(u.memUsage), WorkingSetBytes: ptrTo(u.workingSet), RSSBytes: ptrTo(u.rss),
+			PageFaults: ptrTo(u.pageFaults), MajorPageFaults: ptrTo(u.majFaults),
+		}
+		if u.memTotal > 0 {
+			ns.Memory.AvailableBytes = ptrTo(saturatingSub(u.memTotal, u.workingSet))
+		}
+	}
+	if cpuAndMemoryOnly {
+		return ns
+	}
+	now := metav1.Now()
+	if fs, err := statfs(p.rootDir); err == nil {
+		ns.Fs = fsStats(now, fs)
+	} else {
+		logger.V(2).Info("Reading the root filesystem's usage", "err", err)
+	}
+	var info unix.Sysinfo_t
+	rl := &statsapi.RlimitStats{Time: now}
+	if max, err := p.host.pidMax(); err == nil {
+		rl.MaxPID = ptrTo(int64(max))
+	}
+	if err := unix.Sysinfo(&info); err == nil {
+		rl.NumOfRunningProcesses = ptrTo(int64(info.Procs))
+	}
+	ns.Rlimit = rl
+	return ns
+}
+
+func fsStats(t metav1.Time, fs fsUsage) *statsapi.FsStats {
+	return &statsapi.FsStats{
+		Time: t, CapacityBytes: ptrTo(fs.capacity), AvailableBytes: ptrTo(fs.available), UsedBytes: ptrTo(fs.used),
+		Inodes: ptrTo(fs.inodes), InodesFree: ptrTo(fs.inodesFree), InodesUsed: ptrTo(saturatingSub(fs.inodes, fs.inodesFree)),
+	}
+}
+
+// podStats lists the agent's pods with their running containers. Pod
+// CPU, memory, network and process counts come from ListPodSandboxStats;
+// containers it leaves out (or all, if the runtime does not implement it)
+// come from ListContainerStats, and a pod without sandbox stats gets the
+// sums of its containers' CPU and memory.
+func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool) ([]statsapi.PodStats, error) {
+	sandboxes, err := p.runtime.ListPodSandbox(ctx, cri.ManagedSandboxFilter(""))
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %w", err)
+	}
+	cf := cri.ManagedContainerFilter("")
+	cf.State = &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}
+	containers, err := p.runtime.ListContainers(ctx, cf)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	containerByID := map[string]*runtimeapi.Container{}
+	for _, c := range containers {
+		if cri.IsManaged(c.Labels) && c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			containerByID[c.Id] = c
+		}
+	}
+	managed := map[string]string{cri.ManagedLabel: cri.ManagedValue}
+	sandboxStats := map[string]*runtimeapi.PodSandboxStats{}
+	containerStats := map[string]*runtimeapi.ContainerStats{}
+	all, err := p.runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{LabelSelector: managed})
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("ListPodSandboxStats failed, using container stats only", "err", err)
+	}
+	for _, st := range all {
+		if id := st.GetAttributes().GetId(); id != "" {
+			sandboxStats[id] = st
+		}
+		for _, cs := range st.GetLinux().GetContainers() {
+			if id := cs.GetAttributes().GetId(); id != "" {
+				containerStats[id] = cs
+			}
+		}
+	}
+	// Runtimes that do not implement sandbox stats, or leave containers
+	// out of them, still have container stats.
+	for id := range containerByID {
+		if containerStats[id] != nil {
+			continue
+		}
+		all, err := p.runtime.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{LabelSelector: managed})
+		if err != nil {
+			return nil, fmt.Errorf("list container stats: %w", err)
+		}
+		for _, cs := range all {
+			if id := cs.GetAttributes().GetId(); id != "" && containerStats[id] == nil {
+				containerStats[id] = cs
+			}
+		}
+		break
+	}
+
+	out := make([]statsapi.PodStats, 0, len(sandboxes))
+	for _, sb := range currentSandboxes(sandboxes) {
+		md := sb.GetMetadata()
+		ps := statsapi.PodStats{
+			PodRef:    statsapi.PodReference{Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid()},
+			StartTime: metav1.NewTime(time.Unix(0, sb.CreatedAt)),
+		}
+		for _, c := range containers {
+			c = containerByID[c.Id]
+			if c == nil || c.PodSandboxId != sb.Id {
+				continue
+			}
+			st := containerStats[c.Id]
+			if st == nil {
+				continue
+			}
+			ps.Containers = append(ps.Containers, p.containerStats(c, st, md, cpuAndMemoryOnly))
+		}
+		sort.Slice(ps.Containers, func(i, j int) bool { return ps.Containers[i].Name < ps.Containers[j].Name })
+		if st := sandboxStats[sb.Id]; st != nil {
+			p.addSandboxStats(&ps, st, cpuAndMemoryOnly)
+		} else {
+			sumContainers(&ps)
+		}
+		if ps.Containers == nil {
+			ps.Containers = []statsapi.ContainerStats{}
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].PodRef, out[j].PodRef
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// currentSandboxes keeps one sandbox per pod as the kubelet does: the
+// ready ones, else the newest.
+func currentSandboxes(all []*runtimeapi.PodSandbox) []*runtimeapi.PodSandbox {
+	byPod := map[string][]*runtimeapi.PodSandbox{}
+	for _, sb := range all {
+		if !cri.IsManaged(sb.Labels) {
+			continue
+		}
+		key := sb.GetMetadata().GetNamespace() + "/" + sb.GetMetadata().GetName()
+		byPod[key] = append(byPod[key], sb)
+	}
+	var out []*runtimeapi.PodSandbox
+	for _, sbs := range byPod {
+		sort.Slice(sbs, func(i, j int) bool { return sbs[i].CreatedAt < sbs[j].CreatedAt })
+		ready := false
+		for _, sb := range sbs {
+			if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+				out, ready = append(out, sb), true
+			}
+		}
+		if !ready {
+			out = append(out, sbs[len(sbs)-1])
+		}
+	}
+	return out
+}
+
+// containerStats converts CRI stats; missing CPU or memory read as zero
+// at the current time, as the kubelet reports them.
+func (p *statsProvider) containerStats(c *runtimeapi.Container, st *runtimeapi.ContainerStats, md *runtimeapi.PodSandboxMetadata, cpuAndMemoryOnly bool) statsapi.ContainerStats {
+	now := metav1.Now()
+	cs := statsapi.ContainerStats{
+		Name:      c.GetMetadata().GetName(),
+		StartTime: metav1.NewTime(time.Unix(0, c.CreatedAt)),
+		CPU:       &statsapi.CPUStats{Time: now, UsageCoreNanoSeconds: ptrTo[uint64](0), UsageNanoCores: ptrTo[uint64](0)},
+		Memory:    &statsapi.MemoryStats{Time: now, WorkingSetBytes: ptrTo[uint64](0), UsageBytes: ptrTo[uint64](0), RSSBytes: ptrTo[uint64](0)},
+	}
+	if cpu := st.GetCpu(); cpu != nil {
+		t := time.Unix(0, cpu.Timestamp)
+		cs.CPU = &statsapi.CPUStats{Time: metav1.NewTime(t), UsageCoreNanoSeconds: value(cpu.UsageCoreNanoSeconds), UsageNanoCores: value(cpu.UsageNanoCores)}
+		if cs.CPU.UsageNanoCores == nil && cs.CPU.UsageCoreNanoSeconds != nil {
+			cs.CPU.UsageNanoCores = p.rates.nanoCores(c.Id, *cs.CPU.UsageCoreNanoSeconds, t)
+		}
+	}
+	if m := st.GetMemory(); m != nil {
+		cs.Memory = &statsapi.MemoryStats{
+			Time: metav1.NewTime(time.Unix(0, m.Timestamp)), AvailableBytes: value(m.AvailableBytes), UsageBytes: value(m.UsageBytes),
+			WorkingSetBytes: value(m.WorkingSetBytes), RSSBytes: value(m.RssBytes), PageFaults: value(m.PageFaults), MajorPageFaults: value(m.MajorPageFaults),
+		}
+	}
+	if cpuAndMemoryOnly {
+		return cs
+	}
+	if wl := st.GetWritableLayer(); wl != nil {
+		cs.Rootfs = &statsapi.FsStats{Time: metav1.NewTime(time.Unix(0, wl.Timestamp)), UsedBytes: value(wl.UsedBytes), InodesUsed: value(wl.InodesUsed)}
+	}
+	cs.Logs = p.logStats(md, cs.Name, now)
+	return cs
+}
+
+// logStats is the size of the container's log directory (current and
+// rotated files) with the capacity of its filesystem.
+func (p *statsProvider) logStats(md *runtimeapi.PodSandboxMetadata, name string, now metav1.Time) *statsapi.FsStats {
+	dir := filepath.Join(podLogDir(p.podLogsDir, md.GetNamespace(), md.GetName(), types.UID(md.GetUid())), name)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var used, inodes uint64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			used += uint64(info.Size())
+			inodes++
+		}
+	}
+	fs := &statsapi.FsStats{Time: now, UsedBytes: &used, InodesUsed: &inodes}
+	if u, err := statfs(dir); err == nil {
+		fs.CapacityBytes, fs.AvailableBytes, fs.Inodes, fs.InodesFree = &u.capacity, &u.available, &u.inodes, &u.inodesFree
+	}
+	return fs
+}
+
+func (p *statsProvider) addSandboxStats(ps *statsapi.PodStats, st *runtimeapi.PodSandboxStats, cpuAndMemoryOnly bool) {
+	l := st.GetLinux()
+	if cpu := l.GetCpu(); cpu != nil {
+		t := time.Unix(0, cpu.Timestamp)
+		ps.CPU = &statsapi.CPUStats{Time: metav1.NewTime(t), UsageCoreNanoSeconds: value(cpu.UsageCoreNanoSeconds), UsageNanoCores: value(cpu.UsageNanoCores)}
+		if ps.CPU.UsageNanoCores == nil && ps.CPU.UsageCoreNanoSeconds != nil {
+			ps.CPU.UsageNanoCores = p.rates.nanoCores("pod/"+ps.PodRef.UID, *ps.CPU.UsageCoreNanoSeconds, t)
+		}
+	}
+	if m := l.GetMemory(); m != nil {
+		ps.Memory = &statsapi.MemoryStats{
+			Time: metav1.NewTime(time.Unix(0, m.Timestamp)), AvailableBytes: value(m.AvailableBytes), UsageBytes: value(m.UsageBytes),
+			WorkingSetBytes: value(m.WorkingSetBytes), RSSBytes: value(m.RssBytes), PageFaults: value(m.PageFaults), MajorPageFaults: value(m.MajorPageFaults),
+		}
+	}
+	if ps.CPU == nil || ps.Memory == nil {
+		sumContainers(ps)
+	}
+	if cpuAndMemoryOnly {
+		return
+	}
+	if n := l.GetNetwork(); n != nil {
+		ns := &statsapi.NetworkStats{Time: metav1.NewTime(time.Unix(0, n.Timestamp)), InterfaceStats: interfaceStats(n.DefaultInterface)}
+		for _, i := range n.Interfaces {
+			ns.Interfaces = append(ns.Interfaces, interfaceStats(i))
+		}
+		ps.Network = ns
+	}
+	if pr := l.GetProcess(); pr != nil {
+		ps.ProcessStats = &statsapi.ProcessStats{ProcessCount: value(pr.ProcessCount)}
+	}
+}
+
+// sumContainers fills the pod's missing CPU and memory with the sums of
+// its containers'.
+func sumContainers(ps *statsapi.PodStats) {
+	var cpu, ws, usage uint64
+	var cpuTime, memTime metav1.Time
+	for _, c := range ps.Containers {
+		if c.CPU != nil && c.CPU.UsageCoreNanoSeconds != nil {
+			cpu += *c.CPU.UsageCoreNanoSeconds
+			cpuTime = later(cpuTime, c.CPU.Time)
+		}
+		if c.Memory != nil {
+			if c.Memory.WorkingSetBytes != nil {
+				ws += *c.Memory.WorkingSetBytes
+			}
+			if c.Memory.UsageBytes != nil {
+				usage += *c.Memory.UsageBytes
+			}
+			memTime = later(memTime, c.Memory.Time)
+		}
+	}
+	if len(ps.Containers) == 0 {
+		return
+	}
+	if ps.CPU == nil {
+		ps.CPU = &statsapi.CPUStats{Time: cpuTime, UsageCoreNanoSeconds: &cpu}
+	}
+	if ps.Memory == nil {
+		ps.Memory = &statsapi.MemoryStats{Time: memTime, WorkingSetBytes: &ws, UsageBytes: &usage}
+	}
+}
+
+func later(a, b metav1.Time) metav1.Time {
+	if b.After(a.Time) {
+		return b
+	}
+	return a
+}
+
+func interfaceStats(i *runtimeapi.NetworkInterfaceUsage) statsapi.InterfaceStats {
+	if i == nil {
+		return statsapi.InterfaceStats{}
+	}
+	return statsapi.InterfaceStats{Name: i.Name, RxBytes: value(i.RxBytes), RxErrors: value(i.RxErrors), TxBytes: value(i.TxBytes), TxErrors: value(i.TxErrors)}
+}
+
+// value unwraps a CRI UInt64Value; nil stays nil.
+func value(v *runtimeapi.UInt64Value) *uint64 {
+	if v == nil {
+		return nil
+	}
+	n := v.Value
+	return &n
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+)
+
+// writeFiles creates files (path relative to root → content).
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, body := range files {
+		p = filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const testMeminfo = "MemTotal:       4000 kB\nMemFree:        1000 kB\nBuffers: 1 kB\n"
+
+// fakeHost is a cgroup v1 host: 5 s of CPU, 3000 bytes used of which 1000
+// inactive file pages, 4000 KiB of memory.
+func fakeHost(t *testing.T) hostReader {
+	t.Helper()
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"cgroup/cpuacct/cpuacct.usage":        "5000000000\n",
+		"cgroup/memory/memory.usage_in_bytes": "3000\n",
+		"cgroup/memory/memory.stat":           "cache 5\ntotal_inactive_file 1000\ntotal_rss 1500\ntotal_pgfault 7\ntotal_pgmajfault 2\n",
+		"proc/meminfo":                        testMeminfo,
+		"proc/stat":                           "cpu  1 2 3\nbtime 1700000000\n",
+		"proc/sys/kernel/pid_max":             "4096\n",
+	})
+	return hostReader{cgroupRoot: filepath.Join(root, "cgroup"), procRoot: filepath.Join(root, "proc")}
+}
+
+func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Value: v} }
+
+func containerStat(id string, cpu, ws uint64) *runtimeapi.ContainerStats {
+	ts := time.Unix(1700000100, 0).UnixNano()
+	return &runtimeapi.ContainerStats{
+		Attributes:    &runtimeapi.ContainerAttributes{Id: id, Metadata: &runtimeapi.ContainerMetadata{Name: "c1"}},
+		Cpu:           &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: u64(cpu)},
+		Memory:        &runtimeapi.MemoryUsage{Timestamp: ts, WorkingSetBytes: u64(ws), UsageBytes: u64(ws + 10)},
+		WritableLayer: &runtimeapi.FilesystemUsage{Timestamp: ts, UsedBytes: u64(4096), InodesUsed: u64(3)},
+	}
+}
+
+func statsFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t, false)
+	f.srv.stats.host = fakeHost(t)
+	f.srv.stats.rootDir = t.TempDir()
+	ts := time.Unix(1700000100, 0).UnixNano()
+	f.rt.SetFakePodSandboxStats([]*runtimeapi.PodSandboxStats{{
+		Attributes: &runtimeapi.PodSandboxAttributes{Id: "sb1", Metadata: &runtimeapi.PodSandboxMetadata{Name: "pod1", Namespace: "ns1", Uid: string(testUID)}},
+		Linux: &runtimeapi.LinuxPodSandboxStats{
+			Cpu:        &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: u64(3e9), UsageNanoCores: u64(250)},
+			Memory:     &runtimeapi.MemoryUsage{Timestamp: ts, WorkingSetBytes: u64(1 << 20)},
+			Network:    &runtimeapi.NetworkUsage{Timestamp: ts, DefaultInterface: &runtimeapi.NetworkInterfaceUsage{Name: "eth0", RxBytes: u64(11), TxBytes: u64(22)}},
+			Process:    &runtimeapi.ProcessUsage{Timestamp: ts, ProcessCount: u64(2)},
+			Containers: []*runtimeapi.ContainerStats{containerStat("cur", 2e9, 512<<10)},
+		},
+	}})
+	// The exited container has stats too; only running ones count.
+	f.rt.SetFakeContainerStats([]*runtimeapi.ContainerStats{containerStat("cur", 2e9, 512<<10), containerStat("old", 9e9, 1)})
+	return f
+}
+
+func getSummary(t *testing.T, f *fixture, target string) statsapi.Summary {
+	t.Helper()
+	w := f.do("GET", target)
+	if w.Code != 200 {
+		t.Fatalf("%s: %d %s", target, w.Code, w.Body)
+	}
+	var s statsapi.Summary
+	if err := json.Unmarshal(w.Body.Bytes(), &s); err != nil {
+		t.Fatalf("decode %s: %v", w.Body, err)
+	}
+	return s
+}
+
+func TestSummary(t *testing.T) {
+	f := statsFixture(t)
+	s := getSummary(t, f, "/stats/summary")
+	n := s.Node
+	if n.NodeName != "node1" || n.StartTime.Unix() != 1700000000 {
+		t.Errorf("node: %+v", n)
+	}
+	if *n.CPU.UsageCoreNanoSeconds != 5e9 || n.CPU.UsageNanoCores != nil {
+		t.Errorf("node cpu: %+v", n.CPU)
+	}
+	m := n.Memory
+	if *m.UsageBytes != 3000 || *m.WorkingSetBytes != 2000 || *m.AvailableBytes != 4000*1024-2000 || *m.RSSBytes != 1500 || *m.MajorPageFaults != 2 {
+		t.Errorf("node memory: usage %d ws %d avail %d rss %d", *m.UsageBytes, *m.WorkingSetBytes, *m.AvailableBytes, *m.RSSBytes)
+	}
+	if n.Fs == nil || *n.Fs.CapacityBytes == 0 || n.Rlimit == nil || *n.Rlimit.MaxPID != 4096 {
+		t.Errorf("node fs %+v rlimit %+v", n.Fs, n.Rlimit)
+	}
+	if len(s.Pods) != 1 {
+		t.Fatalf("pods: %+v", s.Pods)
+	}
+	p := s.Pods[0]
+	if p.PodRef != (statsapi.PodReference{Name: "pod1", Namespace: "ns1", UID: string(testUID)}) {
+		t.Errorf("podRef %+v", p.PodRef)
+	}
+	if *p.CPU.UsageCoreNanoSeconds != 3e9 || *p.CPU.UsageNanoCores != 250 || *p.Memory.WorkingSetBytes != 1<<20 {
+		t.Errorf("pod cpu %+v memory %+v", p.CPU, p.Memory)
+	}
+	if p.Network == nil || p.Network.Name != "eth0" || *p.Network.RxBytes != 11 || *p.ProcessStats.ProcessCount != 2 {
+		t.Errorf("pod network %+v process %+v", p.Network, p.ProcessStats)
+	}
+	if len(p.Containers) != 1 {
+		t.Fatalf("containers: %+v", p.Containers)
+	}
+	c := p.Containers[0]
+	if c.Name != "c1" || *c.CPU.UsageCoreNanoSeconds != 2e9 || *c.Memory.WorkingSetBytes != 512<<10 || *c.Rootfs.UsedBytes != 4096 {
+		t.Errorf("container %+v cpu %+v memory %+v", c, c.CPU, c.Memory)
+	}
+	// The fixture's c1 logs: 0.log and 1.log.
+	if c.Logs == nil || *c.Logs.InodesUsed != 2 || *c.Logs.UsedBytes == 0 {
+		t.Errorf("container logs %+v", c.Logs)
+	}
+
+	only := getSummary(t, f, "/stats/summary?only_cpu_and_memory=true")
+	if only.Node.Fs != nil || only.Node.Rlimit != nil || only.Pods[0].Network != nil || only.Pods[0].Containers[0].Logs != nil {
+		t.Errorf("only_cpu_and_memory: %+v", only)
+	}
+	if only.Pods[0].Containers[0].CPU == nil || only.Node.Memory == nil {
+		t.Errorf("only_cpu_and_memory lost cpu or memory: %+v", only)
+	}
+	if w := f.do("POST", "/stats/summary"); w.Code != 200 {
+		t.Errorf("POST: %d", w.Code)
+	}
+	if w := f.do("GET", "/stats/nope"); w.Code != 404 {
+		t.Errorf("unknown stats path: %d", w.Code)
+	}
+}
+
+// A runtime without ListPodSandboxStats: containers from
+// ListContainerStats, the pod's CPU and memory their sums.
+func TestSummaryWithoutSandboxStats(t *testing.T) {
+	f := statsFixture(t)
+	f.rt.InjectError("ListPodSandboxStats", errors.New("unimplemented"))
+	s := getSummary(t, f, "/stats/summary")
+	p := s.Pods[0]
+	if len(p.Containers) != 1 || *p.Containers[0].CPU.UsageCoreNanoSeconds != 2e9 {
+		t.Fatalf("containers: %+v", p.Containers)
+	}
+	if *p.CPU.UsageCoreNanoSeconds != 2e9 || *p.Memory.WorkingSetBytes != 512<<10 {
+		t.Errorf("pod sums: cpu %+v memory %+v", p.CPU, p.Memory)
+	}
+	f.rt.InjectError("ListPodSandbox", errors.New("runtime down"))
+	if w := f.do("GET", "/stats/summary"); w.Code != 500 {
+		t.Errorf("runtime error: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestResourceMetrics(t *testing.T) {
+	f := statsFixture(t)
+	w := f.do("GET", "/metrics/resource")
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	body := w.Body.String()
+	for _, want := range []string{
+		"node_cpu_usage_seconds_total 5 ",
+		"node_memory_working_set_bytes 2000 ",
+		`container_cpu_usage_seconds_total{container="c1",namespace="ns1",pod="pod1"} 2 1700000100000`,
+		`container_memory_working_set_bytes{container="c1",namespace="ns1",pod="pod1"} 524288 `,
+		`pod_cpu_usage_seconds_total{namespace="ns1",pod="pod1"} 3 `,
+		`pod_memory_working_set_bytes{namespace="ns1",pod="pod1"} 1.048576e+06 `,
+		"scrape_error 0\n",
+		"resource_scrape_error 0\n",
+		"# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("missing %q in\n%s", want, body)
+		}
+	}
+	// The fixture's container was created 1ns after the epoch: no start time, as the kubelet.
+	if strings.Contains(body, "container_start_time_seconds{") {
+		t.Errorf("start time of a container created at the epoch:\n%s", body)
+	}
+	f.rt.InjectError("ListPodSandbox", errors.New("runtime down"))
+	if body := f.do("GET", "/metrics/resource").Body.String(); !strings.Contains(body, "scrape_error 1\n") || strings.Contains(body, "node_cpu") {
+		t.Errorf("on error:\n%s", body)
+	}
+}
+
+func TestHostReader(t *testing.T) {
+	tests := []struct {
+		name                        string
+		files                       map[string]string
+		cpu, usage, workingSet, rss uint64
+		wantErr                     bool
+	}{
+		{"v1", map[string]string{
+			"cgroup/cpuacct/cpuacct.usage":        "42\n",
+			"cgroup/memory/memory.usage_in_bytes": "100\n",
+			"cgroup/memory/memory.stat":           "total_inactive_file 30\ntotal_rss 60\n",
+		}, 42, 100, 70, 60, false},
+		{"v1 inactive above usage", map[string]string{
+			"cgroup/cpuacct/cpuacct.usage":        "1\n",
+			"cgroup/memory/memory.usage_in_bytes": "10\n",
+			"cgroup/memory/memory.stat":           "total_inactive_file 30\n",
+		}, 1, 10, 0, 0, false},
+		{"v2 with memory.current", map[string]string{
+			"cgroup/cgroup.controllers": "cpu memory\n",
+			"cgroup/cpu.stat":           "usage_usec 7\nuser_usec 5\n",
+			"cgroup/memory.current":     "200\n",
+			"cgroup/memory.stat":        "anon 50\ninactive_file 20\n",
+		}, 7000, 200, 180, 50, false},
+		{"v2 root from meminfo", map[string]string{
+			"cgroup/cgroup.controllers": "cpu memory\n",
+			"cgroup/cpu.stat":           "usage_usec 7\n",
+			"cgroup/memory.stat":        "inactive_file 1024\n",
+		}, 7000, 3000 * 1024, 3000*1024 - 1024, 0, false},
+		{"v1 missing files", map[string]string{}, 0, 0, 0, 0, true},
+		{"v1 garbage", map[string]string{
+			"cgroup/cpuacct/cpuacct.usage": "lots\n",
+		}, 0, 0, 0, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.files["proc/meminfo"] = testMeminfo
+			writeFiles(t, root, tc.files)
+			u, err := hostReader{cgroupRoot: filepath.Join(root, "cgroup"), procRoot: filepath.Join(root, "proc")}.usage()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v", err)
+			}
+			if tc.wantErr {
+				return
+			}
+			if u.cpuNanos != tc.cpu || u.memUsage != tc.usage || u.workingSet != tc.workingSet || u.rss != tc.rss || u.memTotal != 4000*1024 {
+				t.Errorf("got %+v", u)
+			}
+		})
+	}
+}
+
+func TestCPURates(t *testing.T) {
+	c := newCPURates()
+	t0 := time.Unix(1000, 0)
+	if r := c.nanoCores("a", 1e9, t0); r != nil {
+		t.Fatalf("first sample: %d", *r)
+	}
+	r := c.nanoCores("a", 3e9, t0.Add(4*time.Second))
+	if r == nil || *r != 5e8 {
+		t.Fatalf("half a core: %v", r)
+	}
+	// Too soon: the previous rate again.
+	if r2 := c.nanoCores("a", 9e9, t0.Add(4500*time.Millisecond)); r2 == nil || *r2 != 5e8 {
+		t.Fatalf("within the window: %v", r2)
+	}
+	// A counter going back (a new container under the same key) restarts.
+	if r := c.nanoCores("a", 1, t0.Add(10*time.Second)); r != nil {
+		t.Fatalf("after reset: %d", *r)
+	}
+	c.nanoCores("b", 1, t0.Add(time.Hour))
+	if _, ok := c.samples["a"]; ok {
+		t.Errorf("stale sample kept")
+	}
+}

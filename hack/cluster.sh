@@ -35,7 +35,13 @@ CTRD_SOCK=$RUN/containerd.sock
 # config whose only plugin (nodeagent-delegate, cmd/nodeagent-cni) hands the
 # work to nodeagent over <root-dir>/cni.sock. "runtime": containerd runs the
 # bridge config itself. The mode of the last "up" sticks for agent-restart.
-NETWORK_PLUGIN=${NETWORK_PLUGIN:-$(cat "$STATE/network-plugin" 2>/dev/null || echo cni)}
+# "up" takes NETWORK_PLUGIN from the environment (default cni); the other
+# commands keep the mode of the last "up".
+if [[ ${1:-} == up ]]; then
+  NETWORK_PLUGIN=${NETWORK_PLUGIN:-cni}
+else
+  NETWORK_PLUGIN=${NETWORK_PLUGIN:-$(cat "$STATE/network-plugin" 2>/dev/null || echo cni)}
+fi
 if [[ $NETWORK_PLUGIN == cni ]]; then
   RUNTIME_CNI_DIR=$STATE/cni/runtime.d
 else

@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/logrotate"
 	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/pleg"
 	"github.com/nodeagent/nodeagent/podenv"
@@ -153,6 +154,16 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	svcFactory.Core().V1().Services().Informer()
 	svcFactory.Start(ctx.Done())
 
+	// Container log rotation (the kubelet's container log manager).
+	logRotator, err := logrotate.New(rt.Runtime, logrotate.Config{
+		MaxSize: cfg.ContainerLogMaxSize, MaxFiles: int(deref(cfg.ContainerLogMaxFiles)), Workers: int(deref(cfg.ContainerLogMaxWorkers)),
+		Interval: cfg.ContainerLogMonitorInterval.Duration, PodLogsDir: opts.PodLogsDir,
+	}, clk)
+	if err != nil {
+		return fmt.Errorf("container log rotation: %w", err)
+	}
+	go logRotator.Run(ctx)
+
 	srv, err := server.New(server.Config{
 		NodeName:           opts.NodeName,
 		Address:            cfg.Address,
@@ -167,6 +178,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		Authentication:     cfg.Authentication,
 		Authorization:      cfg.Authorization,
 		KubeletConfig:      cfg,
+		RedirectStreaming:  opts.RedirectContainerStreaming,
 	}, server.Deps{
 		Client:  client,
 		Runtime: rt.Runtime,

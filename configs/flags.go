@@ -42,9 +42,12 @@ type Options struct {
 	NodeName                 string            // hostname-override, else os.Hostname(), lowercased, trimmed
 	NodeLabels               map[string]string // --node-labels
 	NetworkPlugin            string            // --network-plugin: "cni" or "runtime"
-	CNIConfDir               string            // --cni-conf-dir
-	CNIBinDir                string            // --cni-bin-dir, comma-separated list allowed
-	CNICacheDir              string            // --cni-cache-dir
+	// RedirectContainerStreaming: answer exec/attach/portForward with a 302
+	// to the runtime's streaming URL instead of proxying it.
+	RedirectContainerStreaming bool
+	CNIConfDir                 string // --cni-conf-dir
+	CNIBinDir                  string // --cni-bin-dir, comma-separated list allowed
+	CNICacheDir                string // --cni-cache-dir
 
 	// Config is the KubeletConfiguration, fully defaulted and validated, with
 	// the flags that override it applied.
@@ -73,6 +76,7 @@ func Parse(args []string) (*Options, []string, error) {
 	fs.StringVar(&o.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "CRI runtime endpoint; overrides the config field containerRuntimeEndpoint (default "+DefaultContainerRuntimeEndpoint+").")
 	fs.StringVar(&o.ImageServiceEndpoint, "image-service-endpoint", "", "CRI image service endpoint; overrides the config field imageServiceEndpoint (default: the runtime endpoint).")
 	fs.StringToStringVar(&o.NodeLabels, "node-labels", nil, "Labels to add when registering the node, key=value pairs separated by commas.")
+	fs.BoolVar(&o.RedirectContainerStreaming, "redirect-container-streaming", false, "Answer exec, attach and port-forward with a redirect to the runtime's streaming server instead of proxying (for clients that talk to the node directly and can reach that server; the apiserver does not follow redirects).")
 	fs.StringVar(&o.NetworkPlugin, "network-plugin", NetworkPluginCNI, "Who sets up pod networking: \"cni\" (nodeagent runs CNI plugins) or \"runtime\" (the CRI runtime does).")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", DefaultCNIConfDir, "Directory of CNI network configurations.")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "Directory, or comma-separated directories, of CNI plugin binaries.")

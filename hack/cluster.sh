@@ -327,7 +327,8 @@ start_kubelet() {
 
 # reset_runtime gives the next agent a fresh containerd with the same
 # config: every pod of the previous one is gone.
-reset_runtime() {
+reset_runtime() (
+  set +o pipefail
   stop_pid nodeagent
   stop_pid kubelet
   if [[ -S $CTRD_SOCK ]]; then
@@ -347,7 +348,7 @@ reset_runtime() {
     "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io images import "$CACHE/images/$f.tar" >/dev/null
   done
   "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete node "$NODE_NAME" --ignore-not-found >/dev/null
-}
+)
 
 up() {
   [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }

@@ -21,8 +21,8 @@
 //
 // A plain HTTP /healthz listens on HealthzBindAddress:HealthzPort
 // (127.0.0.1:10248), and, only when ReadOnlyPort is set, an unauthenticated
-// port serves the kubelet's read-only subset: /healthz, /pods, /stats and
-// /metrics.
+// port serves the kubelet's read-only subset: /healthz, /pods, /stats,
+// /metrics and /metrics/resource.
 //
 // # Routes
 //
@@ -47,6 +47,25 @@
 // runtime's stream server (containerd's stream_server_address on the
 // node's address). /run executes a command synchronously and returns its
 // output.
+//
+// # Stats
+//
+// /stats/summary is the kubelet's stats v1alpha1 Summary (GET or POST;
+// only_cpu_and_memory=true for the reduced form). Pods and their running
+// containers come from the runtime: ListPodSandboxStats for the pod's CPU,
+// memory, network and process count and its containers, ListContainerStats
+// for containers it leaves out (or all, where the runtime lacks sandbox
+// stats; the pod's CPU and memory are then its containers' sums). One
+// sandbox per pod counts, the ready one, as the kubelet's CRI stats
+// provider. Container logs are measured in the pod's log directory. The
+// node's CPU and memory are the root cgroup's (cgroup v1 cpuacct.usage and
+// memory.usage_in_bytes minus total_inactive_file; v2 cpu.stat and
+// memory.current or /proc/meminfo), its filesystem the root dir's statfs.
+// usageNanoCores the runtime leaves out is derived from two samples at
+// least a second apart. /metrics/resource renders the CPU-and-memory
+// summary as the kubelet's resource metrics (node_, pod_ and container_
+// cpu_usage_seconds_total and memory_working_set_bytes,
+// container_start_time_seconds, scrape_error), read at scrape time.
 //
 // # Errors
 //

@@ -34,21 +34,20 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	defer w.delete(ctx, c, ns, "stream")
 
 	// logs -f: everything the container writes, as it writes it.
-	t0 := time.Now()
-	n, err := countOutput(exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "logs", "-f", "stream"), streamBytes)
+	n, d, err := countOutput(exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "logs", "-f", "stream"), streamBytes)
 	if err != nil {
 		return fmt.Errorf("logs -f: %w", err)
 	}
-	r.Values["stream_logs_bytes_per_s"] = float64(n) / time.Since(t0).Seconds()
+	r.Values["stream_logs_bytes_per_s"] = float64(n) / d.Seconds()
+	r.Values["stream_logs_bytes"] = float64(n)
 
 	// exec stdout.
-	t0 = time.Now()
-	n, err = countOutput(exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "exec", "stream", "--",
+	n, d, err = countOutput(exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "exec", "stream", "--",
 		"head", "-c", fmt.Sprint(streamBytes), "/dev/zero"), streamBytes)
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
-	r.Values["stream_exec_bytes_per_s"] = float64(n) / time.Since(t0).Seconds()
+	r.Values["stream_exec_bytes_per_s"] = float64(n) / d.Seconds()
 
 	// port-forward to the pod's httpd.
 	pf := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "port-forward", "pod/stream", "18081:8080")
@@ -67,7 +66,7 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 		return fmt.Errorf("port-forward: %w", err)
 	}
 	defer resp.Body.Close()
-	t0 = time.Now()
+	t0 := time.Now()
 	m, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return fmt.Errorf("port-forward read: %w", err)
@@ -76,27 +75,52 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	return nil
 }
 
-// countOutput runs cmd and counts its stdout until want bytes came or it
-// ended.
-func countOutput(cmd *exec.Cmd, want int64) (int64, error) {
+// countOutput runs cmd and counts its stdout until want bytes came, it
+// ended, or nothing came for 3 s (log rotation can outrun a follower, with
+// the kubelet as with nodeagent). It returns the bytes and the time from
+// start to the last byte.
+func countOutput(cmd *exec.Cmd, want int64) (int64, time.Duration, error) {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	type chunk struct {
+		n   int
+		err error
+	}
+	ch := make(chan chunk)
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			k, err := out.Read(buf)
+			ch <- chunk{k, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	var n int64
-	buf := make([]byte, 1<<20)
+	last := t0
 	for n < want {
-		k, err := out.Read(buf)
-		n += int64(k)
-		if err != nil {
-			break
+		select {
+		case c := <-ch:
+			if c.n > 0 {
+				n += int64(c.n)
+				last = time.Now()
+			}
+			if c.err != nil {
+				return n, last.Sub(t0), nil
+			}
+		case <-time.After(3 * time.Second):
+			return n, last.Sub(t0), nil
 		}
 	}
-	return n, nil
+	return n, last.Sub(t0), nil
 }
 
 var _ = v1.PodRunning

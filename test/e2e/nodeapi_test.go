@@ -1,0 +1,118 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+)
+
+func TestServerStats(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	createPod(t, c, ns, busyboxPod("stats", "head -c 8000000 /dev/zero | gzip > /dev/null; sleep 3600", v1.RestartPolicyNever))
+	waitPod(t, c, ns, "stats", 60*time.Second, "running", running)
+	admin := nodeClient(t, true)
+	var summary statsapi.Summary
+	waitFor(t, 30*time.Second, "stats of the pod", func() (bool, error) {
+		code, body := nodeGet(t, admin, "GET", "/stats/summary", "")
+		if code != 200 {
+			return false, fmt.Errorf("%d %s", code, trunc(body))
+		}
+		summary = statsapi.Summary{}
+		if err := json.Unmarshal([]byte(body), &summary); err != nil {
+			return false, err
+		}
+		for _, p := range summary.Pods {
+			if p.PodRef.Namespace == ns && p.PodRef.Name == "stats" && len(p.Containers) == 1 {
+				ctr := p.Containers[0]
+				return ctr.Name == "main" && p.Memory != nil && nonzero(p.Memory.WorkingSetBytes) && nonzero(ctr.Memory.WorkingSetBytes) &&
+					p.CPU != nil && nonzero(p.CPU.UsageCoreNanoSeconds) && nonzero(ctr.CPU.UsageCoreNanoSeconds), nil
+			}
+		}
+		return false, fmt.Errorf("pod not listed")
+	})
+	n := summary.Node
+	if n.NodeName != nodeName || n.CPU == nil || !nonzero(n.CPU.UsageCoreNanoSeconds) || n.Memory == nil || !nonzero(n.Memory.WorkingSetBytes) || n.Fs == nil {
+		t.Errorf("node stats: %+v", n)
+	}
+	code, body := nodeGet(t, admin, "GET", "/metrics/resource", "")
+	ctrLabels, podLabels := `{container="main",namespace="`+ns+`",pod="stats"} `, `{namespace="`+ns+`",pod="stats"} `
+	for _, want := range []string{"node_cpu_usage_seconds_total ", "node_memory_working_set_bytes ", "scrape_error 0\n",
+		"container_memory_working_set_bytes" + ctrLabels, "container_cpu_usage_seconds_total" + ctrLabels, "pod_memory_working_set_bytes" + podLabels} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics/resource: %d, missing %q", code, want)
+		}
+	}
+}
+
+func nonzero(p *uint64) bool { return p != nil && *p > 0 }
+
+// TestServerLogRotation fills a container's log past the harness's
+// containerLogMaxSize (the default 10Mi) and checks that the agent rotates
+// it, that a follower started before goes on in the new file and that a
+// plain read sees only the current file, as with the kubelet.
+func TestServerLogRotation(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	pod := createPod(t, c, ns, busyboxPod("chatty", `sleep 2; s=$(head -c 1000 /dev/zero | tr '\0' x); yes $s | head -n 11000; i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done`, v1.RestartPolicyNever))
+	waitPod(t, c, ns, "chatty", 60*time.Second, "running", running)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out := startKubectl(t, kubectlCmd(ctx, "-n", ns, "logs", "-f", "chatty"))
+	followed := make(chan string, 1024)
+	go func() {
+		defer close(followed)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 4096), 1<<20)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "tick-") {
+				followed <- l
+			}
+		}
+	}()
+
+	// The agent's log directory: <podLogsDir>/<ns>_<name>_<uid>/main.
+	dir := filepath.Join("/var/log/pods", ns+"_chatty_"+string(pod.UID), "main")
+	var current string
+	waitFor(t, 60*time.Second, "a rotated log in "+dir, func() (bool, error) {
+		rotated, err := filepath.Glob(filepath.Join(dir, "0.log.*"))
+		if err != nil || len(rotated) == 0 {
+			return false, err
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "0.log"))
+		if err != nil {
+			return false, err
+		}
+		// A tick that the runtime wrote into the new file.
+		for _, l := range strings.Split(string(b), "\n") {
+			if i := strings.Index(l, " tick-"); i > 0 {
+				current = l[i+1:]
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("no tick in the new file yet")
+	})
+	seen := false // the follower ends with ctx at the latest
+	for l := range followed {
+		if seen = l == current; seen {
+			break
+		}
+	}
+	if !seen {
+		t.Fatalf("follower did not reach %s, the new file's", current)
+	}
+	if got := kubectl(t, "-n", ns, "logs", "chatty"); !strings.HasPrefix(got, "tick-") {
+		t.Fatalf("a plain read starts with %q, want the current file only", trunc(got))
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/nodeagent/nodeagent/podstatus"
 	"github.com/nodeagent/nodeagent/podsync"
 	"github.com/nodeagent/nodeagent/podworkers"
+	"github.com/nodeagent/nodeagent/prober"
 	"github.com/nodeagent/nodeagent/server"
 	"github.com/nodeagent/nodeagent/staticpods"
 	"github.com/nodeagent/nodeagent/volumes"
@@ -75,6 +76,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		LeaseDuration:         time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second,
 		RootDir:               opts.RootDir,
 		AgentVersion:          Version,
+		DeclaredFeatures:      declaredFeatures(opts),
 	}, runtimeInfo{rt}, clk)
 	go nodeCtl.Run(ctx)
 	cniManager, err := startNetwork(ctx, opts, rt, nodeCtl)
@@ -116,8 +118,19 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		MasterServiceNamespace: "default",
 	}
 	var workers *podworkers.Workers
+	var syncer *podsync.Syncer
+	probes := prober.New(prober.Config{
+		Runtime:  rt.Runtime,
+		Recorder: recorder,
+		Clock:    clk,
+		Wake:     func(uid types.UID) { workers.Wake(uid) },
+		Kill: func(ctx context.Context, pod *v1.Pod, container, id string, t prober.Type, msg string) {
+			syncer.KillUnhealthy(ctx, pod, container, id, t.String(), msg)
+		},
+	})
+	go probes.Run(ctx)
 	status := &statusRouter{Writer: podstatus.NewWriter(client)}
-	syncer := podsync.New(podsync.Config{
+	syncer = podsync.New(podsync.Config{
 		NodeName:       opts.NodeName,
 		NodeIPs:        opts.NodeIPs,
 		RootDir:        opts.RootDir,
@@ -134,6 +147,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		ActivePods:     func() []*v1.Pod { return workers.Pods() },
 		Allocatable:    allocatable,
 		Network:        network,
+		Prober:         probes,
 		PodCIDRs: func() []string {
 			if n := nodeCtl.Node(); n != nil {
 				return n.Spec.PodCIDRs
@@ -313,4 +327,17 @@ func connectRuntime(ctx context.Context, opts *configs.Options) (*cri.Client, er
 		case <-time.After(delay):
 		}
 	}
+}
+
+// extendWebSocketsToKubelet is the node feature under which the apiserver
+// sends WebSocket exec, attach and port-forward to the node as they came.
+const extendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
+
+// declaredFeatures are the features the node declares in its status.
+func declaredFeatures(opts *configs.Options) []string {
+	var fs []string
+	if opts.DeclareWebSocketStreaming {
+		fs = append(fs, extendWebSocketsToKubelet)
+	}
+	return fs
 }

@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 			if o.NodeName != "node-1" {
 				t.Errorf("NodeName = %q, want trimmed lowercased host name", o.NodeName)
 			}
-			if o.RootDir != DefaultRootDir || o.NetworkPlugin != "cni" || o.CNIConfDir != DefaultCNIConfDir || o.CNIBinDir != DefaultCNIBinDir || o.CNICacheDir != DefaultCNICacheDir {
+			if o.RootDir != DefaultRootDir || o.NetworkPlugin != "cni" || o.DeclareWebSocketStreaming || o.CNIConfDir != DefaultCNIConfDir || o.CNIBinDir != DefaultCNIBinDir || o.CNICacheDir != DefaultCNICacheDir {
 				t.Errorf("flag defaults wrong: %+v", o)
 			}
 			if o.ContainerRuntimeEndpoint != DefaultContainerRuntimeEndpoint || o.ImageServiceEndpoint != DefaultContainerRuntimeEndpoint {
@@ -59,6 +59,12 @@ func TestParse(t *testing.T) {
 				}
 				if o.NodeLabels["a"] != "b" || o.NodeLabels["example.com/c"] != "d" {
 					t.Errorf("NodeLabels = %v", o.NodeLabels)
+				}
+			}},
+		{name: "streaming flags", args: []string{"--declare-websocket-streaming", "--redirect-container-streaming"},
+			check: func(t *testing.T, o *Options) {
+				if !o.DeclareWebSocketStreaming || !o.RedirectContainerStreaming {
+					t.Errorf("streaming flags not honoured: %+v", o)
 				}
 			}},
 		{name: "unknown flag", args: []string{"--no-such-flag=3"}, wantErr: "--no-such-flag"},

@@ -16,6 +16,11 @@ cd "$repo"
 NETWORK_PLUGIN=runtime "$here/cluster.sh" up
 go build -o "$out/bench" ./hack/bench 2>/dev/null || { mkdir -p "$out"; go build -o "$out/bench" ./hack/bench; }
 rm -f "$out"/*.json
+# Pods of an earlier, interrupted run would count against maxPods.
+kubectl=$HOME/.cache/nodeagent/bin/kubectl
+for ns in $("$kubectl" --kubeconfig "$STATE/admin.kubeconfig" get ns -o name | grep '^namespace/bench-' || true); do
+  "$kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete "$ns" --wait=false >/dev/null
+done
 
 # The runtime floor, with no agent at all.
 "$here/cluster.sh" runtime-reset

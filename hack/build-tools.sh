@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the upstream components the harness runs (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, containerd v2) from the
-# Go module proxy into a fixed cache directory. A second run rebuilds nothing.
+# kube-controller-manager, kube-scheduler, kubectl, containerd v2,
+# metrics-server) from the Go module proxy into a fixed cache directory. A second run rebuilds nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${NODEAGENT_CACHE:-$HOME/.cache/nodeagent}
 k8s_version=v1.36.3
 containerd_version=v2.2.1
+# Must match the require line of hack/metrics-server/go.mod.
+metrics_server_version=v0.9.0 # in the ldflags, hence in its stamp
 bin="$cache/bin"
 mkdir -p "$bin"
 
@@ -43,6 +45,10 @@ cldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$containe
 build_if_missing containerd "$here/containerd" github.com/containerd/containerd/v2/cmd/containerd -tags "$ctags" -ldflags "$cldflags"
 build_if_missing containerd-shim-runc-v2 "$here/containerd" github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 -tags "$ctags" -ldflags "$cldflags"
 build_if_missing ctr "$here/containerd" github.com/containerd/containerd/v2/cmd/ctr -tags "$ctags" -ldflags "$cldflags"
+# metrics-server is its own module: its k8s.io dependencies follow its
+# release, not the control plane's.
+msldflags="-s -w -X $cpkg.gitVersion=$metrics_server_version"
+build_if_missing metrics-server "$here/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server -ldflags "$msldflags"
 # The upstream kubelet is only for the side-by-side benchmark.
 if [[ ${1:-} == --with-kubelet ]]; then
   build_if_missing kubelet "$here/tools" k8s.io/kubernetes/cmd/kubelet -ldflags "$ldflags"

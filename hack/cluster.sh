@@ -99,9 +99,9 @@ down() (
   # Best effort: every step tolerates what is already gone.
   set +e +o pipefail
   log "stopping"
-  for c in kubelet nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
+  for c in metrics-server kubelet nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
   # Leftovers of a run whose pid files are gone.
-  pkill -f "$BIN/(nodeagent|kubelet|kube-|etcd)" 2>/dev/null || true
+  pkill -f "$BIN/(nodeagent|kubelet|kube-|etcd|metrics-server)" 2>/dev/null || true
   if [[ -S $CTRD_SOCK ]] && [[ -x $BIN/ctr ]]; then
     # Stop every pod container of the harness's runtime before the runtime.
     for t in $("$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
@@ -138,8 +138,8 @@ network() {
   sysctl -qw net.ipv4.ip_forward=1 || true
 }
 
-mkcert() { # name cn org [sans]
-  local name=$1 cn=$2 org=$3 sans=${4:-}
+mkcert() { # name cn org [sans [ca]]
+  local name=$1 cn=$2 org=$3 sans=${4:-} ca=${5:-ca}
   [[ -f $PKI/$name.crt ]] && return 0
   local subj="/CN=$cn"
   [[ -n $org ]] && subj="/O=$org/CN=$cn"
@@ -156,7 +156,7 @@ mkcert() { # name cn org [sans]
       echo "extendedKeyUsage=clientAuth"
     fi
   } >"$ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
     -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
 }
 
@@ -181,12 +181,18 @@ current-context: local
 EOF
 }
 
+mkca() { # name cn
+  [[ -f $PKI/$1.crt ]] && return 0
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/$1.key" -out "$PKI/$1.crt" \
+    -days 3650 -subj "/CN=$2" 2>/dev/null
+}
+
 pki() {
   mkdir -p "$PKI"
-  if [[ ! -f $PKI/ca.crt ]]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
-      -days 3650 -subj "/CN=nodeagent-harness-ca" 2>/dev/null
-  fi
+  mkca ca nodeagent-harness-ca
+  # The aggregator's client identity toward metrics-server (requestheader).
+  mkca front-proxy-ca nodeagent-harness-front-proxy-ca
+  mkcert front-proxy-client front-proxy-client "" "" front-proxy-ca
   [[ -f $PKI/sa.key ]] || { openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null; openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null; }
   mkcert apiserver kube-apiserver "" "IP:127.0.0.1,IP:$NODE_IP,IP:198.19.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   mkcert etcd etcd "" "IP:127.0.0.1,DNS:localhost"
@@ -196,10 +202,13 @@ pki() {
   mkcert apiserver-kubelet-client kube-apiserver-kubelet-client kubeadm:cluster-admins
   mkcert node "system:node:$NODE_NAME" system:nodes
   mkcert node-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE_NAME,DNS:localhost"
+  mkcert metrics-server metrics-server ""
+  mkcert metrics-server-serving metrics-server "" "IP:$NODE_IP,DNS:metrics-server.kube-system.svc,DNS:metrics-server.kube-system,DNS:metrics-server"
   kubeconfig "$STATE/admin.kubeconfig" admin admin
   kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager controller-manager
   kubeconfig "$STATE/scheduler.kubeconfig" scheduler scheduler
   kubeconfig "$STATE/node.kubeconfig" node "system:node:$NODE_NAME"
+  kubeconfig "$STATE/metrics-server.kubeconfig" metrics-server metrics-server
 }
 
 start() { # name args...
@@ -306,12 +315,39 @@ EOF
   printf 'nameserver 127.0.0.1\noptions ndots:1\n' >"$STATE/resolv.conf"
 }
 
+# Extra nodeagent flags that survive agent-restart (e2e tests switch
+# options with it); "up" clears them.
+AGENT_ARGS_FILE=$STATE/nodeagent.args
+
 start_agent() {
+  # Never beside the benchmark's kubelet: it kills sandboxes it does not know.
+  if [[ -f $RUN/kubelet.pid ]] && kill -0 "$(cat "$RUN/kubelet.pid")" 2>/dev/null; then
+    log "the upstream kubelet of the benchmark is running; not starting nodeagent beside it"
+    return 1
+  fi
+  local extra=()
+  [[ -f $AGENT_ARGS_FILE ]] && read -r -a extra <"$AGENT_ARGS_FILE"
   start nodeagent "$BIN/nodeagent" --kubeconfig "$STATE/node.kubeconfig" --config "$STATE/nodeagent.yaml" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$STATE/root" \
     --network-plugin "$NETWORK_PLUGIN" \
     --cni-conf-dir "$STATE/cni/net.d" --cni-bin-dir /usr/lib/cni --cni-cache-dir "$STATE/cni/cache" \
-    -v "${NODEAGENT_V:-2}"
+    -v "${NODEAGENT_V:-2}" "${extra[@]}"
+}
+
+# metrics-server runs on the host at the node's address and scrapes the
+# node's /metrics/resource as its client certificate's user (RBAC in
+# hack/metrics-server/metrics-server.yaml); the aggregator reaches it through
+# the EndpointSlice of its selectorless Service.
+start_metrics_server() {
+  sed -e "s|@CA_BUNDLE@|$(base64 -w0 "$PKI/ca.crt")|" -e "s|@NODE_IP@|$NODE_IP|" \
+    "$here/metrics-server/metrics-server.yaml" | "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" apply -f - >/dev/null
+  start metrics-server "$BIN/metrics-server" --kubeconfig "$STATE/metrics-server.kubeconfig" \
+    --authentication-kubeconfig "$STATE/metrics-server.kubeconfig" --authorization-kubeconfig "$STATE/metrics-server.kubeconfig" \
+    --bind-address "$NODE_IP" --secure-port 4443 \
+    --tls-cert-file "$PKI/metrics-server-serving.crt" --tls-private-key-file "$PKI/metrics-server-serving.key" \
+    --kubelet-preferred-address-types InternalIP --kubelet-certificate-authority "$PKI/ca.crt" \
+    --kubelet-use-node-status-port --metric-resolution 15s
+  wait_for metrics-server 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /apis/metrics.k8s.io/v1beta1
 }
 
 # The upstream kubelet, for the side-by-side benchmark only. It never runs
@@ -357,6 +393,7 @@ up() {
   down
   mkdir -p "$STATE" "$LOGS" "$RUN"
   echo "$NETWORK_PLUGIN" >"$STATE/network-plugin"
+  rm -f "$AGENT_ARGS_FILE"
   network
   pki
   containerd_config
@@ -381,7 +418,12 @@ up() {
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --allow-privileged=true --profiling=false --audit-log-path "$LOGS/audit.log" \
-    --audit-policy-file "$here/audit-policy.yaml" --audit-log-maxsize 200
+    --audit-policy-file "$here/audit-policy.yaml" --audit-log-maxsize 200 \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-extra-headers-prefix X-Remote-Extra- --requestheader-group-headers X-Remote-Group \
+    --requestheader-username-headers X-Remote-User \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true
   wait_for kube-apiserver 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$STATE/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$STATE/controller-manager.kubeconfig" --authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
@@ -403,6 +445,7 @@ up() {
   wait_for nodeagent 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
   # The default service account appears once the controller-manager runs.
   wait_for kube-controller-manager 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get serviceaccount default
+  start_metrics_server
   cat <<EOF
 
 nodeagent cluster is up (node $NODE_NAME at $NODE_IP). Use it with:
@@ -423,9 +466,10 @@ case ${1:-} in
   agent-kill) [[ -f $RUN/nodeagent.pid ]] && kill -9 "$(cat "$RUN/nodeagent.pid")" 2>/dev/null; rm -f "$RUN/nodeagent.pid" ;;
   agent-start) start_agent ;;
   containerd-stop) stop_pid containerd ;;
+  metrics-server-restart) start_metrics_server ;;
   containerd-start) PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml" ;;
   runtime-reset) reset_runtime ;;
   kubelet-start) start_kubelet ;;
   wait-node) wait_for "${2:-nodeagent}" 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s ;;
-  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node" >&2; exit 2 ;;
 esac

@@ -34,18 +34,6 @@ func unsupported(pod *v1.Pod) error {
 		}
 	}
 	check := func(kind string, c *v1.Container) {
-		if c.LivenessProbe != nil {
-			add("%s %q: livenessProbe", kind, c.Name)
-		}
-		if c.ReadinessProbe != nil {
-			add("%s %q: readinessProbe", kind, c.Name)
-		}
-		if c.StartupProbe != nil {
-			add("%s %q: startupProbe", kind, c.Name)
-		}
-		if c.Lifecycle != nil && (c.Lifecycle.PostStart != nil || c.Lifecycle.PreStop != nil) {
-			add("%s %q: lifecycle hooks", kind, c.Name)
-		}
 		if c.RestartPolicy != nil {
 			add("%s %q: restartPolicy (sidecar containers)", kind, c.Name)
 		}

@@ -98,6 +98,11 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 	case errors.As(err, &pe):
 		// The status shows why; retry when the pull back-off ends.
 		return pe.retryAfter, false, nil
+	case isPostStartError(err):
+		// The container was killed; it restarts with the crash-loop
+		// back-off like any container that exited.
+		s.setWaiting(pod.UID, c.Name, "PostStartHookError", hookMessage(err))
+		return 0, true, nil
 	case errors.Is(err, errConfig):
 		s.setWaiting(pod.UID, c.Name, "CreateContainerConfigError", err.Error())
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -149,5 +154,9 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	s.linkLog(ctx, pod, c.Name, id, cfg.LogPath)
 	logger.V(2).Info("Started container", "containerID", id, "restartCount", restartCount)
-	return nil
+	podIP := ""
+	if ips, err := s.sandboxIPsOf(ctx, sandbox.Id); err == nil && len(ips) > 0 {
+		podIP = ips[0]
+	}
+	return s.postStart(ctx, pod, c, id, podIP)
 }

@@ -11,6 +11,17 @@
 // because the pod changed, a runtime event named it, or a back-off timer
 // expired.
 //
+// Probes run in package prober behind Config.Prober: SyncPod starts the
+// probes of every container it sees running and stops those of the others;
+// a container is ready when it runs and its readiness probe (if any)
+// succeeded, and started when its startup probe (if any) succeeded. A
+// prober result change wakes the pod's worker; a liveness or startup
+// failure calls KillUnhealthy, which stops the container, and the normal
+// restart path (restartPolicy, crash-loop back-off) brings it back.
+// Lifecycle hooks run here: postStart right after StartContainer (a
+// failure kills the container, reason PostStartHookError), preStop before
+// every StopContainer of a live container, within the grace period.
+//
 // SyncTerminatingPod stops containers with the pod's grace period (the
 // runtime sends SIGTERM, then SIGKILL when the period ends) and stops the
 // sandbox; SyncTerminatedPod removes the pod's containers, sandboxes and

@@ -72,8 +72,9 @@ func (s *Syncer) containerStatuses(pod *v1.Pod, specs []v1.Container, state *pod
 			cs.ImageID = cur.ImageRef
 			cs.RestartCount = prevRestartCount(cur)
 			cs.State = containerState(cur)
-			cs.Ready = cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && state.readySandbox() != nil
-			started := cs.State.Running != nil
+			running := cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING
+			cs.Ready = running && state.readySandbox() != nil && s.probeReady(pod, c, cur.Id)
+			started := cs.State.Running != nil && s.probeStarted(pod, c, cur.Id)
 			cs.Started = &started
 			if prev != nil && prev.State == runtimeapi.ContainerState_CONTAINER_EXITED {
 				cs.LastTerminationState = containerState(prev)

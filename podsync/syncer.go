@@ -67,6 +67,9 @@ type Config struct {
 	Network Network
 	// PodCIDRs returns the node's pod CIDRs (for CNI ipRanges), if any.
 	PodCIDRs func() []string
+	// Prober runs container probes; nil runs none (every running
+	// container is ready and started).
+	Prober Prober
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.
@@ -207,6 +210,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	if err != nil {
 		return false, 0, err
 	}
+	s.syncProbes(ctx, pod, state, st.PodIP)
 	t := time.Now()
 	if err := s.status.Write(ctx, pod, st); err != nil {
 		return false, 0, err

@@ -505,9 +505,10 @@ func TestSyncPodUnsupported(t *testing.T) {
 		{"hostPath volume", func(p *v1.Pod) {
 			p.Spec.Volumes = []v1.Volume{{Name: "h", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/"}}}}
 		}, `volume "h"`},
-		{"liveness probe", func(p *v1.Pod) {
-			p.Spec.Containers[0].LivenessProbe = &v1.Probe{}
-		}, "livenessProbe"},
+		{"sidecar", func(p *v1.Pod) {
+			always := v1.ContainerRestartPolicyAlways
+			p.Spec.Containers[0].RestartPolicy = &always
+		}, "restartPolicy (sidecar containers)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

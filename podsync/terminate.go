@@ -19,10 +19,14 @@ import (
 // SyncTerminatingPod stops every container of the pod with gracePeriod
 // (the runtime sends SIGTERM, then SIGKILL when it ends), then the sandbox.
 func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePeriod int64) error {
+	if s.cfg.Prober != nil {
+		s.cfg.Prober.RemovePod(pod.UID)
+	}
 	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
 	if err != nil {
 		return err
 	}
+	podIP := s.podIPOf(ctx, pod, state)
 	var wg sync.WaitGroup
 	errs := make([]error, len(state.containers))
 	for i, c := range state.containers {
@@ -34,7 +38,7 @@ func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePerio
 			defer wg.Done()
 			name := c.Metadata.GetName()
 			s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s", name)
-			if err := s.runtime.StopContainer(ctx, c.Id, gracePeriod); err != nil {
+			if err := s.stopContainer(ctx, pod, specOf(pod, name), c.Id, podIP, gracePeriod); err != nil {
 				errs[i] = fmt.Errorf("stop container %q: %w", name, err)
 			}
 		}()
@@ -166,5 +170,8 @@ func (s *Syncer) forget(uid types.UID) {
 	s.mu.Lock()
 	delete(s.waiting, uid)
 	s.mu.Unlock()
+	if s.cfg.Prober != nil {
+		s.cfg.Prober.RemovePod(uid)
+	}
 	s.status.Forget(uid)
 }

@@ -48,6 +48,18 @@
 // node's address). /run executes a command synchronously and returns its
 // output.
 //
+// Runtimes speak SPDY only. WebSocket clients are translated as the
+// kubelet does it (apiserver's util/proxy): exec and attach offering
+// v5.channel.k8s.io go through a StreamTranslatorHandler, an SPDY client of
+// the runtime fed by the WebSocket channels (stdin, stdout, stderr, the
+// error channel with the exit code, resize, close); portForward offering
+// SPDY/3.1+portforward.k8s.io is tunneled (SPDY inside WebSocket messages)
+// through the same proxy to the runtime. This holds in redirect mode too,
+// since the runtime cannot serve these clients. The apiserver sends
+// WebSockets to the node untranslated only if the node declares
+// ExtendWebSocketsToKubelet in status.declaredFeatures, which the agent
+// does with --declare-websocket-streaming.
+//
 // # Stats
 //
 // /stats/summary is the kubelet's stats v1alpha1 Summary (GET or POST;

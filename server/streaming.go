@@ -75,77 +75,81 @@ func (s *Server) streamHandler(kind string) restful.RouteFunction {
 		ctx := req.Request.Context()
 		logger := klog.FromContext(ctx).WithValues("stream", kind)
 		ctx = klog.NewContext(ctx, logger)
-		u, err := s.streamURL(ctx, kind, req)
+		u, opts, err := s.streamURL(ctx, kind, req)
 		if err != nil {
 			writeError(logger, resp, err)
 			return
 		}
-		if s.cfg.RedirectStreaming {
+		var h http.Handler = proxy.NewUpgradeAwareHandler(u, nil, false, true, &responder{logger: logger})
+		if ws := webSocketHandler(logger, kind, u, req.Request, opts, h); ws != nil {
+			h = ws
+		} else if s.cfg.RedirectStreaming {
 			http.Redirect(resp.ResponseWriter, req.Request, u.String(), http.StatusFound)
 			return
 		}
-		h := proxy.NewUpgradeAwareHandler(u, nil, false, true, &responder{logger: logger})
 		h.ServeHTTP(resp.ResponseWriter, req.Request)
 	}
 }
 
-func (s *Server) streamURL(ctx context.Context, kind string, req *restful.Request) (*url.URL, error) {
+// streamURL returns the runtime's stream URL and the stream options of
+// the request (none for portForward).
+func (s *Server) streamURL(ctx context.Context, kind string, req *restful.Request) (*url.URL, streamOptions, error) {
 	ns, name := req.PathParameter("podNamespace"), req.PathParameter("podID")
 	uid := types.UID(req.PathParameter("uid"))
 	var opts streamOptions
 	if kind != "portForward" {
 		var err error
 		if opts, err = parseStreamOptions(req.Request.URL.Query()); err != nil {
-			return nil, err
+			return nil, opts, err
 		}
 	}
 	pod, err := s.podByName(ns, name, uid)
 	if err != nil {
-		return nil, err
+		return nil, opts, err
 	}
 	var raw string
 	switch kind {
 	case "portForward":
 		sb, err := s.sandbox(ctx, pod)
 		if err != nil {
-			return nil, err
+			return nil, opts, err
 		}
 		r, err := s.deps.Runtime.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sb})
 		if err != nil {
-			return nil, fmt.Errorf("port-forward to pod %s: %w", klog.KObj(pod), err)
+			return nil, opts, fmt.Errorf("port-forward to pod %s: %w", klog.KObj(pod), err)
 		}
 		raw = r.Url
 	case "exec":
 		id, err := s.runningContainer(ctx, pod, req.PathParameter("containerName"))
 		if err != nil {
-			return nil, err
+			return nil, opts, err
 		}
 		r, err := s.deps.Runtime.Exec(ctx, &runtimeapi.ExecRequest{
 			ContainerId: id, Cmd: req.Request.URL.Query()[v1.ExecCommandParam],
 			Tty: opts.TTY, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("exec in pod %s: %w", klog.KObj(pod), err)
+			return nil, opts, fmt.Errorf("exec in pod %s: %w", klog.KObj(pod), err)
 		}
 		raw = r.Url
 	case "attach":
 		id, err := s.runningContainer(ctx, pod, req.PathParameter("containerName"))
 		if err != nil {
-			return nil, err
+			return nil, opts, err
 		}
 		r, err := s.deps.Runtime.Attach(ctx, &runtimeapi.AttachRequest{
 			ContainerId: id, Tty: opts.TTY, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("attach in pod %s: %w", klog.KObj(pod), err)
+			return nil, opts, fmt.Errorf("attach in pod %s: %w", klog.KObj(pod), err)
 		}
 		raw = r.Url
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("runtime returned the stream URL %q: %v", raw, err)
+		return nil, opts, fmt.Errorf("runtime returned the stream URL %q: %v", raw, err)
 	}
-	return u, nil
+	return u, opts, nil
 }
 
 // runningContainer returns the id of the newest container of that name,

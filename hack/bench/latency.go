@@ -39,32 +39,72 @@ type watcher struct {
 
 func newWatcher(ctx context.Context, c kubernetes.Interface, ns string) (*watcher, error) {
 	w := &watcher{running: map[string]chan struct{}{}, gone: map[string]chan struct{}{}}
-	wi, err := c.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	go func() {
+	go w.follow(ctx, c, ns, list.ResourceVersion)
+	return w, nil
+}
+
+// follow watches the namespace, starting again (with a list to catch up)
+// whenever the apiserver ends the watch.
+func (w *watcher) follow(ctx context.Context, c kubernetes.Interface, ns, rv string) {
+	for ctx.Err() == nil {
+		wi, err := c.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			rv = w.catchUp(ctx, c, ns)
+			continue
+		}
 		for ev := range wi.ResultChan() {
 			p, ok := ev.Object.(*v1.Pod)
 			if !ok {
 				continue
 			}
-			w.mu.Lock()
-			if ev.Type == watch.Deleted {
-				if ch := w.gone[p.Name]; ch != nil {
-					close(ch)
-					delete(w.gone, p.Name)
-				}
-			} else if allRunning(p) {
-				if ch := w.running[p.Name]; ch != nil {
-					close(ch)
-					delete(w.running, p.Name)
-				}
-			}
-			w.mu.Unlock()
+			rv = p.ResourceVersion
+			w.observe(p, ev.Type == watch.Deleted)
 		}
-	}()
-	return w, nil
+		rv = w.catchUp(ctx, c, ns)
+	}
+}
+
+// catchUp lists the namespace and settles what a lost watch missed.
+func (w *watcher) catchUp(ctx context.Context, c kubernetes.Interface, ns string) string {
+	list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	present := map[string]bool{}
+	for i := range list.Items {
+		present[list.Items[i].Name] = true
+		w.observe(&list.Items[i], false)
+	}
+	w.mu.Lock()
+	for name, ch := range w.gone {
+		if !present[name] {
+			close(ch)
+			delete(w.gone, name)
+		}
+	}
+	w.mu.Unlock()
+	return list.ResourceVersion
+}
+
+func (w *watcher) observe(p *v1.Pod, deleted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if deleted {
+		if ch := w.gone[p.Name]; ch != nil {
+			close(ch)
+			delete(w.gone, p.Name)
+		}
+	} else if allRunning(p) {
+		if ch := w.running[p.Name]; ch != nil {
+			close(ch)
+			delete(w.running, p.Name)
+		}
+	}
 }
 
 func allRunning(p *v1.Pod) bool {

@@ -1,0 +1,122 @@
+package podsync
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// Prober runs the probes of running containers (package prober) and
+// wakes the pod's worker when a result changes.
+type Prober interface {
+	// Add starts the probes of a running container instance.
+	Add(ctx context.Context, pod *v1.Pod, container, containerID, podIP string, startedAt time.Time)
+	// Remove stops the probes of a container.
+	Remove(uid types.UID, container string)
+	// RemovePod stops the probes of every container of a pod.
+	RemovePod(uid types.UID)
+	// Ready and Started report the readiness and startup results of a
+	// container instance (false when there is none yet).
+	Ready(uid types.UID, container, containerID string) bool
+	Started(uid types.UID, container, containerID string) bool
+}
+
+// probeReady says whether a running container instance is ready: it has
+// no readiness probe or the probe succeeded.
+func (s *Syncer) probeReady(pod *v1.Pod, c *v1.Container, id string) bool {
+	if s.cfg.Prober == nil || isInit(pod, c.Name) {
+		return true
+	}
+	if c.StartupProbe != nil && !s.cfg.Prober.Started(pod.UID, c.Name, id) {
+		return false
+	}
+	return c.ReadinessProbe == nil || s.cfg.Prober.Ready(pod.UID, c.Name, id)
+}
+
+// probeStarted says whether a running container instance has started: it
+// has no startup probe or the probe succeeded.
+func (s *Syncer) probeStarted(pod *v1.Pod, c *v1.Container, id string) bool {
+	if s.cfg.Prober == nil || c.StartupProbe == nil || isInit(pod, c.Name) {
+		return true
+	}
+	return s.cfg.Prober.Started(pod.UID, c.Name, id)
+}
+
+// syncProbes starts the probes of the running app containers and stops
+// those of the others.
+func (s *Syncer) syncProbes(ctx context.Context, pod *v1.Pod, state *podState, podIP string) {
+	if s.cfg.Prober == nil {
+		return
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil {
+			continue
+		}
+		cur, _ := state.latest(c.Name)
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && state.readySandbox() != nil {
+			s.cfg.Prober.Add(ctx, pod, c.Name, cur.Id, podIP, time.Unix(0, cur.StartedAt))
+		} else {
+			s.cfg.Prober.Remove(pod.UID, c.Name)
+		}
+	}
+}
+
+// KillUnhealthy stops a container whose liveness or startup probe failed
+// (probe is "Liveness" or "Startup"); the normal restart path then
+// restarts it as restartPolicy says. It is the prober's kill callback.
+func (s *Syncer) KillUnhealthy(ctx context.Context, pod *v1.Pod, container, containerID, probe, message string) {
+	logger := klog.FromContext(ctx)
+	spec := specOf(pod, container)
+	if spec == nil {
+		return
+	}
+	grace := podGrace(pod)
+	p := spec.LivenessProbe
+	if probe == "Startup" {
+		p = spec.StartupProbe
+	}
+	if p != nil && p.TerminationGracePeriodSeconds != nil {
+		grace = *p.TerminationGracePeriodSeconds
+	}
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s failed %s probe, will be restarted", container, strings.ToLower(probe))
+	logger.V(1).Info("Killing unhealthy container", "container", container, "containerID", containerID, "probe", probe, "output", message)
+	if err := s.stopContainer(ctx, pod, spec, containerID, s.podIPOf(ctx, pod, nil), grace); err != nil {
+		logger.Error(err, "Killing unhealthy container", "container", container)
+	}
+}
+
+// podGrace is the pod's termination grace period (30s by default).
+func podGrace(pod *v1.Pod) int64 {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return *g
+	}
+	return 30
+}
+
+// podIPOf is the IP of the pod's ready sandbox, or ""; state nil reads
+// it from the runtime.
+func (s *Syncer) podIPOf(ctx context.Context, pod *v1.Pod, state *podState) string {
+	if pod.Spec.HostNetwork && len(s.cfg.NodeIPs) > 0 {
+		return s.cfg.NodeIPs[0].String()
+	}
+	if state == nil {
+		var err error
+		if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {
+			return ""
+		}
+	}
+	if state.readySandbox() == nil {
+		return ""
+	}
+	ips, err := s.sandboxIPsOf(ctx, state.readySandbox().Id)
+	if err != nil || len(ips) == 0 {
+		return ""
+	}
+	return ips[0]
+}

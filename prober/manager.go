@@ -1,0 +1,228 @@
+package prober
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Type is the kind of a probe.
+type Type int
+
+// The probe types.
+const (
+	Liveness Type = iota
+	Readiness
+	Startup
+)
+
+func (t Type) String() string {
+	switch t {
+	case Liveness:
+		return "Liveness"
+	case Readiness:
+		return "Readiness"
+	case Startup:
+		return "Startup"
+	}
+	return "Unknown"
+}
+
+// KillFunc stops a container whose liveness or startup probe failed.
+type KillFunc func(ctx context.Context, pod *v1.Pod, container, containerID string, t Type, message string)
+
+// ProbeFunc runs one attempt of a probe and reports success and output.
+type ProbeFunc func(ctx context.Context, p *v1.Probe, t Target) (bool, string)
+
+// Config is what a Manager needs.
+type Config struct {
+	// Runtime runs exec probes.
+	Runtime  Execer
+	Recorder record.EventRecorder
+	Clock    clock.WithTicker
+	// Wake asks the pod's worker to sync (and write the status) again.
+	Wake func(types.UID)
+	// Kill stops a container whose liveness or startup probe failed.
+	Kill KillFunc
+	// Probe runs one attempt; nil runs the real handlers over Runtime.
+	Probe ProbeFunc
+}
+
+type key struct {
+	uid       types.UID
+	container string
+	t         Type
+}
+
+type worker struct {
+	containerID string
+	cancel      context.CancelFunc
+}
+
+type result struct {
+	containerID string
+	ok          bool
+}
+
+// Manager runs the probe workers of the node's containers.
+type Manager struct {
+	cfg Config
+
+	mu      sync.Mutex
+	workers map[key]*worker
+	results map[key]result
+}
+
+// New returns a Manager.
+func New(cfg Config) *Manager {
+	if cfg.Probe == nil {
+		ex := cfg.Runtime
+		cfg.Probe = func(ctx context.Context, p *v1.Probe, t Target) (bool, string) {
+			return Do(ctx, ex, &p.ProbeHandler, t, seconds(p.TimeoutSeconds, 1))
+		}
+	}
+	if cfg.Wake == nil {
+		cfg.Wake = func(types.UID) {}
+	}
+	return &Manager{cfg: cfg, workers: map[key]*worker{}, results: map[key]result{}}
+}
+
+// Run stops every worker when ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	<-ctx.Done()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, w := range m.workers {
+		w.cancel()
+		delete(m.workers, k)
+	}
+}
+
+func seconds(n, def int32) time.Duration {
+	if n <= 0 {
+		n = def
+	}
+	return time.Duration(n) * time.Second
+}
+
+func probeOf(c *v1.Container, t Type) *v1.Probe {
+	switch t {
+	case Liveness:
+		return c.LivenessProbe
+	case Readiness:
+		return c.ReadinessProbe
+	}
+	return c.StartupProbe
+}
+
+// Add starts the probe workers of a running container, unless they run
+// for this container ID already; workers of an older instance are
+// replaced. startedAt is when the container started (initialDelaySeconds
+// counts from it).
+func (m *Manager) Add(ctx context.Context, pod *v1.Pod, container, containerID, podIP string, startedAt time.Time) {
+	var c *v1.Container
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == container {
+			c = &pod.Spec.Containers[i]
+		}
+	}
+	if c == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range []Type{Startup, Readiness, Liveness} {
+		p := probeOf(c, t)
+		if p == nil {
+			continue
+		}
+		k := key{pod.UID, container, t}
+		if w, ok := m.workers[k]; ok {
+			if w.containerID == containerID {
+				continue
+			}
+			w.cancel()
+		}
+		// Initial results: readiness and startup false, liveness true.
+		m.results[k] = result{containerID: containerID, ok: t == Liveness}
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		wctx = klog.NewContext(wctx, klog.FromContext(ctx).WithValues("container", container, "containerID", containerID, "probe", t.String()))
+		m.workers[k] = &worker{containerID: containerID, cancel: cancel}
+		target := Target{Pod: pod, Container: c, ContainerID: containerID, PodIP: podIP}
+		go m.run(wctx, k, p, target, startedAt, c.StartupProbe != nil)
+	}
+}
+
+// Remove stops the workers of a container and forgets its results.
+func (m *Manager) Remove(uid types.UID, container string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, w := range m.workers {
+		if k.uid == uid && k.container == container {
+			w.cancel()
+			delete(m.workers, k)
+		}
+	}
+	for k := range m.results {
+		if k.uid == uid && k.container == container {
+			delete(m.results, k)
+		}
+	}
+}
+
+// RemovePod stops the workers of every container of a pod.
+func (m *Manager) RemovePod(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, w := range m.workers {
+		if k.uid == uid {
+			w.cancel()
+			delete(m.workers, k)
+		}
+	}
+	for k := range m.results {
+		if k.uid == uid {
+			delete(m.results, k)
+		}
+	}
+}
+
+// Result is the current result of a probe of the container instance
+// containerID: false when there is none (yet).
+func (m *Manager) Result(uid types.UID, container, containerID string, t Type) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.results[key{uid, container, t}]
+	return ok && r.containerID == containerID && r.ok
+}
+
+// Ready reports the readiness result of a container instance.
+func (m *Manager) Ready(uid types.UID, container, containerID string) bool {
+	return m.Result(uid, container, containerID, Readiness)
+}
+
+// Started reports whether the startup probe of a container instance
+// succeeded.
+func (m *Manager) Started(uid types.UID, container, containerID string) bool {
+	return m.Result(uid, container, containerID, Startup)
+}
+
+// set records a result and says whether it changed; it is ignored when
+// the worker was replaced or removed meanwhile.
+func (m *Manager) set(k key, containerID string, ok bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, live := m.workers[k]
+	if !live || w.containerID != containerID {
+		return false
+	}
+	old := m.results[k]
+	m.results[k] = result{containerID: containerID, ok: ok}
+	return old.containerID != containerID || old.ok != ok
+}

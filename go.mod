@@ -2,20 +2,6 @@ module github.com/nodeagent/nodeagent
 
 go 1.26.0
 
-require k8s.io/api v0.36.3
-
-require k8s.io/apimachinery v0.36.3
-
-require k8s.io/client-go v0.36.3
-
-require k8s.io/component-base v0.36.3
-
-require k8s.io/cri-api v0.36.3
-
-require k8s.io/cri-client v0.36.3
-
-require k8s.io/kubelet v0.36.3
-
 require (
 	github.com/containernetworking/cni v1.3.1
 	github.com/emicklei/go-restful/v3 v3.13.0
@@ -26,9 +12,16 @@ require (
 	go.opentelemetry.io/otel/trace v1.41.0
 	golang.org/x/sys v0.40.0
 	google.golang.org/grpc v1.79.3
+	k8s.io/api v0.36.3
+	k8s.io/apimachinery v0.36.3
 	k8s.io/apiserver v0.36.3
+	k8s.io/client-go v0.36.3
+	k8s.io/component-base v0.36.3
+	k8s.io/cri-api v0.36.3
+	k8s.io/cri-client v0.36.3
 	k8s.io/cri-streaming v0.36.3
 	k8s.io/klog/v2 v2.140.0
+	k8s.io/kubelet v0.36.3
 	k8s.io/streaming v0.36.3
 	k8s.io/utils v0.0.0-20260210185600-b8788abfbbc2
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730

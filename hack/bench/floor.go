@@ -18,6 +18,7 @@ func floorCmd(args []string) error {
 	endpoint := fs.String("runtime-endpoint", "unix:///var/lib/nodeagent-harness/run/containerd.sock", "CRI endpoint")
 	image := fs.String("image", "registry.k8s.io/e2e-test-images/busybox:1.37.0-1", "image")
 	n := fs.Int("n", 30, "iterations")
+	burst := fs.Int("burst", 30, "sandboxes started at once (0: none)")
 	out := fs.String("out", "", "results file (JSON)")
 	_ = fs.Parse(args)
 	ctx := context.Background()
@@ -26,7 +27,8 @@ func floorCmd(args []string) error {
 		return err
 	}
 	r := newResults("floor")
-	for i := 0; i < *n; i++ {
+	// startOne starts one sandbox and container; stopOne stops and removes them.
+	startOne := func(i int) (string, string, *runtimeapi.PodSandboxConfig, time.Duration, error) {
 		uid := fmt.Sprintf("floor-%d-%d", time.Now().UnixNano(), i)
 		sb := &runtimeapi.PodSandboxConfig{
 			Metadata:     &runtimeapi.PodSandboxMetadata{Name: uid, Namespace: "bench-floor", Uid: uid},
@@ -37,7 +39,7 @@ func floorCmd(args []string) error {
 		t0 := time.Now()
 		id, err := rt.RunPodSandbox(ctx, sb, "")
 		if err != nil {
-			return err
+			return "", "", nil, 0, err
 		}
 		cid, err := rt.CreateContainer(ctx, id, &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: "c"},
@@ -47,23 +49,55 @@ func floorCmd(args []string) error {
 			Linux:    &runtimeapi.LinuxContainerConfig{},
 		}, sb)
 		if err != nil {
-			return err
+			return "", "", nil, 0, err
 		}
 		if err := rt.StartContainer(ctx, cid); err != nil {
-			return err
+			return "", "", nil, 0, err
 		}
-		r.Samples["start_floor_ms"] = append(r.Samples["start_floor_ms"], ms(time.Since(t0)))
-		t0 = time.Now()
+		return id, cid, sb, time.Since(t0), nil
+	}
+	stopOne := func(id, cid string) (time.Duration, error) {
+		t0 := time.Now()
 		if err := rt.StopContainer(ctx, cid, 30); err != nil {
-			return err
+			return 0, err
 		}
 		if err := rt.StopPodSandbox(ctx, id); err != nil {
-			return err
+			return 0, err
 		}
 		if err := rt.RemovePodSandbox(ctx, id); err != nil {
+			return 0, err
+		}
+		return time.Since(t0), nil
+	}
+	for i := 0; i < *n; i++ {
+		id, cid, _, d, err := startOne(i)
+		if err != nil {
 			return err
 		}
-		r.Samples["delete_floor_ms"] = append(r.Samples["delete_floor_ms"], ms(time.Since(t0)))
+		r.Samples["start_floor_ms"] = append(r.Samples["start_floor_ms"], ms(d))
+		if d, err = stopOne(id, cid); err != nil {
+			return err
+		}
+		r.Samples["delete_floor_ms"] = append(r.Samples["delete_floor_ms"], ms(d))
+	}
+	// A burst: the runtime's own limit for pods started at once.
+	if *burst > 0 {
+		ids := make([][2]string, *burst)
+		starts, all, err := parallel(*burst, func(i int) (time.Duration, error) {
+			id, cid, _, d, err := startOne(1000 + i)
+			ids[i] = [2]string{id, cid}
+			return d, err
+		})
+		if err != nil {
+			return err
+		}
+		r.Samples[fmt.Sprintf("start_burst%d_ms", *burst)] = starts
+		r.Values[fmt.Sprintf("burst%d_all_running_ms", *burst)] = ms(all)
+		_, all, err = parallel(*burst, func(i int) (time.Duration, error) { return stopOne(ids[i][0], ids[i][1]) })
+		if err != nil {
+			return err
+		}
+		r.Values[fmt.Sprintf("burst%d_all_deleted_ms", *burst)] = ms(all)
 	}
 	if *out != "" {
 		return r.write(*out)

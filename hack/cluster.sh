@@ -59,6 +59,7 @@ install_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v curl >/dev/null || missing+=(curl)
+  command -v tmux >/dev/null || missing+=(tmux) # the e2e test of terminal resizing
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq

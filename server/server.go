@@ -93,16 +93,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// secureContainer holds every route of the authenticated port.
+// secureContainer holds every route of the authenticated port: what the
+// read-only port serves and the rest.
 func (s *Server) secureContainer() *restful.Container {
-	c := restful.NewContainer()
-	c.ServeMux = http.NewServeMux()
-	c.Router(restful.CurlyRouter{})
-	s.addHealthz(c)
-	s.addPods(c)
-	s.addStats(c)
-	s.addMetrics(c)
-	s.addResourceMetrics(c)
+	c := s.readOnlyContainer()
 	s.addRunningPods(c)
 	s.addConfigz(c)
 	s.addContainerLogs(c)

@@ -5,7 +5,7 @@ STATE ?= /var/lib/nodeagent-harness
 export NODEAGENT_CACHE := $(CACHE)
 export NODEAGENT_STATE := $(STATE)
 
-.PHONY: all build up down test unit e2e e2e-only vet bench
+.PHONY: all build up down test unit e2e e2e-only vet bench conformance
 
 all: build
 
@@ -38,3 +38,9 @@ test: unit e2e
 # Side-by-side benchmark with the upstream kubelet (not part of make test).
 bench:
 	hack/bench.sh
+
+# Upstream conformance specs (default: the four sig-network specs of
+# Conformance && NodeConformance; FOCUS=regex for others) against a fresh
+# local cluster (root; not part of make test). Builds e2e.test and agnhost.
+conformance:
+	hack/conformance.sh

@@ -12,18 +12,20 @@ metrics_server_version=v0.9.0 # in the ldflags, hence in its stamp
 bin="$cache/bin"
 mkdir -p "$bin"
 
-build_if_missing() { # name dir pkg [flags...]
+build_if_missing() { # name dir pkg [flags...]; GOCMD="test -c" for a test binary
   local name=$1 dir=$2 pkg=$3; shift 3
+  local gocmd=${GOCMD:-build} kind=
+  [[ $gocmd == build ]] || kind="$gocmd " # keeps the stamps of go build binaries as they were
   local stamp="$bin/.$name.stamp" want
   # Keyed by what the binary is made of: the pinned versions, the package,
   # the flags and the Go version (not by go.sum, which grows when another
   # command is added to the module).
-  want="$(echo "$k8s_version $containerd_version $pkg $* $(go env GOVERSION)" | sha256sum | cut -c1-16)"
+  want="$(echo "$k8s_version $containerd_version $kind$pkg $* $(go env GOVERSION)" | sha256sum | cut -c1-16)"
   if [[ -x "$bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
   echo "building $name" >&2
-  (cd "$dir" && CGO_ENABLED=${CGO:-0} go build -trimpath -o "$bin/$name.tmp" "$@" "$pkg")
+  (cd "$dir" && CGO_ENABLED=${CGO:-0} go $gocmd -trimpath -o "$bin/$name.tmp" "$@" "$pkg")
   mv "$bin/$name.tmp" "$bin/$name"
   echo "$want" > "$stamp"
 }
@@ -49,7 +51,15 @@ build_if_missing ctr "$here/containerd" github.com/containerd/containerd/v2/cmd/
 # release, not the control plane's.
 msldflags="-s -w -X $cpkg.gitVersion=$metrics_server_version"
 build_if_missing metrics-server "$here/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server -ldflags "$msldflags"
-# The upstream kubelet is only for the side-by-side benchmark.
-if [[ ${1:-} == --with-kubelet ]]; then
-  build_if_missing kubelet "$here/tools" k8s.io/kubernetes/cmd/kubelet -ldflags "$ldflags"
-fi
+for arg in "$@"; do
+  case $arg in
+  # The upstream kubelet is only for the side-by-side benchmark.
+  --with-kubelet)
+    build_if_missing kubelet "$here/tools" k8s.io/kubernetes/cmd/kubelet -ldflags "$ldflags" ;;
+  # The upstream e2e suite and agnhost are only for make conformance.
+  --with-conformance)
+    GOCMD="test -c" build_if_missing e2e.test "$here/tools" k8s.io/kubernetes/test/e2e -ldflags "$ldflags"
+    build_if_missing agnhost "$here/tools" k8s.io/kubernetes/test/images/agnhost -ldflags "$ldflags" ;;
+  *) echo "build-tools.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done

@@ -4,6 +4,7 @@
 #   hack/cluster.sh up     install, build, start everything (idempotent)
 #   hack/cluster.sh down   stop everything and remove what the harness made
 #   hack/cluster.sh agent-restart   restart only nodeagent
+#   hack/cluster.sh import-conformance-images   load the images hack/conformance.sh built
 #
 # Everything lives under $STATE (default /var/lib/nodeagent-harness) and talks
 # on loopback or on the harness's own addresses: the node's address is
@@ -471,6 +472,10 @@ case ${1:-} in
   containerd-start) PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml" ;;
   runtime-reset) reset_runtime ;;
   kubelet-start) start_kubelet ;;
+  import-conformance-images)
+    for f in "$CACHE"/images/conformance/*.tar; do
+      "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io images import --no-unpack=false "$f" >/dev/null
+    done ;;
   wait-node) wait_for "${2:-nodeagent}" 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s ;;
-  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node|import-conformance-images" >&2; exit 2 ;;
 esac

@@ -142,10 +142,11 @@ func (s *Syncer) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSand
 		hostname = strings.TrimRight(hostname[:63], "-.")
 	}
 	if pod.Spec.HostNetwork {
+		// As the kubelet: no hostname for a pod in the node's network (and
+		// UTS) namespace. The runtime writes the node's own into
+		// /etc/hostname; with one set, runc refuses the sandbox ("unable to
+		// set hostname without a private UTS namespace").
 		hostname = ""
-		if h, err := os.Hostname(); err == nil {
-			hostname = h
-		}
 	}
 	dns, err := s.dnsConfig(pod)
 	if err != nil {

@@ -952,3 +952,28 @@ func TestDNSConfigMissingResolvConf(t *testing.T) {
 		t.Errorf("dnsConfig = %v, want empty", got)
 	}
 }
+
+// A hostNetwork pod shares the node's UTS namespace: its sandbox must carry
+// no hostname (runc refuses one without a private UTS namespace), as the
+// kubelet does; other pods get theirs.
+func TestSandboxConfigHostname(t *testing.T) {
+	s := &Syncer{cfg: Config{ClusterDomain: "cluster.local", ResolvConf: filepath.Join(t.TempDir(), "absent")}}
+	for _, tt := range []struct {
+		spec v1.PodSpec
+		want string
+	}{
+		{v1.PodSpec{}, "p"},
+		{v1.PodSpec{Hostname: "h"}, "h"},
+		{v1.PodSpec{HostNetwork: true, DNSPolicy: v1.DNSDefault}, ""},
+		{v1.PodSpec{HostNetwork: true, Hostname: "h", DNSPolicy: v1.DNSDefault}, ""},
+	} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns1", UID: "u"}, Spec: tt.spec}
+		cfg, err := s.sandboxConfig(pod, 0)
+		if err != nil {
+			t.Fatalf("sandboxConfig: %v", err)
+		}
+		if cfg.Hostname != tt.want {
+			t.Errorf("hostNetwork=%v hostname=%q: sandbox hostname %q, want %q", tt.spec.HostNetwork, tt.spec.Hostname, cfg.Hostname, tt.want)
+		}
+	}
+}

@@ -27,16 +27,15 @@ var implementedFields = map[string]bool{
 	"nodeStatusUpdateFrequency": true, "nodeStatusReportFrequency": true, "nodeLeaseDurationSeconds": true,
 	"staticPodPath": true, "fileCheckFrequency": true,
 	"containerLogMaxSize": true, "containerLogMaxFiles": true,
+	"containerLogMaxWorkers": true, "containerLogMonitorInterval": true,
 	"registerNode": true, "registerWithTaints": true, "providerID": true,
 	"cgroupRoot": true, "cgroupsPerQOS": true, "cgroupDriver": true,
 	"failSwapOn": true, "failCgroupV1": true,
 	"podLogsDir":  true,
 	"healthzPort": true, "healthzBindAddress": true,
 	"kubeAPIQPS": true, "kubeAPIBurst": true,
-	"runtimeRequestTimeout": true, "syncFrequency": true,
-	"enableServer": true, "enableDebuggingHandlers": true,
-	"resolvConf": true, "podPidsLimit": true, "serializeImagePulls": true,
-	"evictionHard": true,
+	"runtimeRequestTimeout": true,
+	"resolvConf":            true,
 }
 
 // knownFields are the top-level JSON names of KubeletConfiguration.

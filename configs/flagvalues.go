@@ -3,7 +3,6 @@ package configs
 import (
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -126,38 +125,3 @@ func (v *listValue) Set(s string) error {
 }
 func (v *listValue) String() string { return strings.Join(*v.p, ",") }
 func (v *listValue) Type() string   { return "strings" }
-
-// langleMapValue parses "memory.available<100Mi,nodefs.available<10%";
-// repeating the flag adds to the map.
-type langleMapValue struct {
-	p   *map[string]string
-	set bool
-}
-
-func (v *langleMapValue) Set(s string) error {
-	if !v.set {
-		*v.p = map[string]string{}
-		v.set = true
-	}
-	for _, pair := range strings.Split(s, ",") {
-		if pair = strings.TrimSpace(pair); pair == "" {
-			continue
-		}
-		k, val, ok := strings.Cut(pair, "<")
-		if !ok {
-			return fmt.Errorf("invalid threshold %q: want <signal><<quantity>", pair)
-		}
-		(*v.p)[strings.TrimSpace(k)] = strings.TrimSpace(val)
-	}
-	return nil
-}
-
-func (v *langleMapValue) String() string {
-	pairs := make([]string, 0, len(*v.p))
-	for k, val := range *v.p {
-		pairs = append(pairs, k+"<"+val)
-	}
-	sort.Strings(pairs)
-	return strings.Join(pairs, ",")
-}
-func (v *langleMapValue) Type() string { return "mapStringString" }

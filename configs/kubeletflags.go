@@ -56,17 +56,12 @@ var configFlags = []configFlag{
 	{name: "authorization-webhook-cache-unauthorized-ttl", field: "authorization.webhook.cacheUnauthorizedTTL", value: func(c *kc) pflag.Value {
 		return plain(&c.Authorization.Webhook.CacheUnauthorizedTTL, "duration", parseDuration)
 	}},
-	{name: "enable-server", field: "enableServer", value: func(c *kc) pflag.Value { return optional(&c.EnableServer, "bool", strconv.ParseBool) }},
-	{name: "enable-debugging-handlers", field: "enableDebuggingHandlers", value: func(c *kc) pflag.Value {
-		return optional(&c.EnableDebuggingHandlers, "bool", strconv.ParseBool)
-	}},
 	{name: "healthz-port", field: "healthzPort", value: func(c *kc) pflag.Value { return optional(&c.HealthzPort, "int32", parseInt32) }},
 	{name: "healthz-bind-address", field: "healthzBindAddress", value: func(c *kc) pflag.Value { return plain(&c.HealthzBindAddress, "ip", parseIP) }},
 	{name: "pod-manifest-path", field: "staticPodPath", value: func(c *kc) pflag.Value { return plain(&c.StaticPodPath, "string", parseString) }},
 	{name: "file-check-frequency", field: "fileCheckFrequency", value: func(c *kc) pflag.Value {
 		return plain(&c.FileCheckFrequency, "duration", parseDuration)
 	}},
-	{name: "sync-frequency", field: "syncFrequency", value: func(c *kc) pflag.Value { return plain(&c.SyncFrequency, "duration", parseDuration) }},
 	{name: "fail-swap-on", field: "failSwapOn", value: func(c *kc) pflag.Value { return optional(&c.FailSwapOn, "bool", strconv.ParseBool) }},
 	{name: "fail-cgroupv1", field: "failCgroupV1", notDeprecated: true, value: func(c *kc) pflag.Value {
 		return optional(&c.FailCgroupV1, "bool", strconv.ParseBool)
@@ -91,19 +86,14 @@ var configFlags = []configFlag{
 		return plain(&c.RuntimeRequestTimeout, "duration", parseDuration)
 	}},
 	{name: "max-pods", field: "maxPods", value: func(c *kc) pflag.Value { return plain(&c.MaxPods, "int32", parseInt32) }},
-	{name: "pod-max-pids", field: "podPidsLimit", value: func(c *kc) pflag.Value { return optional(&c.PodPidsLimit, "int64", parseInt64) }},
 	{name: "kube-api-qps", field: "kubeAPIQPS", value: func(c *kc) pflag.Value { return optional(&c.KubeAPIQPS, "int32", parseInt32) }},
 	{name: "kube-api-burst", field: "kubeAPIBurst", value: func(c *kc) pflag.Value { return plain(&c.KubeAPIBurst, "int32", parseInt32) }},
-	{name: "serialize-image-pulls", field: "serializeImagePulls", value: func(c *kc) pflag.Value {
-		return optional(&c.SerializeImagePulls, "bool", strconv.ParseBool)
-	}},
 	{name: "container-log-max-size", field: "containerLogMaxSize", value: func(c *kc) pflag.Value {
 		return plain(&c.ContainerLogMaxSize, "string", parseString)
 	}},
 	{name: "container-log-max-files", field: "containerLogMaxFiles", value: func(c *kc) pflag.Value {
 		return optional(&c.ContainerLogMaxFiles, "int32", parseInt32)
 	}},
-	{name: "eviction-hard", field: "evictionHard", value: func(c *kc) pflag.Value { return &langleMapValue{p: &c.EvictionHard} }},
 }
 
 // ignoredFlags are kubelet flags nodeagent accepts, with the kubelet's value
@@ -122,7 +112,7 @@ var ignoredFlags = map[string][]string{
 		"log-text-info-buffer-size", "logging-format", "manifest-url", "manifest-url-header", "memory-manager-policy",
 		"pod-cidr", "qos-reserved", "reserved-cpus", "reserved-memory", "system-cgroups", "system-reserved",
 		"system-reserved-cgroup", "tls-cipher-suites", "tls-min-version", "topology-manager-policy",
-		"topology-manager-policy-options", "topology-manager-scope", "volume-plugin-dir",
+		"topology-manager-policy-options", "topology-manager-scope", "volume-plugin-dir", "eviction-hard",
 		// removed from the kubelet, still found in older unit files
 		"container-runtime", "pod-infra-container-image", "seccomp-profile-root",
 	},
@@ -131,15 +121,16 @@ var ignoredFlags = map[string][]string{
 		"contention-profiling", "cpu-cfs-quota", "enable-controller-attach-detach", "kernel-memcg-notification",
 		"local-storage-capacity-isolation", "log-json-split-stream", "log-text-split-stream", "make-iptables-util-chains",
 		"protect-kernel-defaults", "rotate-certificates", "rotate-server-certificates", "runonce",
-		"keep-terminated-pod-volumes", "register-schedulable",
+		"keep-terminated-pod-volumes", "register-schedulable", "enable-server", "enable-debugging-handlers",
+		"serialize-image-pulls",
 	},
 	"int32": {
 		"maximum-dead-containers", "maximum-dead-containers-per-container",
 		"event-burst", "event-qps", "eviction-max-pod-grace-period", "image-gc-high-threshold", "image-gc-low-threshold",
 		"node-status-max-images", "oom-score-adj", "pods-per-core", "registry-burst", "registry-qps",
 	},
-	"int64":    {"max-open-files"},
-	"duration": {"minimum-container-ttl-duration", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "eviction-pressure-transition-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "minimum-image-ttl-duration", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
+	"int64":    {"max-open-files", "pod-max-pids"},
+	"duration": {"minimum-container-ttl-duration", "sync-frequency", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "eviction-pressure-transition-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "minimum-image-ttl-duration", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
 }
 
 // removedFlags are in ignoredFlags although the current kubelet has dropped

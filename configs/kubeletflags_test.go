@@ -53,11 +53,13 @@ func TestKubeletFlags(t *testing.T) {
 				"flag --port is deprecated, set field port in the config file instead",
 				"flag --cluster-dns is deprecated, set field clusterDNS in the config file instead",
 				"flag --anonymous-auth is deprecated, set field authentication.anonymous.enabled in the config file instead",
-				"flag --eviction-hard is deprecated, set field evictionHard in the config file instead",
+				// Config fields nodeagent does not honour are not taken from
+				// flags either: they are named as ignored.
+				"kubelet flags not implemented by nodeagent and ignored: --eviction-hard, --pod-max-pids",
 			},
 			check: func(t *testing.T, o *Options) {
 				c := o.Config
-				if c.MaxPods != 20 || c.Port != 12250 || c.ReadOnlyPort != 0 || *c.PodPidsLimit != 100 || c.ProviderID != "x://1" {
+				if c.MaxPods != 20 || c.Port != 12250 || c.ReadOnlyPort != 0 || c.ProviderID != "x://1" {
 					t.Errorf("flags did not win: maxPods %d port %d readOnlyPort %d", c.MaxPods, c.Port, c.ReadOnlyPort)
 				}
 				if strings.Join(c.ClusterDNS, ",") != "10.0.0.10,fd00::10" {
@@ -65,9 +67,6 @@ func TestKubeletFlags(t *testing.T) {
 				}
 				if *c.Authentication.Anonymous.Enabled || !*c.Authentication.Webhook.Enabled {
 					t.Errorf("authentication = %+v", c.Authentication)
-				}
-				if len(c.EvictionHard) != 2 || c.EvictionHard["nodefs.available"] != "5%" {
-					t.Errorf("evictionHard = %v", c.EvictionHard)
 				}
 				want := []v1.Taint{{Key: "a", Value: "b", Effect: "NoSchedule"}, {Key: "c", Effect: "NoExecute"}}
 				if len(c.RegisterWithTaints) != 2 || c.RegisterWithTaints[0] != want[0] || c.RegisterWithTaints[1] != want[1] {

@@ -52,10 +52,6 @@ type Config struct {
 	ClusterDNS    []string
 	ClusterDomain string
 	ResolvConf    string
-	// RuntimeNetwork: the runtime sets up pod networking (the agent reads
-	// the IP from the sandbox status).
-	RuntimeNetwork bool
-	PodPidsLimit   int64
 	// MaxPods is the number of pods the node admits.
 	MaxPods int
 	// ActivePods returns the pods the node runs now (for admission).

@@ -56,7 +56,6 @@ type worker struct {
 	pod       *v1.Pod
 	gone      bool // the pod object is gone from the apiserver
 	state     State
-	pending   bool
 	wake      chan struct{}
 	cancelRun context.CancelFunc
 	runGrace  int64 // grace period of the running termination

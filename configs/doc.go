@@ -25,7 +25,7 @@
 // A kubelet command line (for example kubeadm's systemd drop-in) starts
 // nodeagent unchanged; the kubelet v1.36 flag set is mirrored in
 // kubeletflags.go. The kubelet's deprecated flags that set a config field
-// (--port, --max-pods, --anonymous-auth, --eviction-hard, ...) keep their
+// (--port, --max-pods, --anonymous-auth, --cluster-dns, ...) keep their
 // names and value types and are applied on top of the config file, flags
 // winning; only then are defaults filled in and the result validated, and a
 // validation error names the file and the flags used. Each such flag earns a

@@ -199,6 +199,9 @@ func Run(ctx context.Context, opts *configs.Options) error {
 			pods, _ := podInformer.Lister().List(everything)
 			return pods
 		},
+		Images:       rt.Images,
+		PodCgroup:    syncer.PodCgroup,
+		ProbeMetrics: probes.Collectors(),
 	})
 	if err != nil {
 		return fmt.Errorf("kubelet API server: %w", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -96,8 +98,29 @@ func (s *Syncer) gcContainers(ctx context.Context) error {
 		}
 		s.statuses.forget(c.Id)
 		s.unlinkLog(c.Labels[cri.PodNamespaceLabel], c.Labels[cri.PodNameLabel], c.Id)
+		s.removeContainerLog(ctx, c)
 	}
 	return nil
+}
+
+// removeContainerLog removes the log file of a removed container and its
+// rotated files, as the kubelet's container GC does. The path is the one
+// the agent gave the container: <pod log dir>/<name>/<restartCount>.log.
+func (s *Syncer) removeContainerLog(ctx context.Context, c *runtimeapi.Container) {
+	name := c.Labels[cri.ContainerNameLabel]
+	restarts, err := strconv.Atoi(c.Annotations[cri.ContainerRestartCountAnnotation])
+	if err != nil || restarts < 0 || name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+		return
+	}
+	dir := filepath.Join(s.cfg.PodLogsDir,
+		c.Labels[cri.PodNamespaceLabel]+"_"+c.Labels[cri.PodNameLabel]+"_"+c.Labels[cri.PodUIDLabel], name)
+	current := filepath.Join(dir, strconv.Itoa(restarts)+".log")
+	rotated, _ := filepath.Glob(current + ".*")
+	for _, f := range append(rotated, current) {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			klog.FromContext(ctx).Error(err, "Removing the log of a removed container", "containerID", c.Id, "path", f)
+		}
+	}
 }
 
 // gcLogDirs removes /var/log/pods/<ns>_<name>_<uid> of pods that are gone.

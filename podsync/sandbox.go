@@ -245,6 +245,25 @@ func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {
 	return ns
 }
 
+// PodCgroup is the path of the pod's cgroup below the hierarchy's root,
+// as cAdvisor names it in its id label: the cgroup parent for cgroupfs,
+// the systemd slice expanded into its parents for systemd
+// (/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice).
+func (s *Syncer) PodCgroup(pod *v1.Pod) string {
+	parent := s.cgroupParent(pod)
+	if s.cfg.CgroupDriver != "systemd" || !strings.HasSuffix(parent, ".slice") {
+		return parent
+	}
+	unit := strings.TrimSuffix(parent, ".slice")
+	path := ""
+	for i := range unit {
+		if unit[i] == '-' {
+			path += "/" + unit[:i] + ".slice"
+		}
+	}
+	return path + "/" + parent
+}
+
 // cgroupParent is the pod's cgroup as the kubelet names it:
 // <root>/kubepods[/<qos>]/pod<uid> for cgroupfs, the matching slices for
 // systemd.

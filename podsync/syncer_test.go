@@ -686,6 +686,15 @@ func TestGarbageCollect(t *testing.T) {
 	e.sync(t, known)
 	old := e.containerID(t, known.UID, "c", 0)
 	current := e.containerID(t, known.UID, "c", 1)
+	logDir := filepath.Join(e.cfg.PodLogsDir, "ns1_web-known_known", "c")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"0.log", "0.log.20261122-010203.gz", "0.log.20261122-010204", "1.log"} {
+		if err := os.WriteFile(filepath.Join(logDir, f), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Objects nodeagent did not create, even labelled with the UID of a
 	// pod it does not know, must survive.
@@ -742,6 +751,9 @@ func TestGarbageCollect(t *testing.T) {
 	}
 	if _, ok := e.rt.Containers[old]; ok {
 		t.Errorf("dead container %s beyond the newest not removed", old)
+	}
+	if left, _ := filepath.Glob(filepath.Join(logDir, "*")); len(left) != 1 || filepath.Base(left[0]) != "1.log" {
+		t.Errorf("log files after removing the dead container: %v, want only the current 1.log", left)
 	}
 	if _, err := os.Stat(filepath.Join(e.cfg.PodLogsDir, "ns1_web-orphan_orphan")); !os.IsNotExist(err) {
 		t.Errorf("log directory of the unknown pod still there: %v", err)

@@ -29,4 +29,8 @@
 // request with the redirect as the answer), tcpSocket (a connection
 // opens) and grpc (grpc.health.v1 reports SERVING). Run, Do and HTTPGet
 // are exported so that lifecycle hooks use the same code.
+//
+// Every attempt counts in the kubelet's prober_probe_total (and, when it
+// succeeded, prober_probe_duration_seconds); Collectors returns them for
+// the node API's /metrics/probes. A container's series go with Remove.
 package prober

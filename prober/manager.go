@@ -63,6 +63,8 @@ type key struct {
 type worker struct {
 	containerID string
 	cancel      context.CancelFunc
+	// pod and namespace label the worker's metrics.
+	pod, namespace string
 }
 
 type result struct {
@@ -72,7 +74,8 @@ type result struct {
 
 // Manager runs the probe workers of the node's containers.
 type Manager struct {
-	cfg Config
+	cfg     Config
+	metrics *probeMetrics
 
 	mu      sync.Mutex
 	workers map[key]*worker
@@ -90,7 +93,7 @@ func New(cfg Config) *Manager {
 	if cfg.Wake == nil {
 		cfg.Wake = func(types.UID) {}
 	}
-	return &Manager{cfg: cfg, workers: map[key]*worker{}, results: map[key]result{}}
+	return &Manager{cfg: cfg, metrics: newProbeMetrics(), workers: map[key]*worker{}, results: map[key]result{}}
 }
 
 // Run stops every worker when ctx ends.
@@ -153,7 +156,7 @@ func (m *Manager) Add(ctx context.Context, pod *v1.Pod, container, containerID, 
 		m.results[k] = result{containerID: containerID, ok: t == Liveness}
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		wctx = klog.NewContext(wctx, klog.FromContext(ctx).WithValues("container", container, "containerID", containerID, "probe", t.String()))
-		m.workers[k] = &worker{containerID: containerID, cancel: cancel}
+		m.workers[k] = &worker{containerID: containerID, cancel: cancel, pod: pod.Name, namespace: pod.Namespace}
 		target := Target{Pod: pod, Container: c, ContainerID: containerID, PodIP: podIP}
 		go m.run(wctx, k, p, target, startedAt, c.StartupProbe != nil)
 	}
@@ -166,6 +169,7 @@ func (m *Manager) Remove(uid types.UID, container string) {
 	for k, w := range m.workers {
 		if k.uid == uid && k.container == container {
 			w.cancel()
+			m.metrics.forget(k, w.pod, w.namespace)
 			delete(m.workers, k)
 		}
 	}
@@ -183,6 +187,7 @@ func (m *Manager) RemovePod(uid types.UID) {
 	for k, w := range m.workers {
 		if k.uid == uid {
 			w.cancel()
+			m.metrics.forget(k, w.pod, w.namespace)
 			delete(m.workers, k)
 		}
 	}

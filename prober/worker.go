@@ -33,10 +33,12 @@ func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, started
 	for {
 		// Liveness and readiness wait for the startup probe.
 		if k.t == Startup || !hasStartup || m.Started(k.uid, k.container, t.ContainerID) {
+			start := m.cfg.Clock.Now()
 			ok, out := m.cfg.Probe(ctx, p, t)
 			if ctx.Err() != nil {
 				return
 			}
+			m.observe(k, t, ok, m.cfg.Clock.Since(start))
 			if ok {
 				successes, failures = successes+1, 0
 			} else {

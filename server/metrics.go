@@ -8,6 +8,7 @@ import (
 	"github.com/emicklei/go-restful/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	compbasemetrics "k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -81,6 +82,20 @@ func (s *Server) addMetrics(c *restful.Container) {
 	gatherers := prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}
 	h := promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: promLogger{}, ErrorHandling: promhttp.ContinueOnError})
 	ws := new(restful.WebService).Path("/metrics")
+	ws.Route(ws.GET("").To(func(req *restful.Request, resp *restful.Response) {
+		h.ServeHTTP(resp.ResponseWriter, req.Request)
+	}))
+	c.Add(ws)
+}
+
+// addProbeMetrics serves /metrics/probes as the kubelet: the prober's
+// series and process_start_time_seconds, on a registry of their own.
+func (s *Server) addProbeMetrics(c *restful.Container) {
+	reg := compbasemetrics.NewKubeRegistry()
+	_ = compbasemetrics.RegisterProcessStartTime(reg.Register)
+	reg.MustRegister(s.deps.ProbeMetrics...)
+	h := compbasemetrics.HandlerFor(reg, compbasemetrics.HandlerOpts{ErrorHandling: compbasemetrics.ContinueOnError})
+	ws := new(restful.WebService).Path("/metrics/probes")
 	ws.Route(ws.GET("").To(func(req *restful.Request, resp *restful.Response) {
 		h.ServeHTTP(resp.ResponseWriter, req.Request)
 	}))

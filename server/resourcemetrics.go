@@ -99,9 +99,10 @@ func collectContainer(ch chan<- prometheus.Metric, ref statsapi.PodReference, c 
 	}
 }
 
-// withTime stamps a sample with the time it was read, as the kubelet does.
+// withTime stamps a sample with the time it was read, as the kubelet does;
+// a runtime that sent no time (zero or the epoch) leaves it unstamped.
 func withTime(t time.Time, m prometheus.Metric) prometheus.Metric {
-	if t.IsZero() {
+	if t.IsZero() || t.Unix() <= 0 {
 		return m
 	}
 	return prometheus.NewMetricWithTimestamp(t, m)

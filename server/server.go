@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	compbasemetrics "k8s.io/component-base/metrics"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	"k8s.io/klog/v2"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -61,6 +62,14 @@ type Deps struct {
 	Runtime internalapi.RuntimeService
 	// Pods returns the pods bound to the node.
 	Pods func() []*v1.Pod
+	// Images is the CRI image service; it gives the image filesystem's
+	// usage in the summary. Optional.
+	Images internalapi.ImageManagerService
+	// PodCgroup names a pod's cgroup for /metrics/cadvisor's id label.
+	// Optional: without it the label is /pod<uid>.
+	PodCgroup func(*v1.Pod) string
+	// ProbeMetrics are served on /metrics/probes (the prober's series).
+	ProbeMetrics []compbasemetrics.Registerable
 }
 
 // Server serves the kubelet API.
@@ -82,7 +91,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps}
 	s.metrics = newMetricsCollector(deps.Runtime)
-	s.stats = newStatsProvider(cfg, deps.Runtime)
+	s.stats = newStatsProvider(cfg, deps.Runtime, deps.Images)
 	auth, err := newAuthHandler(cfg, deps.Client)
 	if err != nil {
 		return nil, err
@@ -114,6 +123,8 @@ func (s *Server) readOnlyContainer() *restful.Container {
 	s.addStats(c)
 	s.addMetrics(c)
 	s.addResourceMetrics(c)
+	s.addCadvisorMetrics(c)
+	s.addProbeMetrics(c)
 	return c
 }
 

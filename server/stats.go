@@ -27,18 +27,22 @@ type statsProvider struct {
 	rootDir    string
 	podLogsDir string
 	runtime    internalapi.RuntimeService
+	images     internalapi.ImageManagerService // may be nil
 	host       hostReader
 	rates      *cpuRates
+	volumes    *volumeUsage
 }
 
-func newStatsProvider(cfg Config, rt internalapi.RuntimeService) *statsProvider {
+func newStatsProvider(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService) *statsProvider {
 	return &statsProvider{
 		nodeName:   cfg.NodeName,
 		rootDir:    cfg.RootDir,
 		podLogsDir: cfg.PodLogsDir,
 		runtime:    rt,
+		images:     images,
 		host:       hostReader{cgroupRoot: "/sys/fs/cgroup", procRoot: "/proc"},
 		rates:      newCPURates(),
+		volumes:    newVolumeUsage(cfg.RootDir),
 	}
 }
 
@@ -71,11 +75,71 @@ func (s *Server) getSummary(req *restful.Request, resp *restful.Response) {
 // summary is the node's and its pods' stats. A failure to read the node
 // is logged and leaves the node's fields empty; a runtime failure fails.
 func (p *statsProvider) summary(ctx context.Context, cpuAndMemoryOnly bool) (*statsapi.Summary, error) {
-	pods, err := p.podStats(ctx, cpuAndMemoryOnly)
+	var imageFs *fsInfo
+	if !cpuAndMemoryOnly {
+		imageFs = p.imageFs(ctx)
+	}
+	pods, err := p.podStats(ctx, cpuAndMemoryOnly, imageFs)
 	if err != nil {
 		return nil, err
 	}
-	return &statsapi.Summary{Node: p.nodeStats(ctx, cpuAndMemoryOnly), Pods: pods}, nil
+	node := p.nodeStats(ctx, cpuAndMemoryOnly)
+	if imageFs != nil {
+		node.Runtime = &statsapi.RuntimeStats{ImageFs: imageFs.image, ContainerFs: imageFs.container}
+	}
+	return &statsapi.Summary{Node: node, Pods: pods}, nil
+}
+
+// fsInfo is the runtime's filesystems: the images' and the containers'
+// writable layers' (the same one unless the runtime splits them), each
+// with its usage by the runtime and its filesystem's size.
+type fsInfo struct {
+	image, container *statsapi.FsStats
+}
+
+// imageFs asks the runtime for its filesystems (CRI ImageFsInfo); nil if
+// there is no image service or it fails.
+func (p *statsProvider) imageFs(ctx context.Context) *fsInfo {
+	if p.images == nil {
+		return nil
+	}
+	resp, err := p.images.ImageFsInfo(ctx)
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("ImageFsInfo failed; the summary has no image filesystem", "err", err)
+		return nil
+	}
+	info := &fsInfo{image: runtimeFs(resp.GetImageFilesystems())}
+	if info.image == nil {
+		return nil
+	}
+	info.container = runtimeFs(resp.GetContainerFilesystems())
+	if info.container == nil {
+		info.container = info.image
+	}
+	return info
+}
+
+// runtimeFs sums the runtime's usage of its filesystems and takes size and
+// free space from the first one's mount point.
+func runtimeFs(all []*runtimeapi.FilesystemUsage) *statsapi.FsStats {
+	if len(all) == 0 {
+		return nil
+	}
+	var used, inodesUsed uint64
+	var ts int64
+	for _, u := range all {
+		used += u.GetUsedBytes().GetValue()
+		inodesUsed += u.GetInodesUsed().GetValue()
+		ts = max(ts, u.GetTimestamp())
+	}
+	out := &statsapi.FsStats{Time: metav1.NewTime(time.Unix(0, ts)), UsedBytes: ptrTo(used), InodesUsed: ptrTo(inodesUsed)}
+	if mp := all[0].GetFsId().GetMountpoint(); mp != "" {
+		if u, err := statfs(mp); err == nil {
+			out.CapacityBytes, out.AvailableBytes = ptrTo(u.capacity), ptrTo(u.available)
+			out.Inodes, out.InodesFree = ptrTo(u.inodes), ptrTo(u.inodesFree)
+		}
+	}
+	return out
 }
 
 func (p *statsProvider) nodeStats(ctx context.Context, cpuAndMemoryOnly bool) statsapi.NodeStats {
@@ -131,7 +195,7 @@ func fsStats(t metav1.Time, fs fsUsage) *statsapi.FsStats {
 // containers it leaves out (or all, if the runtime does not implement it)
 // come from ListContainerStats, and a pod without sandbox stats gets the
 // sums of its containers' CPU and memory.
-func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool) ([]statsapi.PodStats, error) {
+func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, imageFs *fsInfo) ([]statsapi.PodStats, error) {
 	sandboxes, err := p.runtime.ListPodSandbox(ctx, cri.ManagedSandboxFilter(""))
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
@@ -184,6 +248,7 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool) ([]
 	}
 
 	out := make([]statsapi.PodStats, 0, len(sandboxes))
+	live := map[string]bool{}
 	for _, sb := range currentSandboxes(sandboxes) {
 		md := sb.GetMetadata()
 		ps := statsapi.PodStats{
@@ -199,7 +264,11 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool) ([]
 			if st == nil {
 				continue
 			}
-			ps.Containers = append(ps.Containers, p.containerStats(c, st, md, cpuAndMemoryOnly))
+			cs := p.containerStats(c, st, md, cpuAndMemoryOnly)
+			if cs.Rootfs != nil && imageFs != nil {
+				withCapacity(cs.Rootfs, imageFs.container)
+			}
+			ps.Containers = append(ps.Containers, cs)
 		}
 		sort.Slice(ps.Containers, func(i, j int) bool { return ps.Containers[i].Name < ps.Containers[j].Name })
 		if st := sandboxStats[sb.Id]; st != nil {
@@ -210,7 +279,18 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool) ([]
 		if ps.Containers == nil {
 			ps.Containers = []statsapi.ContainerStats{}
 		}
+		if !cpuAndMemoryOnly {
+			vols := p.volumes.pod(md.GetUid())
+			for _, v := range vols {
+				ps.VolumeStats = append(ps.VolumeStats, v.stats)
+			}
+			ps.EphemeralStorage = p.ephemeralStorage(ps, vols)
+			live[md.GetUid()] = true
+		}
 		out = append(out, ps)
+	}
+	if !cpuAndMemoryOnly {
+		p.volumes.forgetExcept(live)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].PodRef, out[j].PodRef
@@ -220,6 +300,44 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool) ([]
 		return a.Name < b.Name
 	})
 	return out, nil
+}
+
+// withCapacity fills a runtime-reported usage with its filesystem's size.
+func withCapacity(fs, of *statsapi.FsStats) {
+	fs.CapacityBytes, fs.AvailableBytes, fs.Inodes, fs.InodesFree = of.CapacityBytes, of.AvailableBytes, of.Inodes, of.InodesFree
+}
+
+// ephemeralStorage is the pod's local ephemeral storage as the kubelet
+// counts it: its containers' writable layers and logs plus its local
+// ephemeral volumes, against the capacity of the node's filesystem.
+func (p *statsProvider) ephemeralStorage(ps statsapi.PodStats, vols []podVolume) *statsapi.FsStats {
+	now := metav1.Now()
+	out := &statsapi.FsStats{Time: now, UsedBytes: ptrTo[uint64](0), InodesUsed: ptrTo[uint64](0)}
+	if u, err := statfs(p.rootDir); err == nil {
+		out.CapacityBytes, out.AvailableBytes = ptrTo(u.capacity), ptrTo(u.available)
+		out.Inodes, out.InodesFree = ptrTo(u.inodes), ptrTo(u.inodesFree)
+	}
+	add := func(fs *statsapi.FsStats) {
+		if fs == nil {
+			return
+		}
+		if fs.UsedBytes != nil {
+			*out.UsedBytes += *fs.UsedBytes
+		}
+		if fs.InodesUsed != nil {
+			*out.InodesUsed += *fs.InodesUsed
+		}
+	}
+	for _, c := range ps.Containers {
+		add(c.Rootfs)
+		add(c.Logs)
+	}
+	for i := range vols {
+		if vols[i].ephemeral {
+			add(&vols[i].stats.FsStats)
+		}
+	}
+	return out
 }
 
 // currentSandboxes keeps one sandbox per pod as the kubelet does: the

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critesting "k8s.io/cri-api/pkg/apis/testing"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
@@ -62,6 +64,19 @@ func statsFixture(t *testing.T) *fixture {
 	f := newFixture(t, false)
 	f.srv.stats.host = fakeHost(t)
 	f.srv.stats.rootDir = t.TempDir()
+	f.srv.stats.volumes = newVolumeUsage(f.srv.stats.rootDir)
+	vols := filepath.Join("pods", string(testUID), "volumes")
+	writeFiles(t, f.srv.stats.rootDir, map[string]string{
+		filepath.Join(vols, "kubernetes.io~empty-dir", "data", "a"):     strings.Repeat("x", 10000),
+		filepath.Join(vols, "kubernetes.io~empty-dir", "data", "sub/b"): "y",
+		filepath.Join(vols, "kubernetes.io~secret", "tok", "token"):     "secret",
+	})
+	images := critesting.NewFakeImageService()
+	images.SetFakeFilesystemUsage([]*runtimeapi.FilesystemUsage{{
+		Timestamp: time.Unix(1700000100, 0).UnixNano(), FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: t.TempDir()},
+		UsedBytes: u64(1000), InodesUsed: u64(10),
+	}})
+	f.srv.stats.images = images
 	ts := time.Unix(1700000100, 0).UnixNano()
 	f.rt.SetFakePodSandboxStats([]*runtimeapi.PodSandboxStats{{
 		Attributes: &runtimeapi.PodSandboxAttributes{Id: "sb1", Metadata: &runtimeapi.PodSandboxMetadata{Name: "pod1", Namespace: "ns1", Uid: string(testUID)}},
@@ -131,6 +146,26 @@ func TestSummary(t *testing.T) {
 	// The fixture's c1 logs: 0.log and 1.log.
 	if c.Logs == nil || *c.Logs.InodesUsed != 2 || *c.Logs.UsedBytes == 0 {
 		t.Errorf("container logs %+v", c.Logs)
+	}
+	if c.Rootfs.CapacityBytes == nil || *c.Rootfs.CapacityBytes == 0 {
+		t.Errorf("container rootfs without the image filesystem's capacity: %+v", c.Rootfs)
+	}
+	if rt := n.Runtime; rt == nil || rt.ImageFs == nil || *rt.ImageFs.UsedBytes != 1000 || *rt.ImageFs.InodesUsed != 10 ||
+		rt.ImageFs.CapacityBytes == nil || rt.ContainerFs == nil {
+		t.Errorf("node runtime fs: %+v", n.Runtime)
+	}
+	if len(p.VolumeStats) != 2 || p.VolumeStats[0].Name != "data" || p.VolumeStats[1].Name != "tok" {
+		t.Fatalf("volume stats: %+v", p.VolumeStats)
+	}
+	data := p.VolumeStats[0]
+	// a, sub, sub/b and the directory itself; 10000 bytes take ≥ 3 blocks.
+	if *data.InodesUsed != 4 || *data.UsedBytes < 10000 || data.CapacityBytes == nil {
+		t.Errorf("emptyDir stats: used %d inodes %d", *data.UsedBytes, *data.InodesUsed)
+	}
+	// Ephemeral storage: writable layer + logs + the emptyDir, not the secret.
+	want := *c.Rootfs.UsedBytes + *c.Logs.UsedBytes + *data.UsedBytes
+	if e := p.EphemeralStorage; e == nil || *e.UsedBytes != want || *e.InodesUsed != 3+2+4 || e.CapacityBytes == nil {
+		t.Errorf("ephemeral storage %+v, want used %d inodes 9", e, want)
 	}
 
 	only := getSummary(t, f, "/stats/summary?only_cpu_and_memory=true")
@@ -272,5 +307,49 @@ func TestCPURates(t *testing.T) {
 	c.nanoCores("b", 1, t0.Add(time.Hour))
 	if _, ok := c.samples["a"]; ok {
 		t.Errorf("stale sample kept")
+	}
+}
+
+func TestCadvisorMetrics(t *testing.T) {
+	f := statsFixture(t)
+	f.srv.deps.PodCgroup = func(p *v1.Pod) string { return "/kubepods/besteffort/pod" + string(p.UID) }
+	w := f.do("GET", "/metrics/cadvisor")
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	body := w.Body.String()
+	pod := `container="",id="/kubepods/besteffort/poduid-1",image="",name="",namespace="ns1",pod="pod1"`
+	ctr := `container="c1",id="/kubepods/besteffort/poduid-1/cur",image="",name="cur",namespace="ns1",pod="pod1"`
+	for _, want := range []string{
+		`container_cpu_usage_seconds_total{container="",id="/",image="",name="",namespace="",pod=""} 5 `,
+		`container_memory_working_set_bytes{container="",id="/",image="",name="",namespace="",pod=""} 2000 `,
+		`container_cpu_usage_seconds_total{` + pod + `} 3 1700000100000`,
+		`container_network_receive_bytes_total{container="",id="/kubepods/besteffort/poduid-1",image="",interface="eth0",name="",namespace="ns1",pod="pod1"} 11 `,
+		`container_network_transmit_bytes_total{container="",id="/kubepods/besteffort/poduid-1",image="",interface="eth0",name="",namespace="ns1",pod="pod1"} 22 `,
+		`container_processes{` + pod + `} 2`,
+		`container_cpu_usage_seconds_total{` + ctr + `} 2 1700000100000`,
+		`container_memory_working_set_bytes{` + ctr + `} 524288 `,
+		`container_fs_usage_bytes{container="c1",device="",id="/kubepods/besteffort/poduid-1/cur",image="",name="cur",namespace="ns1",pod="pod1"} 4096 `,
+		`container_spec_memory_limit_bytes{` + ctr + `} 0`,
+		`container_spec_cpu_shares{` + ctr + `} 2`,
+		"container_scrape_error 0\n",
+		"# TYPE machine_cpu_cores gauge",
+		"machine_memory_bytes{",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("missing %q in\n%s", want, body)
+		}
+	}
+	f.rt.InjectError("ListPodSandbox", errors.New("runtime down"))
+	if body := f.do("GET", "/metrics/cadvisor").Body.String(); !strings.Contains(body, "container_scrape_error 1\n") {
+		t.Errorf("on error:\n%s", body)
+	}
+}
+
+func TestProbeMetricsRoute(t *testing.T) {
+	f := newFixture(t, false)
+	body := f.do("GET", "/metrics/probes").Body.String()
+	if !strings.Contains(body, "process_start_time_seconds") {
+		t.Errorf("/metrics/probes:\n%s", body)
 	}
 }

@@ -14,13 +14,18 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 func TestServerStats(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
-	createPod(t, c, ns, busyboxPod("stats", "head -c 8000000 /dev/zero | gzip > /dev/null; sleep 3600", v1.RestartPolicyNever))
+	pod := busyboxPod("stats", "head -c 2000000 /dev/urandom > /scratch/data; head -c 8000000 /dev/zero | gzip > /dev/null; sleep 3600", v1.RestartPolicyNever)
+	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	pod.Spec.Containers[0].Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}
+	createPod(t, c, ns, pod)
 	waitPod(t, c, ns, "stats", 60*time.Second, "running", running)
 	admin := nodeClient(t, true)
 	var summary statsapi.Summary
@@ -46,7 +51,69 @@ func TestServerStats(t *testing.T) {
 	if n.NodeName != nodeName || n.CPU == nil || !nonzero(n.CPU.UsageCoreNanoSeconds) || n.Memory == nil || !nonzero(n.Memory.WorkingSetBytes) || n.Fs == nil {
 		t.Errorf("node stats: %+v", n)
 	}
-	code, body := nodeGet(t, admin, "GET", "/metrics/resource", "")
+	if n.Runtime == nil || n.Runtime.ImageFs == nil || !nonzero(n.Runtime.ImageFs.UsedBytes) || !nonzero(n.Runtime.ImageFs.CapacityBytes) {
+		t.Errorf("node runtime image filesystem: %+v", n.Runtime)
+	}
+	var ps statsapi.PodStats
+	for _, p := range summary.Pods {
+		if p.PodRef.Namespace == ns && p.PodRef.Name == "stats" {
+			ps = p
+		}
+	}
+	// The emptyDir holds the 2 MB file (a small volume is measured again
+	// after a second: the first measure may predate the file).
+	waitFor(t, 30*time.Second, "the emptyDir's usage", func() (bool, error) {
+		_, body := nodeGet(t, admin, "GET", "/stats/summary", "")
+		var s statsapi.Summary
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			return false, err
+		}
+		for _, p := range s.Pods {
+			if p.PodRef.Namespace == ns && p.PodRef.Name == "stats" {
+				ps = p
+			}
+		}
+		for _, v := range ps.VolumeStats {
+			if v.Name == "scratch" {
+				return v.UsedBytes != nil && *v.UsedBytes >= 2000000, nil
+			}
+		}
+		return false, fmt.Errorf("no scratch volume in %+v", ps.VolumeStats)
+	})
+	var names []string
+	for _, v := range ps.VolumeStats {
+		names = append(names, v.Name)
+	}
+	if len(names) != 2 || !strings.HasPrefix(names[0], "kube-api-access-") || names[1] != "scratch" {
+		t.Errorf("volume stats of %v, want kube-api-access-* and scratch", names)
+	}
+	if e := ps.EphemeralStorage; e == nil || e.UsedBytes == nil || *e.UsedBytes < 2000000 || !nonzero(e.CapacityBytes) {
+		t.Errorf("ephemeral storage: %+v", e)
+	}
+	if ctr := ps.Containers[0]; ctr.Rootfs == nil || ctr.Rootfs.UsedBytes == nil || !nonzero(ctr.Rootfs.CapacityBytes) || ctr.Logs == nil {
+		t.Errorf("container rootfs %+v logs %+v", ctr.Rootfs, ctr.Logs)
+	}
+
+	// cAdvisor's series for the root cgroup, the pod and its container.
+	code, body := nodeGet(t, admin, "GET", "/metrics/cadvisor", "")
+	// The harness's cgroupRoot (/nodeagent) prefixes the ids.
+	podID := `/kubepods/burstable/pod` + string(ps.PodRef.UID) + `"`
+	for _, want := range []string{
+		`container_cpu_usage_seconds_total{container="",id="/",image="",name="",namespace="",pod=""} `,
+		podID + `,image="",name="",namespace="` + ns + `",pod="stats"} `,
+		`,interface="eth0",name="",namespace="` + ns + `",pod="stats"} `,
+		`container_spec_memory_limit_bytes{container="main",`,
+		`namespace="` + ns + `",pod="stats"} 6.7108864e+07`,
+		"container_scrape_error 0\n", "machine_cpu_cores{", "machine_memory_bytes{",
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics/cadvisor: %d, missing %q", code, want)
+		}
+	}
+	if !t.Failed() {
+		t.Logf("/metrics/cadvisor: %d lines", strings.Count(body, "\n"))
+	}
+	code, body = nodeGet(t, admin, "GET", "/metrics/resource", "")
 	ctrLabels, podLabels := `{container="main",namespace="`+ns+`",pod="stats"} `, `{namespace="`+ns+`",pod="stats"} `
 	for _, want := range []string{"node_cpu_usage_seconds_total ", "node_memory_working_set_bytes ", "scrape_error 0\n",
 		"container_memory_working_set_bytes" + ctrLabels, "container_cpu_usage_seconds_total" + ctrLabels, "pod_memory_working_set_bytes" + podLabels} {

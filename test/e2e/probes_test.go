@@ -80,6 +80,16 @@ func TestProbeHTTPReadiness(t *testing.T) {
 	if !hasPrefix(podEvents(t, c, ns, "web"), "Unhealthy: Readiness probe failed") {
 		t.Errorf("no Unhealthy readiness event: %v", podEvents(t, c, ns, "web"))
 	}
+	// The kubelet's prober metrics on /metrics/probes: the failed attempts
+	// before /www/ready existed and the successful ones after.
+	code, body := nodeGet(t, nodeClient(t, true), "GET", "/metrics/probes", "")
+	labels := `container="main",namespace="` + ns + `",pod="web",pod_uid="` + string(got.UID) + `",probe_type="Readiness"`
+	for _, want := range []string{`prober_probe_total{` + labels + `,result="failed"} `, `prober_probe_total{` + labels + `,result="successful"} `,
+		`prober_probe_duration_seconds_count{container="main",namespace="` + ns + `",pod="web",probe_type="Readiness"} `, "process_start_time_seconds "} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics/probes: %d, missing %q in\n%s", code, want, body)
+		}
+	}
 }
 
 func TestProbeExecLivenessRestarts(t *testing.T) {

@@ -22,7 +22,7 @@
 // A plain HTTP /healthz listens on HealthzBindAddress:HealthzPort
 // (127.0.0.1:10248), and, only when ReadOnlyPort is set, an unauthenticated
 // port serves the kubelet's read-only subset: /healthz, /pods, /stats,
-// /metrics and /metrics/resource.
+// /metrics, /metrics/resource, /metrics/cadvisor and /metrics/probes.
 //
 // # Routes
 //
@@ -78,6 +78,28 @@
 // summary as the kubelet's resource metrics (node_, pod_ and container_
 // cpu_usage_seconds_total and memory_working_set_bytes,
 // container_start_time_seconds, scrape_error), read at scrape time.
+//
+// The full summary also has the runtime's image filesystem (CRI
+// ImageFsInfo: the runtime's usage, the size of the filesystem under its
+// mount point; the container filesystem is the same unless the runtime
+// splits them), each container's writable layer with that filesystem's
+// size, each pod's volumes (du of <RootDir>/pods/<uid>/volumes/*/*, hard
+// links once, measured again after 200 times what measuring took, between
+// 1 s and the kubelet's 1 min) and its ephemeral-storage: writable layers,
+// logs and the local ephemeral volumes (emptyDir on disk, configMap) as
+// the kubelet counts them, against the root dir's filesystem.
+//
+// /metrics/cadvisor renders the full summary in cAdvisor's series and
+// labels (container, id = cgroup path, image, name = container ID,
+// namespace, pod) for the root cgroup (id "/"), each pod's cgroup and
+// each running container: CPU, memory usage, working set, RSS and page
+// faults, pod network per interface, process count, the writable layer,
+// start and last-seen times, the spec's memory limit, CPU shares, period
+// and quota, and machine_cpu_cores and machine_memory_bytes. Series that
+// need cAdvisor's own cgroup walk (filesystem I/O, per-CPU, pressure) are
+// absent. /metrics/probes is the prober's prober_probe_total and
+// prober_probe_duration_seconds with process_start_time_seconds, as the
+// kubelet serves it.
 //
 // # Errors
 //

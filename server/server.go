@@ -110,6 +110,7 @@ func (s *Server) secureContainer() *restful.Container {
 	s.addConfigz(c)
 	s.addContainerLogs(c)
 	s.addStreaming(c)
+	s.addPprof(c)
 	return c
 }
 

@@ -353,3 +353,19 @@ func TestProbeMetricsRoute(t *testing.T) {
 		t.Errorf("/metrics/probes:\n%s", body)
 	}
 }
+
+func TestPprofRoutes(t *testing.T) {
+	f := newFixture(t, false)
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/cmdline":           "",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile",
+		"/debug/pprof/heap?debug=1":      "heap profile",
+		"/debug/pprof/symbol":            "num_symbols",
+	} {
+		w := f.do("GET", path)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: %d %.200s", path, w.Code, w.Body)
+		}
+	}
+}

@@ -29,13 +29,18 @@ func unsupported(pod *v1.Pod) error {
 	}
 	for _, v := range pod.Spec.Volumes {
 		src := v.VolumeSource
-		if src.EmptyDir == nil && src.ConfigMap == nil && src.Secret == nil && src.DownwardAPI == nil && src.Projected == nil {
-			add("volume %q: only emptyDir, configMap, secret, downwardAPI and projected volumes are supported", v.Name)
+		if src.EmptyDir == nil && src.ConfigMap == nil && src.Secret == nil && src.DownwardAPI == nil && src.Projected == nil && src.HostPath == nil {
+			add("volume %q: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported", v.Name)
 		}
 	}
 	check := func(kind string, c *v1.Container) {
-		if c.RestartPolicy != nil {
-			add("%s %q: restartPolicy (sidecar containers)", kind, c.Name)
+		// Sidecars (init containers with restartPolicy Always) run; a
+		// restartPolicy on an app container and restart rules do not.
+		if c.RestartPolicy != nil && (kind != "init container" || !isSidecar(c)) {
+			add("%s %q: restartPolicy %s", kind, c.Name, *c.RestartPolicy)
+		}
+		if len(c.RestartPolicyRules) > 0 {
+			add("%s %q: restartPolicyRules", kind, c.Name)
 		}
 		if len(c.ResizePolicy) > 0 {
 			add("%s %q: resizePolicy", kind, c.Name)

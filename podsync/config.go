@@ -73,6 +73,10 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 
 // mounts are the container's volume mounts plus the files the kubelet
 // manages: /etc/hosts and the termination message file.
+//
+// A subPath is resolved on the host, symbolic links included, and must stay
+// inside its volume: a container cannot make another mount the node's files
+// by planting a link in a shared volume.
 func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.Mount, error) {
 	var vols map[string]string
 	if len(c.VolumeMounts) > 0 {
@@ -93,12 +97,11 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 			if filepath.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {
 				return nil, fmt.Errorf("%w: subPath %q of mount %q must be a relative path inside the volume", errConfig, m.SubPath, m.MountPath)
 			}
-			host = filepath.Join(host, sub)
-			if _, err := os.Stat(host); os.IsNotExist(err) {
-				if err := os.MkdirAll(host, 0o750); err != nil {
-					return nil, fmt.Errorf("create subPath %q: %w", m.SubPath, err)
-				}
+			p, err := subPathWithin(host, sub)
+			if err != nil {
+				return nil, fmt.Errorf("%w: subPath %q of mount %q: %v", errConfig, m.SubPath, m.MountPath, err)
 			}
+			host = p
 		}
 		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
 		if m.MountPropagation != nil {
@@ -205,4 +208,44 @@ func expandAll(in []string, env map[string]string) []string {
 		out[i] = podenv.Expand(s, lookup)
 	}
 	return out
+}
+
+// subPathWithin returns root/sub, created as a directory if missing, after
+// checking that it resolves (symbolic links followed) inside root.
+func subPathWithin(root, sub string) (string, error) {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	within := func(p string) error {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return err
+		}
+		if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("resolves to %s, outside the volume", real)
+		}
+		return nil
+	}
+	path := filepath.Join(root, sub)
+	// The existing part must not lead outside before anything is created.
+	existing := path
+	for {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if err := within(existing); err != nil {
+		return "", err
+	}
+	if existing != path {
+		if err := os.MkdirAll(path, 0o750); err != nil {
+			return "", fmt.Errorf("create: %w", err)
+		}
+	}
+	if err := within(path); err != nil {
+		return "", err
+	}
+	return path, nil
 }

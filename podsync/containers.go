@@ -16,25 +16,55 @@ import (
 const backoffResetAfter = 10 * time.Minute
 
 // syncContainers starts what should run in the ready sandbox: init
-// containers one at a time, then the app containers. It returns when to
-// sync again for a back-off and whether it changed anything.
+// containers in order (a regular one must exit 0 before the next starts; a
+// sidecar, an init container with restartPolicy Always, must run and pass
+// its startup probe), then the app containers. Once the pod initialized (an
+// app container was created), only sidecars that exited are restarted
+// among the init containers, whatever the pod's restartPolicy, until the
+// app containers are done for good. It returns when to sync again for a
+// back-off and whether it changed anything.
 func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podState, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
 	var requeue time.Duration
 	changed := false
+	initialized := podInitialized(pod, state)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur, _ := state.latest(c.Name)
+		if isSidecar(c) {
+			if cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+				if podDone(pod, state) {
+					continue
+				}
+				r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
+				if err != nil {
+					return 0, changed, err
+				}
+				changed = changed || started
+				requeue = minPositive(requeue, r)
+				if !initialized {
+					return requeue, changed, nil
+				}
+				continue
+			}
+			if !initialized && (cur.State != runtimeapi.ContainerState_CONTAINER_RUNNING || !s.probeStarted(pod, c, cur.Id)) {
+				return requeue, changed, nil // wait until it runs and has started
+			}
+			continue
+		}
+		if initialized {
+			continue
+		}
 		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
 			continue
 		}
 		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			return 0, false, nil // running or being created: wait for it
+			return requeue, changed, nil // running or being created: wait for it
 		}
 		if cur != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-			return 0, false, nil // failed for good: the pod fails
+			return requeue, changed, nil // failed for good: the pod fails
 		}
 		r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
-		return r, started, err
+		return minPositive(requeue, r), changed || started, err
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -53,6 +83,32 @@ func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podStat
 		requeue = minPositive(requeue, r)
 	}
 	return requeue, changed, nil
+}
+
+// isSidecar reports whether c is a sidecar: an init container with
+// restartPolicy Always, which keeps running beside the app containers.
+func isSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+}
+
+// restartPolicyOf is the policy that restarts c: Always for a sidecar, the
+// pod's otherwise.
+func restartPolicyOf(pod *v1.Pod, c *v1.Container) v1.RestartPolicy {
+	if isSidecar(c) {
+		return v1.RestartPolicyAlways
+	}
+	return pod.Spec.RestartPolicy
+}
+
+// podInitialized reports whether an app container of the pod was ever
+// created: from then on the init containers are done, as for the kubelet.
+func podInitialized(pod *v1.Pod, state *podState) bool {
+	for i := range pod.Spec.Containers {
+		if cur, _ := state.latest(pod.Spec.Containers[i].Name); cur != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {

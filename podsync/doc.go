@@ -11,6 +11,15 @@
 // because the pod changed, a runtime event named it, or a back-off timer
 // expired.
 //
+// Sidecars (init containers with restartPolicy Always) start in their place
+// among the init containers; the next init container waits until the
+// sidecar runs and its startup probe (if any) succeeded. Once an app
+// container was created the pod is initialized: init containers are not
+// run again, but a sidecar that exits restarts (with the crash-loop
+// back-off) whatever the pod's restartPolicy, until the app containers are
+// done for good. Sidecars count for readiness, not for the phase, and stop
+// after the app containers, the last declared first.
+//
 // Probes run in package prober behind Config.Prober: SyncPod starts the
 // probes of every container it sees running and stops those of the others;
 // a container is ready when it runs and its readiness probe (if any)
@@ -23,8 +32,8 @@
 // every StopContainer of a live container, within the grace period.
 //
 // SyncTerminatingPod stops containers with the pod's grace period (the
-// runtime sends SIGTERM, then SIGKILL when the period ends) and stops the
-// sandbox; SyncTerminatedPod removes the pod's containers, sandboxes and
+// runtime sends SIGTERM, then SIGKILL when the period ends), sidecars last
+// with what is left of it, and stops the sandbox; SyncTerminatedPod removes the pod's containers, sandboxes and
 // volumes and deletes a deleted pod's object.
 //
 // Pods that use a feature the agent does not implement yet are rejected at

@@ -29,7 +29,7 @@ type Prober interface {
 // probeReady says whether a running container instance is ready: it has
 // no readiness probe or the probe succeeded.
 func (s *Syncer) probeReady(pod *v1.Pod, c *v1.Container, id string) bool {
-	if s.cfg.Prober == nil || isInit(pod, c.Name) {
+	if s.cfg.Prober == nil || (isInit(pod, c.Name) && !isSidecar(c)) {
 		return true
 	}
 	if c.StartupProbe != nil && !s.cfg.Prober.Started(pod.UID, c.Name, id) {
@@ -41,20 +41,28 @@ func (s *Syncer) probeReady(pod *v1.Pod, c *v1.Container, id string) bool {
 // probeStarted says whether a running container instance has started: it
 // has no startup probe or the probe succeeded.
 func (s *Syncer) probeStarted(pod *v1.Pod, c *v1.Container, id string) bool {
-	if s.cfg.Prober == nil || c.StartupProbe == nil || isInit(pod, c.Name) {
+	if s.cfg.Prober == nil || c.StartupProbe == nil || (isInit(pod, c.Name) && !isSidecar(c)) {
 		return true
 	}
 	return s.cfg.Prober.Started(pod.UID, c.Name, id)
 }
 
-// syncProbes starts the probes of the running app containers and stops
-// those of the others.
+// syncProbes starts the probes of the running app containers and sidecars
+// and stops those of the others.
 func (s *Syncer) syncProbes(ctx context.Context, pod *v1.Pod, state *podState, podIP string) {
 	if s.cfg.Prober == nil {
 		return
 	}
+	var probed []*v1.Container
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			probed = append(probed, &pod.Spec.InitContainers[i])
+		}
+	}
 	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+		probed = append(probed, &pod.Spec.Containers[i])
+	}
+	for _, c := range probed {
 		if c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil {
 			continue
 		}

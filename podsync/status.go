@@ -84,7 +84,7 @@ func (s *Syncer) containerStatuses(pod *v1.Pod, specs []v1.Container, state *pod
 			if cur != nil && w.reason == "CrashLoopBackOff" {
 				cs.LastTerminationState = cs.State
 			}
-			if cur == nil || w.reason == "CrashLoopBackOff" || shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+			if cur == nil || w.reason == "CrashLoopBackOff" || shouldRestart(restartPolicyOf(pod, c), cur.ExitCode) {
 				cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: w.reason, Message: w.message}}
 			}
 		}
@@ -156,9 +156,18 @@ func terminationMessage(c *runtimeapi.ContainerStatus) string {
 	return ""
 }
 
-// phase follows the kubelet's getPhase.
+// phase follows the kubelet's getPhase. Sidecars count only while the pod
+// initializes: a running, started sidecar lets initialization go on; once
+// an app container ran, their state no longer matters.
 func phase(pod *v1.Pod, st *v1.PodStatus) v1.PodPhase {
-	for _, cs := range st.InitContainerStatuses {
+	initialized := statusInitialized(st)
+	for i, cs := range st.InitContainerStatuses {
+		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
+			if initialized || (cs.State.Running != nil && cs.Started != nil && *cs.Started) {
+				continue
+			}
+			return v1.PodPending
+		}
 		if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
 			continue
 		}
@@ -212,16 +221,45 @@ func phase(pod *v1.Pod, st *v1.PodStatus) v1.PodPhase {
 	return v1.PodPending
 }
 
+// statusInitialized reports whether an app container of the status ran
+// (or runs): the pod initialized.
+func statusInitialized(st *v1.PodStatus) bool {
+	for _, cs := range st.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// initDone reports whether init container i of the pod no longer holds
+// initialization back: a regular one exited 0, a sidecar runs and started.
+func initDone(pod *v1.Pod, i int, cs v1.ContainerStatus) bool {
+	if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
+		return cs.State.Running != nil && cs.Started != nil && *cs.Started
+	}
+	t := cs.State.Terminated
+	return t != nil && t.ExitCode == 0
+}
+
 // conditions sets the conditions the agent owns and keeps the others.
+// Sidecars count for readiness like app containers.
 func conditions(pod *v1.Pod, st *v1.PodStatus, sandboxReady bool, now metav1.Time) []v1.PodCondition {
 	initialized, ready := true, true
 	initReason, readyReason := "", ""
-	for _, cs := range st.InitContainerStatuses {
-		if t := cs.State.Terminated; t == nil || t.ExitCode != 0 {
-			initialized, initReason = false, "ContainersNotInitialized"
+	if !statusInitialized(st) {
+		for i, cs := range st.InitContainerStatuses {
+			if !initDone(pod, i, cs) {
+				initialized, initReason = false, "ContainersNotInitialized"
+			}
 		}
 	}
 	var notReady []string
+	for i, cs := range st.InitContainerStatuses {
+		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) && !cs.Ready {
+			notReady = append(notReady, cs.Name)
+		}
+	}
 	for _, cs := range st.ContainerStatuses {
 		if !cs.Ready {
 			notReady = append(notReady, cs.Name)
@@ -241,7 +279,7 @@ func conditions(pod *v1.Pod, st *v1.PodStatus, sandboxReady bool, now metav1.Tim
 		case "ContainersNotReady":
 			return "containers with unready status: [" + strings.Join(notReady, " ") + "]"
 		case "ContainersNotInitialized":
-			return "containers with incomplete status: [" + incomplete(st) + "]"
+			return "containers with incomplete status: [" + incomplete(pod, st) + "]"
 		}
 		return ""
 	}
@@ -303,10 +341,10 @@ func conditions(pod *v1.Pod, st *v1.PodStatus, sandboxReady bool, now metav1.Tim
 	return out
 }
 
-func incomplete(st *v1.PodStatus) string {
+func incomplete(pod *v1.Pod, st *v1.PodStatus) string {
 	var names []string
-	for _, cs := range st.InitContainerStatuses {
-		if t := cs.State.Terminated; t == nil || t.ExitCode != 0 {
+	for i, cs := range st.InitContainerStatuses {
+		if !initDone(pod, i, cs) {
 			names = append(names, cs.Name)
 		}
 	}

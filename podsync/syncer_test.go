@@ -110,12 +110,27 @@ func (f *fakeStatus) get(uid types.UID) *v1.PodStatus {
 	return f.statuses[uid]
 }
 
-// recordingRuntime keeps the configs the fake runtime does not store.
+// recordingRuntime keeps the configs the fake runtime does not store, and
+// the order of StopContainer calls.
 type recordingRuntime struct {
 	*critest.FakeRuntimeService
 	mu         sync.Mutex
 	sandboxes  []*runtimeapi.PodSandboxConfig
 	containers []*runtimeapi.ContainerConfig
+	stopped    []string
+}
+
+func (r *recordingRuntime) StopContainer(ctx context.Context, id string, timeout int64) error {
+	r.mu.Lock()
+	r.stopped = append(r.stopped, id)
+	r.mu.Unlock()
+	return r.FakeRuntimeService.StopContainer(ctx, id, timeout)
+}
+
+func (r *recordingRuntime) stoppedIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.stopped...)
 }
 
 func (r *recordingRuntime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
@@ -203,6 +218,24 @@ func (e *env) containerID(t *testing.T, uid types.UID, name string, attempt uint
 		}
 	}
 	t.Fatalf("no container %s attempt %d in pod %s", name, attempt, uid)
+	return ""
+}
+
+// find returns the ID of the container name of attempt in pod uid, if any.
+func (e *env) find(uid types.UID, name string, attempt uint32) (string, bool) {
+	e.rt.Lock()
+	defer e.rt.Unlock()
+	id := e.findLocked(uid, name, attempt)
+	return id, id != ""
+}
+
+// findLocked is find with the runtime locked.
+func (e *env) findLocked(uid types.UID, name string, attempt uint32) string {
+	for id, c := range e.rt.Containers {
+		if c.Labels[cri.PodUIDLabel] == string(uid) && c.Metadata.Name == name && c.Metadata.Attempt == attempt {
+			return id
+		}
+	}
 	return ""
 }
 
@@ -502,13 +535,13 @@ func TestSyncPodUnsupported(t *testing.T) {
 		mutate func(*v1.Pod)
 		want   string
 	}{
-		{"hostPath volume", func(p *v1.Pod) {
-			p.Spec.Volumes = []v1.Volume{{Name: "h", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/"}}}}
+		{"persistentVolumeClaim volume", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "h", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}}}
 		}, `volume "h"`},
-		{"sidecar", func(p *v1.Pod) {
+		{"restartPolicy of an app container", func(p *v1.Pod) {
 			always := v1.ContainerRestartPolicyAlways
 			p.Spec.Containers[0].RestartPolicy = &always
-		}, "restartPolicy (sidecar containers)"},
+		}, `container "c": restartPolicy Always`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,25 +27,22 @@ func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePerio
 		return err
 	}
 	podIP := s.podIPOf(ctx, pod, state)
-	var wg sync.WaitGroup
-	errs := make([]error, len(state.containers))
-	for i, c := range state.containers {
-		if c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name := c.Metadata.GetName()
-			s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s", name)
-			if err := s.stopContainer(ctx, pod, specOf(pod, name), c.Id, podIP, gracePeriod); err != nil {
-				errs[i] = fmt.Errorf("stop container %q: %w", name, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	start := s.clock.Now()
+	apps, sidecars := splitSidecars(pod, state.containers)
+	if err := s.stopContainers(ctx, pod, apps, podIP, gracePeriod); err != nil {
 		return err
+	}
+	// Sidecars stop once the app containers are gone, the last declared
+	// first, each with what is left of the grace period (at least 2 s), as
+	// the kubelet stops them.
+	for i := len(sidecars) - 1; i >= 0; i-- {
+		grace := gracePeriod
+		if grace > 0 {
+			grace = max(gracePeriod-int64(s.clock.Since(start)/time.Second), minSidecarGrace)
+		}
+		if err := s.stopContainers(ctx, pod, sidecars[i:i+1], podIP, grace); err != nil {
+			return err
+		}
 	}
 	for _, sb := range state.sandboxes {
 		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
@@ -61,12 +58,79 @@ func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePerio
 	return nil
 }
 
+// minSidecarGrace is the least grace period a sidecar gets when the app
+// containers used up the pod's (the kubelet's minimum).
+const minSidecarGrace = 2
+
+// splitSidecars splits the live containers of a pod into app (and regular
+// init) containers and sidecars, the sidecars in declaration order.
+func splitSidecars(pod *v1.Pod, all []*runtimeapi.ContainerStatus) (apps, sidecars []*runtimeapi.ContainerStatus) {
+	byName := map[string]*runtimeapi.ContainerStatus{}
+	for _, c := range all {
+		if c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		if spec := specOf(pod, c.Metadata.GetName()); spec != nil && isInit(pod, spec.Name) && isSidecar(spec) {
+			byName[spec.Name] = c
+			continue
+		}
+		apps = append(apps, c)
+	}
+	for i := range pod.Spec.InitContainers {
+		if c, ok := byName[pod.Spec.InitContainers[i].Name]; ok {
+			sidecars = append(sidecars, c)
+		}
+	}
+	return apps, sidecars
+}
+
+func hasSidecars(pod *v1.Pod) bool {
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// stopContainers stops containers in parallel, running their preStop hooks.
+func (s *Syncer) stopContainers(ctx context.Context, pod *v1.Pod, ctrs []*runtimeapi.ContainerStatus, podIP string, gracePeriod int64) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ctrs))
+	for i, c := range ctrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := c.Metadata.GetName()
+			s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s", name)
+			if err := s.stopContainer(ctx, pod, specOf(pod, name), c.Id, podIP, gracePeriod); err != nil {
+				errs[i] = fmt.Errorf("stop container %q: %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // SyncTerminatedPod releases a stopped pod. A pod that merely finished
 // keeps its containers (for logs) until the object is deleted; a deleted
 // pod loses everything, then its object is deleted.
 func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) error {
 	deleting := gone || pod.DeletionTimestamp != nil
 	if !deleting {
+		// The final status of a pod that ran: its sidecars, stopped with
+		// the pod, show it.
+		if hasSidecars(pod) {
+			state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
+			if err != nil {
+				return err
+			}
+			if len(state.sandboxes) > 0 {
+				if err := s.writeStatus(ctx, pod, state); err != nil {
+					return err
+				}
+			}
+		}
 		return s.volumes.Teardown(ctx, pod.UID)
 	}
 	if err := s.removePod(ctx, pod.UID, pod.Namespace, pod.Name); err != nil {

@@ -135,6 +135,12 @@ func (m *Manager) Add(ctx context.Context, pod *v1.Pod, container, containerID, 
 			c = &pod.Spec.Containers[i]
 		}
 	}
+	// Sidecars (init containers with restartPolicy Always) have probes too.
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == container {
+			c = &pod.Spec.InitContainers[i]
+		}
+	}
 	if c == nil {
 		return
 	}

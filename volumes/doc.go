@@ -27,7 +27,12 @@
 // than 80% of their TTL or 24 hours; Manager.NextRefresh tells the caller
 // when to call Setup again. Manager.Teardown removes everything of a pod.
 //
-// Any other volume type (hostPath, persistentVolumeClaim, csi, ...) makes
+// hostPath volumes are the host's own path, checked (or created) as their
+// type says: Directory, File, Socket, CharDevice and BlockDevice must exist
+// as such, DirectoryOrCreate makes a 0755 directory, FileOrCreate an empty
+// 0644 file, no type checks nothing. Teardown never touches them.
+//
+// Any other volume type (persistentVolumeClaim, csi, nfs, ...) makes
 // Setup fail with an error matching ErrUnsupported that names the volume and
 // its type. A missing ConfigMap or Secret that is not optional fails with an
 // error wrapping podenv.ErrConfig and the API's NotFound error.

@@ -118,6 +118,8 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 	case src.EmptyDir != nil || sourceKind(src) == "":
 		dir := m.volumeDir(pod.UID, pluginEmptyDir, vol.Name)
 		return dir, m.setupEmptyDir(ctx, pod, vol.Name, dir, src.EmptyDir)
+	case src.HostPath != nil:
+		return setupHostPath(src.HostPath)
 	case src.ConfigMap != nil:
 		plugin = pluginConfigMap
 		payload, err = m.configMapPayload(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items,

@@ -183,7 +183,6 @@ func TestUnsupported(t *testing.T) {
 		src  v1.VolumeSource
 		kind string
 	}{
-		{v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/"}}, "hostPath"},
 		{v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}, "persistentVolumeClaim"},
 		{v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "d"}}, "csi"},
 		{v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{}}, "ephemeral"},
@@ -211,7 +210,7 @@ func TestUnsupported(t *testing.T) {
 func TestSetupKeepsGoodVolumes(t *testing.T) {
 	e := newEnv(t)
 	paths, err := e.m.Setup(t.Context(), basePod(
-		v1.Volume{Name: "bad", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/"}}},
+		v1.Volume{Name: "bad", VolumeSource: v1.VolumeSource{NFS: &v1.NFSVolumeSource{Server: "x", Path: "/"}}},
 		v1.Volume{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
 	))
 	if !errors.Is(err, ErrUnsupported) {

@@ -31,8 +31,10 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	if err != nil {
 		return err
 	}
-	script := fmt.Sprintf("mkdir -p /www; head -c %d /dev/zero > /www/f; httpd -p 8080 -h /www; "+
-		"echo ready; yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c %d; sleep 3600", streamBytes, streamBytes)
+	// The log stream first, then the file port-forward serves: writing it
+	// must not compete with the exec streams (they wait for /www/done).
+	script := fmt.Sprintf("yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c %d; mkdir -p /www; head -c %d /dev/zero > /www/f; "+
+		"httpd -p 8080 -h /www; touch /www/done; sleep 3600", streamBytes, streamBytes)
 	p := benchPod("stream", node, image)
 	p.Spec.Containers[0].Command = []string{"sh", "-c", script}
 	if _, err := w.start(ctx, c, ns, p); err != nil {
@@ -45,8 +47,19 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	if err != nil {
 		return fmt.Errorf("logs -f: %w", err)
 	}
-	r.Values["stream_logs_bytes_per_s"] = float64(n) / d.Seconds()
+	if d > 0 {
+		r.Values["stream_logs_bytes_per_s"] = float64(n) / d.Seconds()
+	}
 	r.Values["stream_logs_bytes"] = float64(n)
+	for i := 0; ; i++ {
+		if exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "exec", "stream", "--", "test", "-f", "/www/done").Run() == nil {
+			break
+		}
+		if i == 120 {
+			return fmt.Errorf("the stream pod did not write its file")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 
 	// exec stdout.
 	var rates []float64
@@ -92,9 +105,9 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 }
 
 // countOutput runs cmd and counts its stdout until want bytes came, it
-// ended, or nothing came for 3 s (log rotation can outrun a follower, with
-// the kubelet as with nodeagent). It returns the bytes and the time from
-// start to the last byte.
+// ended, or nothing came for 3 s after the first byte (log rotation can
+// outrun a follower, with the kubelet as with nodeagent). It returns the
+// bytes and the time from start to the last byte.
 func countOutput(cmd *exec.Cmd, want int64) (int64, time.Duration, error) {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -132,7 +145,7 @@ func countOutput(cmd *exec.Cmd, want int64) (int64, time.Duration, error) {
 			if c.err != nil {
 				return n, last.Sub(t0), nil
 			}
-		case <-time.After(3 * time.Second):
+		case <-time.After(idleLimit(n)):
 			return n, last.Sub(t0), nil
 		}
 	}
@@ -140,3 +153,12 @@ func countOutput(cmd *exec.Cmd, want int64) (int64, time.Duration, error) {
 }
 
 var _ = v1.PodRunning
+
+// idleLimit is how long countOutput waits for more output: 60 s for the
+// first byte, then 3 s.
+func idleLimit(n int64) time.Duration {
+	if n == 0 {
+		return time.Minute
+	}
+	return 3 * time.Second
+}

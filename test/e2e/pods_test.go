@@ -219,12 +219,12 @@ func TestGracefulDeletion(t *testing.T) {
 func TestUnsupportedFeatureRejected(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
-	p := busyboxPod("hostpath", "sleep 3600", v1.RestartPolicyAlways)
-	p.Spec.Volumes = []v1.Volume{{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/tmp"}}}}
+	p := busyboxPod("pvc", "sleep 3600", v1.RestartPolicyAlways)
+	p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
 	createPod(t, c, ns, p)
 	createPod(t, c, ns, busyboxPod("fine", "sleep 3600", v1.RestartPolicyAlways))
-	got := waitPod(t, c, ns, "hostpath", 60*time.Second, "rejection", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
-	if got.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(got.Status.Message, `volume "host"`) {
+	got := waitPod(t, c, ns, "pvc", 60*time.Second, "rejection", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if got.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(got.Status.Message, `volume "data"`) {
 		t.Errorf("rejection: %s", describe(got))
 	}
 	waitPod(t, c, ns, "fine", 60*time.Second, "running", running)
@@ -282,5 +282,38 @@ func TestAdmissionOutOfMemory(t *testing.T) {
 	got := waitPod(t, c, ns, "huge", 60*time.Second, "rejection", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 	if got.Status.Reason != "OutOfmemory" {
 		t.Errorf("rejection: %s", describe(got))
+	}
+}
+
+// TestHostPathVolume mounts a host directory created on demand
+// (DirectoryOrCreate) and a host file (File): what the container writes is
+// on the host, and the directory stays when the pod is deleted.
+func TestHostPathVolume(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	dir := filepath.Join(state, "e2e-hostpath", ns)
+	t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(dir)) })
+	dirOrCreate, file := v1.HostPathDirectoryOrCreate, v1.HostPathFile
+	p := busyboxPod("hostpath", "echo from-pod > /host/out; cat /hostname", v1.RestartPolicyNever)
+	p.Spec.Volumes = []v1.Volume{
+		{Name: "dir", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: dir, Type: &dirOrCreate}}},
+		{Name: "file", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/etc/hostname", Type: &file}}},
+	}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "dir", MountPath: "/host"}, {Name: "file", MountPath: "/hostname", ReadOnly: true}}
+	createPod(t, c, ns, p)
+	waitPod(t, c, ns, "hostpath", 60*time.Second, "succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+	if b, err := os.ReadFile(filepath.Join(dir, "out")); err != nil || string(b) != "from-pod\n" {
+		t.Errorf("file the pod wrote on the host: %q, %v", b, err)
+	}
+	host, _ := os.ReadFile("/etc/hostname")
+	if out := kubectl(t, "-n", ns, "logs", "hostpath"); out != string(host) {
+		t.Errorf("the pod read %q from the host's /etc/hostname, want %q", out, host)
+	}
+	if err := c.CoreV1().Pods(ns).Delete(context.Background(), "hostpath", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, c, ns, "hostpath", 60*time.Second)
+	if _, err := os.Stat(filepath.Join(dir, "out")); err != nil {
+		t.Errorf("the host directory lost the pod's file when the pod went: %v", err)
 	}
 }

@@ -5,6 +5,7 @@
 # name; they never run at the same time. Results go to docs/benchmarks.md.
 set -euo pipefail
 export NETWORK_PLUGIN=runtime # both agents get the same network path: containerd runs CNI
+export CONTAINER_LOG_MAX_SIZE=2Gi # a 1 GiB log stream is not rotated under its follower
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 STATE=${NODEAGENT_STATE:-/var/lib/nodeagent-harness}

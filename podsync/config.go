@@ -78,8 +78,8 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 // inside its volume: a container cannot make another mount the node's files
 // by planting a link in a shared volume.
 func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.Mount, error) {
-	var vols map[string]string
-	if len(c.VolumeMounts) > 0 {
+	vols, fresh := s.podVolumePaths(pod.UID)
+	if len(c.VolumeMounts) > 0 && !fresh {
 		var err error
 		if vols, err = s.volumes.Setup(ctx, pod); err != nil {
 			return nil, fmt.Errorf("%w: volumes: %v", errConfig, err)

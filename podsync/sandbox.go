@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -24,50 +25,53 @@ func (s *Syncer) podDir(pod *v1.Pod) string {
 	return filepath.Join(s.cfg.RootDir, "pods", string(pod.UID))
 }
 
-// startSandbox prepares the pod's volumes and runs a new sandbox. Older
-// sandboxes of the pod and their containers are stopped first.
-func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState) (id string, retErr error) {
+// startSandbox prepares the pod's volumes and runs a new sandbox, which it
+// returns as the runtime lists it. Older sandboxes of the pod and their
+// containers are stopped first. The volume paths are kept for the
+// containers started in the same sync (forgetVolumePaths drops them).
+func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState) (created *runtimeapi.PodSandbox, retErr error) {
 	logger := klog.FromContext(ctx)
 	for _, c := range state.containers {
 		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 			if err := s.runtime.StopContainer(ctx, c.Id, 0); err != nil {
-				return "", fmt.Errorf("stop container %s of an old sandbox: %w", c.Id, err)
+				return nil, fmt.Errorf("stop container %s of an old sandbox: %w", c.Id, err)
 			}
 		}
 	}
 	for _, sb := range state.sandboxes {
 		if err := s.teardownNetwork(ctx, sb, pod); err != nil {
-			return "", err
+			return nil, err
 		}
 		if err := s.runtime.StopPodSandbox(ctx, sb.Id); err != nil {
-			return "", fmt.Errorf("stop old sandbox %s: %w", sb.Id, err)
+			return nil, fmt.Errorf("stop old sandbox %s: %w", sb.Id, err)
 		}
 	}
 	if len(state.sandboxes) > 0 {
 		s.recorder.Event(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 	}
 	volStart := time.Now()
-	if _, err := s.volumes.Setup(ctx, pod); err != nil {
+	paths, err := s.volumes.Setup(ctx, pod)
+	if err != nil {
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "Unable to mount volumes: %v", err)
-		return "", fmt.Errorf("set up volumes: %w", err)
+		return nil, fmt.Errorf("set up volumes: %w", err)
 	}
+	s.keepVolumePaths(pod.UID, paths)
 	observePhase("volumes", volStart)
 	if err := os.MkdirAll(s.podLogDir(pod), 0o755); err != nil {
-		return "", fmt.Errorf("create pod log directory: %w", err)
+		return nil, fmt.Errorf("create pod log directory: %w", err)
 	}
 	cfg, err := s.sandboxConfig(pod, uint32(len(state.sandboxes)))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	start := s.clock.Now()
 	sbStart := time.Now()
-	id, err = s.runtime.RunPodSandbox(ctx, cfg, "")
+	id, err := s.runtime.RunPodSandbox(ctx, cfg, "")
 	if err != nil {
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-		return "", fmt.Errorf("run sandbox: %w", err)
+		return nil, fmt.Errorf("run sandbox: %w", err)
 	}
 	observePhase("sandbox", sbStart)
-	// The named result is "" by the time a failed return runs the rollback.
 	sandboxID := id
 	defer func() {
 		if retErr == nil {
@@ -91,14 +95,39 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	if s.agentNetwork(pod.Spec.HostNetwork) {
 		netStart := time.Now()
 		if err := s.setupNetwork(ctx, pod, id); err != nil {
-			return "", err
+			return nil, err
 		}
 		observePhase("network", netStart)
 	} else if _, err := s.sandboxIPsOf(ctx, id); err != nil {
-		return "", err
+		return nil, err
 	}
 	logger.V(2).Info("Started sandbox", "sandbox", id, "duration", s.clock.Since(start))
-	return id, nil
+	return &runtimeapi.PodSandbox{
+		Id: id, Metadata: cfg.Metadata, State: runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: start.UnixNano(),
+		Labels: cfg.Labels, Annotations: cfg.Annotations,
+	}, nil
+}
+
+// keepVolumePaths remembers the volume paths of a pod for the rest of the
+// sync that set the volumes up, so its containers need no second Setup.
+func (s *Syncer) keepVolumePaths(uid types.UID, paths map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.volumePaths[uid] = paths
+}
+
+func (s *Syncer) forgetVolumePaths(uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.volumePaths, uid)
+}
+
+// podVolumePaths returns the paths kept by the current sync, if any.
+func (s *Syncer) podVolumePaths(uid types.UID) (map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.volumePaths[uid]
+	return p, ok
 }
 
 // sandboxIPsOf returns the IPs of a sandbox, from the runtime once.

@@ -94,6 +94,9 @@ type Syncer struct {
 	sandboxIPs map[string][]string
 	// netDown holds the sandboxes whose network was torn down.
 	netDown map[string]bool
+	// volumePaths holds, during a sync that set up a pod's volumes, their
+	// host paths (see keepVolumePaths).
+	volumePaths map[types.UID]map[string]string
 }
 
 type waitReason struct{ reason, message string }
@@ -107,6 +110,7 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 		waiting:      map[types.UID]map[string]waitReason{},
 		sandboxIPs:   map[string][]string{},
 		netDown:      map[string]bool{},
+		volumePaths:  map[types.UID]map[string]string{},
 	}
 }
 
@@ -163,18 +167,26 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	var requeue time.Duration
 	sandbox := state.readySandbox()
 	if sandbox == nil && !podDone(pod, state) {
-		id, err := s.startSandbox(ctx, pod, state)
+		defer s.forgetVolumePaths(pod.UID)
+		started, err := s.startSandbox(ctx, pod, state)
 		if err != nil {
 			if werr := s.writeStatus(ctx, pod, state); werr != nil {
 				logger.Error(werr, "Writing status")
 			}
 			return false, 0, err
 		}
-		if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {
-			return false, 0, err
+		if len(state.sandboxes) == 0 {
+			// A pod's first sandbox: nothing else of it exists, the
+			// runtime has nothing to tell that the agent does not know.
+			state = &podState{sandboxes: []*runtimeapi.PodSandbox{started}}
+		} else {
+			// Older sandboxes and containers were stopped meanwhile.
+			if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {
+				return false, 0, err
+			}
 		}
-		if sandbox = state.readySandbox(); sandbox == nil || sandbox.Id != id {
-			return false, 0, fmt.Errorf("sandbox %s not ready after start", id)
+		if sandbox = state.readySandbox(); sandbox == nil || sandbox.Id != started.Id {
+			return false, 0, fmt.Errorf("sandbox %s not ready after start", started.Id)
 		}
 	}
 	if sandbox != nil {

@@ -7,13 +7,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -23,16 +19,9 @@ import (
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
 	"github.com/nodeagent/nodeagent/logrotate"
-	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/pleg"
-	"github.com/nodeagent/nodeagent/podenv"
-	"github.com/nodeagent/nodeagent/podstatus"
 	"github.com/nodeagent/nodeagent/podsync"
-	"github.com/nodeagent/nodeagent/podworkers"
-	"github.com/nodeagent/nodeagent/prober"
-	"github.com/nodeagent/nodeagent/server"
 	"github.com/nodeagent/nodeagent/staticpods"
-	"github.com/nodeagent/nodeagent/volumes"
 )
 
 // Version is reported as the node's kubelet version: the kubelet API
@@ -42,7 +31,10 @@ var Version = "v1.36.3+nodeagent"
 // gcPeriod is how often garbage collection runs.
 const gcPeriod = time.Minute
 
-// Run runs the agent until ctx ends.
+// Run runs the agent until ctx ends: the Node and its network first, then
+// the pod pipeline and the kubelet API, and once the Node is registered
+// the informers, static pods, the runtime's event stream and garbage
+// collection.
 func Run(ctx context.Context, opts *configs.Options) error {
 	logger := klog.FromContext(ctx).WithValues("node", opts.NodeName)
 	ctx = klog.NewContext(ctx, logger)
@@ -61,31 +53,13 @@ func Run(ctx context.Context, opts *configs.Options) error {
 		return err
 	}
 
-	nodeCtl := nodestatus.New(client, nodestatus.Config{
-		NodeName:              opts.NodeName,
-		NodeIPs:               opts.NodeIPs,
-		Hostname:              opts.NodeName,
-		Labels:                opts.NodeLabels,
-		Taints:                cfg.RegisterWithTaints,
-		ProviderID:            cfg.ProviderID,
-		MaxPods:               cfg.MaxPods,
-		Port:                  cfg.Port,
-		RegisterNode:          cfg.RegisterNode == nil || *cfg.RegisterNode,
-		StatusUpdateFrequency: cfg.NodeStatusUpdateFrequency.Duration,
-		StatusReportFrequency: cfg.NodeStatusReportFrequency.Duration,
-		LeaseDuration:         time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second,
-		RootDir:               opts.RootDir,
-		AgentVersion:          Version,
-		DeclaredFeatures:      declaredFeatures(opts),
-	}, runtimeInfo{rt}, clk)
+	nodeCtl := newNodeController(opts, client, rt, clk)
 	go nodeCtl.Run(ctx)
 	cniManager, err := startNetwork(ctx, opts, rt, nodeCtl)
 	if err != nil {
 		return err
 	}
-	var network podsync.Network // stays nil in runtime mode
 	if cniManager != nil {
-		network = cniManager
 		legacyregistry.MustRegister(cniManager.Collectors()...)
 	}
 	podsync.RegisterMetrics()
@@ -95,77 +69,13 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: opts.NodeName})
 
-	// Pods bound to this node only; services for the environment.
-	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", opts.NodeName).String()
-	}))
-	svcFactory := informers.NewSharedInformerFactory(client, 0)
-	podInformer := podFactory.Core().V1().Pods()
-	svcLister := svcFactory.Core().V1().Services().Lister()
-
-	allocatable := func() v1.ResourceList {
-		if n := nodeCtl.Node(); n != nil {
-			return n.Status.Allocatable
-		}
-		return nil
-	}
-	vols := volumes.NewManager(client, opts.RootDir, clk)
-	vols.NodeAllocatable = allocatable
-	env := &podenv.Resolver{
-		Client:                 client,
-		ServiceLister:          func(ns string) ([]*v1.Service, error) { return svcLister.Services(ns).List(everything) },
-		NodeAllocatable:        allocatable,
-		MasterServiceNamespace: "default",
-	}
-	var workers *podworkers.Workers
-	var syncer *podsync.Syncer
-	probes := prober.New(prober.Config{
-		Runtime:  rt.Runtime,
-		Recorder: recorder,
-		Clock:    clk,
-		Wake:     func(uid types.UID) { workers.Wake(uid) },
-		Kill: func(ctx context.Context, pod *v1.Pod, container, id string, t prober.Type, msg string) {
-			syncer.KillUnhealthy(ctx, pod, container, id, t.String(), msg)
-		},
-	})
-	go probes.Run(ctx)
-	status := &statusRouter{Writer: podstatus.NewWriter(client)}
-	syncer = podsync.New(podsync.Config{
-		NodeName:      opts.NodeName,
-		NodeIPs:       opts.NodeIPs,
-		RootDir:       opts.RootDir,
-		PodLogsDir:    opts.PodLogsDir,
-		ContainerLogs: "/var/log/containers",
-		CgroupRoot:    cfg.CgroupRoot,
-		CgroupsPerQOS: cfg.CgroupsPerQOS == nil || *cfg.CgroupsPerQOS,
-		CgroupDriver:  cfg.CgroupDriver,
-		ClusterDNS:    cfg.ClusterDNS,
-		ClusterDomain: cfg.ClusterDomain,
-		ResolvConf:    deref(cfg.ResolverConfig),
-		MaxPods:       int(cfg.MaxPods),
-		ActivePods:    func() []*v1.Pod { return workers.Pods() },
-		Allocatable:   allocatable,
-		Network:       network,
-		Prober:        probes,
-		PodCIDRs: func() []string {
-			if n := nodeCtl.Node(); n != nil {
-				return n.Spec.PodCIDRs
-			}
-			return nil
-		},
-	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
-	workers = podworkers.New(syncer, clk)
-	if err := startDelegate(ctx, opts, cniManager, syncer.DelegatedPodNetwork); err != nil {
+	api := newAPIObjects(client, opts.NodeName)
+	pods, err := newPodPipeline(ctx, opts, client, rt, api, nodeCtl, cniManager, recorder, clk)
+	if err != nil {
 		return err
 	}
-	static := newStaticPods(workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, podInformer.Lister())
-	status.static = static
-
-	if _, err := podInformer.Informer().AddEventHandler(podHandler(ctx, workers, static)); err != nil {
-		return err
-	}
-	svcFactory.Core().V1().Services().Informer()
-	svcFactory.Start(ctx.Done())
+	api.svcFactory.Core().V1().Services().Informer()
+	api.svcFactory.Start(ctx.Done())
 
 	// Container log rotation (the kubelet's container log manager).
 	logRotator, err := logrotate.New(rt.Runtime, logrotate.Config{
@@ -177,32 +87,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	}
 	go logRotator.Run(ctx)
 
-	srv, err := server.New(server.Config{
-		NodeName:           opts.NodeName,
-		Address:            cfg.Address,
-		Port:               cfg.Port,
-		ReadOnlyPort:       cfg.ReadOnlyPort,
-		HealthzBindAddress: cfg.HealthzBindAddress,
-		HealthzPort:        deref(cfg.HealthzPort),
-		TLSCertFile:        cfg.TLSCertFile,
-		TLSPrivateKeyFile:  cfg.TLSPrivateKeyFile,
-		RootDir:            opts.RootDir,
-		PodLogsDir:         opts.PodLogsDir,
-		Authentication:     cfg.Authentication,
-		Authorization:      cfg.Authorization,
-		KubeletConfig:      cfg,
-		RedirectStreaming:  opts.RedirectContainerStreaming,
-	}, server.Deps{
-		Client:  client,
-		Runtime: rt.Runtime,
-		Pods: func() []*v1.Pod {
-			pods, _ := podInformer.Lister().List(everything)
-			return pods
-		},
-		Images:       rt.Images,
-		PodCgroup:    syncer.PodCgroup,
-		ProbeMetrics: probes.Collectors(),
-	})
+	srv, err := newServer(opts, client, rt, api, pods)
 	if err != nil {
 		return fmt.Errorf("kubelet API server: %w", err)
 	}
@@ -218,86 +103,28 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	case err := <-srvErr:
 		return err
 	}
-	podFactory.Start(ctx.Done())
-	svcFactory.WaitForCacheSync(ctx.Done())
-	podFactory.WaitForCacheSync(ctx.Done())
-	logger.Info("Pod informer synced", "pods", len(podInformer.Informer().GetStore().ListKeys()))
+	api.podFactory.Start(ctx.Done())
+	api.svcFactory.WaitForCacheSync(ctx.Done())
+	api.podFactory.WaitForCacheSync(ctx.Done())
+	logger.Info("Pod informer synced", "pods", len(api.pods.Informer().GetStore().ListKeys()))
 
 	if dir := cfg.StaticPodPath; dir != "" {
 		// Read once before garbage collection, which would otherwise take
 		// a restarted agent's static pods for orphans.
-		pods, _ := staticpods.Read(dir, opts.NodeName)
-		static.set(ctx, pods)
-		go staticpods.Watch(ctx, dir, opts.NodeName, cfg.FileCheckFrequency.Duration, func(p []*v1.Pod) { static.set(ctx, p) })
-		go static.run(ctx)
+		static, _ := staticpods.Read(dir, opts.NodeName)
+		pods.static.set(ctx, static)
+		go staticpods.Watch(ctx, dir, opts.NodeName, cfg.FileCheckFrequency.Duration, func(p []*v1.Pod) { pods.static.set(ctx, p) })
+		go pods.static.run(ctx)
 	}
-	go pleg.New(rt.Runtime, workers.Wake, clk).Run(ctx)
-	go garbageCollect(ctx, syncer, podInformer.Informer().GetStore(), workers)
+	go pleg.New(rt.Runtime, pods.workers.Wake, clk).Run(ctx)
+	go garbageCollect(ctx, pods.syncer, api.pods.Informer().GetStore(), pods.workers)
 
 	<-ctx.Done()
-	workers.Wait()
+	pods.workers.Wait()
 	return nil
 }
 
 type metav1ListOptions = metav1ListOptionsT
-
-func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods) cache.ResourceEventHandler {
-	update := func(obj any) {
-		pod, ok := obj.(*v1.Pod)
-		if !ok {
-			return
-		}
-		if _, mirror := staticpods.IsMirror(pod); mirror {
-			static.mirrorChanged(ctx, pod)
-			return
-		}
-		workers.Update(ctx, pod)
-	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    update,
-		UpdateFunc: func(_, obj any) { update(obj) },
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			pod, ok := obj.(*v1.Pod)
-			if !ok {
-				return
-			}
-			if _, mirror := staticpods.IsMirror(pod); mirror {
-				static.poke() // create it again
-				return
-			}
-			workers.Remove(pod.UID)
-		},
-	}
-}
-
-// garbageCollect runs podsync's collection now and every gcPeriod. A pod
-// is known while the apiserver has it or its worker still runs.
-func garbageCollect(ctx context.Context, syncer *podsync.Syncer, store cache.Store, workers *podworkers.Workers) {
-	known := func(uid types.UID) bool {
-		if _, ok := workers.Known(uid); ok {
-			return true
-		}
-		for _, obj := range store.List() {
-			if obj.(*v1.Pod).UID == uid {
-				return true
-			}
-		}
-		return false
-	}
-	for {
-		if err := syncer.GarbageCollect(ctx, known); err != nil {
-			klog.FromContext(ctx).Error(err, "Garbage collection")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(gcPeriod):
-		}
-	}
-}
 
 func newClient(opts *configs.Options) (kubernetes.Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", opts.KubeconfigPath)
@@ -329,17 +156,4 @@ func connectRuntime(ctx context.Context, opts *configs.Options) (*cri.Client, er
 		case <-time.After(delay):
 		}
 	}
-}
-
-// extendWebSocketsToKubelet is the node feature under which the apiserver
-// sends WebSocket exec, attach and port-forward to the node as they came.
-const extendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
-
-// declaredFeatures are the features the node declares in its status.
-func declaredFeatures(opts *configs.Options) []string {
-	var fs []string
-	if opts.DeclareWebSocketStreaming {
-		fs = append(fs, extendWebSocketsToKubelet)
-	}
-	return fs
 }

@@ -16,7 +16,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apiserver/pkg/util/flushwriter"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	crilogs "k8s.io/cri-client/pkg/logs"
 	"k8s.io/klog/v2"
@@ -183,7 +182,8 @@ func (s *Server) getContainerLogs(req *restful.Request, resp *restful.Response) 
 	resp.Header().Set("Content-Type", "text/plain")
 	resp.Header().Set("Transfer-Encoding", "chunked")
 	resp.WriteHeader(http.StatusOK)
-	fw := flushwriter.Wrap(resp.ResponseWriter)
+	fw := newCoalescingWriter(resp.ResponseWriter)
+	defer func() { _ = fw.Close() }()
 	if err := crilogs.ReadLogs(ctx, path, id, criLogOptions(opts, time.Now()), s.deps.Runtime, fw, fw); err != nil {
 		// The status line is gone; the stream just ends.
 		logger.V(2).Info("Reading container log ended with an error", "pod", klog.KObj(pod), "container", ctr, "err", err)

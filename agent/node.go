@@ -1,0 +1,47 @@
+package agent
+
+import (
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/nodestatus"
+)
+
+// newNodeController configures the Node's registration, status and lease.
+func newNodeController(opts *configs.Options, client kubernetes.Interface, rt *cri.Client, clk clock.WithTicker) *nodestatus.Controller {
+	cfg := opts.Config
+	return nodestatus.New(client, nodestatus.Config{
+		NodeName:              opts.NodeName,
+		NodeIPs:               opts.NodeIPs,
+		Hostname:              opts.NodeName,
+		Labels:                opts.NodeLabels,
+		Taints:                cfg.RegisterWithTaints,
+		ProviderID:            cfg.ProviderID,
+		MaxPods:               cfg.MaxPods,
+		Port:                  cfg.Port,
+		RegisterNode:          cfg.RegisterNode == nil || *cfg.RegisterNode,
+		StatusUpdateFrequency: cfg.NodeStatusUpdateFrequency.Duration,
+		StatusReportFrequency: cfg.NodeStatusReportFrequency.Duration,
+		LeaseDuration:         time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second,
+		RootDir:               opts.RootDir,
+		AgentVersion:          Version,
+		DeclaredFeatures:      declaredFeatures(opts),
+	}, runtimeInfo{rt}, clk)
+}
+
+// extendWebSocketsToKubelet is the node feature under which the apiserver
+// sends WebSocket exec, attach and port-forward to the node as they came.
+const extendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
+
+// declaredFeatures are the features the node declares in its status.
+func declaredFeatures(opts *configs.Options) []string {
+	var fs []string
+	if opts.DeclareWebSocketStreaming {
+		fs = append(fs, extendWebSocketsToKubelet)
+	}
+	return fs
+}

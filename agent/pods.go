@@ -1,0 +1,192 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	corev1informers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/nodeagent/nodeagent/cni"
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/nodestatus"
+	"github.com/nodeagent/nodeagent/podenv"
+	"github.com/nodeagent/nodeagent/podstatus"
+	"github.com/nodeagent/nodeagent/podsync"
+	"github.com/nodeagent/nodeagent/podworkers"
+	"github.com/nodeagent/nodeagent/prober"
+	"github.com/nodeagent/nodeagent/staticpods"
+	"github.com/nodeagent/nodeagent/volumes"
+)
+
+// apiObjects are the informers the agent reads the apiserver through: the
+// pods bound to the node, and services for the containers' environment.
+type apiObjects struct {
+	podFactory, svcFactory informers.SharedInformerFactory
+	pods                   corev1informers.PodInformer
+	services               corelisters.ServiceLister
+}
+
+func newAPIObjects(client kubernetes.Interface, nodeName string) *apiObjects {
+	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
+	}))
+	svcFactory := informers.NewSharedInformerFactory(client, 0)
+	a := &apiObjects{podFactory: podFactory, svcFactory: svcFactory, pods: podFactory.Core().V1().Pods()}
+	a.services = svcFactory.Core().V1().Services().Lister()
+	return a
+}
+
+// boundPods lists the pods bound to the node, as the informer has them.
+func (a *apiObjects) boundPods() []*v1.Pod {
+	pods, _ := a.pods.Lister().List(everything)
+	return pods
+}
+
+// podPipeline is what runs pods: the workers, the syncer behind them, the
+// prober and the static pods.
+type podPipeline struct {
+	workers *podworkers.Workers
+	syncer  *podsync.Syncer
+	probes  *prober.Manager
+	static  *staticPods
+}
+
+// newPodPipeline wires volumes, environment, probes, the syncer and the
+// pod workers, and starts the prober and the CNI delegate server.
+func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernetes.Interface, rt *cri.Client, api *apiObjects,
+	nodeCtl *nodestatus.Controller, cniManager *cni.Manager, recorder record.EventRecorder, clk clock.WithTicker) (*podPipeline, error) {
+	cfg := opts.Config
+	var network podsync.Network // stays nil in runtime mode
+	if cniManager != nil {
+		network = cniManager
+	}
+	allocatable := func() v1.ResourceList {
+		if n := nodeCtl.Node(); n != nil {
+			return n.Status.Allocatable
+		}
+		return nil
+	}
+	vols := volumes.NewManager(client, opts.RootDir, clk)
+	vols.NodeAllocatable = allocatable
+	env := &podenv.Resolver{
+		Client:                 client,
+		ServiceLister:          func(ns string) ([]*v1.Service, error) { return api.services.Services(ns).List(everything) },
+		NodeAllocatable:        allocatable,
+		MasterServiceNamespace: "default",
+	}
+	p := &podPipeline{}
+	p.probes = prober.New(prober.Config{
+		Runtime:  rt.Runtime,
+		Recorder: recorder,
+		Clock:    clk,
+		Wake:     func(uid types.UID) { p.workers.Wake(uid) },
+		Kill: func(ctx context.Context, pod *v1.Pod, container, id string, t prober.Type, msg string) {
+			p.syncer.KillUnhealthy(ctx, pod, container, id, t.String(), msg)
+		},
+	})
+	go p.probes.Run(ctx)
+	status := &statusRouter{Writer: podstatus.NewWriter(client)}
+	p.syncer = podsync.New(podsync.Config{
+		NodeName:      opts.NodeName,
+		NodeIPs:       opts.NodeIPs,
+		RootDir:       opts.RootDir,
+		PodLogsDir:    opts.PodLogsDir,
+		ContainerLogs: "/var/log/containers",
+		CgroupRoot:    cfg.CgroupRoot,
+		CgroupsPerQOS: cfg.CgroupsPerQOS == nil || *cfg.CgroupsPerQOS,
+		CgroupDriver:  cfg.CgroupDriver,
+		ClusterDNS:    cfg.ClusterDNS,
+		ClusterDomain: cfg.ClusterDomain,
+		ResolvConf:    deref(cfg.ResolverConfig),
+		MaxPods:       int(cfg.MaxPods),
+		ActivePods:    func() []*v1.Pod { return p.workers.Pods() },
+		Allocatable:   allocatable,
+		Network:       network,
+		Prober:        p.probes,
+		PodCIDRs: func() []string {
+			if n := nodeCtl.Node(); n != nil {
+				return n.Spec.PodCIDRs
+			}
+			return nil
+		},
+	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
+	p.workers = podworkers.New(p.syncer, clk)
+	if err := startDelegate(ctx, opts, cniManager, p.syncer.DelegatedPodNetwork); err != nil {
+		return nil, err
+	}
+	p.static = newStaticPods(p.workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, api.pods.Lister())
+	status.static = p.static
+	if _, err := api.pods.Informer().AddEventHandler(podHandler(ctx, p.workers, p.static)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods) cache.ResourceEventHandler {
+	update := func(obj any) {
+		pod, ok := obj.(*v1.Pod)
+		if !ok {
+			return
+		}
+		if _, mirror := staticpods.IsMirror(pod); mirror {
+			static.mirrorChanged(ctx, pod)
+			return
+		}
+		workers.Update(ctx, pod)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, obj any) { update(obj) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			pod, ok := obj.(*v1.Pod)
+			if !ok {
+				return
+			}
+			if _, mirror := staticpods.IsMirror(pod); mirror {
+				static.poke() // create it again
+				return
+			}
+			workers.Remove(pod.UID)
+		},
+	}
+}
+
+// garbageCollect runs podsync's collection now and every gcPeriod. A pod
+// is known while the apiserver has it or its worker still runs.
+func garbageCollect(ctx context.Context, syncer *podsync.Syncer, store cache.Store, workers *podworkers.Workers) {
+	known := func(uid types.UID) bool {
+		if _, ok := workers.Known(uid); ok {
+			return true
+		}
+		for _, obj := range store.List() {
+			if obj.(*v1.Pod).UID == uid {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		if err := syncer.GarbageCollect(ctx, known); err != nil {
+			klog.FromContext(ctx).Error(err, "Garbage collection")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gcPeriod):
+		}
+	}
+}

@@ -1,0 +1,37 @@
+package agent
+
+import (
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/server"
+)
+
+// newServer configures the kubelet API on the agent's pieces.
+func newServer(opts *configs.Options, client kubernetes.Interface, rt *cri.Client, api *apiObjects, p *podPipeline) (*server.Server, error) {
+	cfg := opts.Config
+	return server.New(server.Config{
+		NodeName:           opts.NodeName,
+		Address:            cfg.Address,
+		Port:               cfg.Port,
+		ReadOnlyPort:       cfg.ReadOnlyPort,
+		HealthzBindAddress: cfg.HealthzBindAddress,
+		HealthzPort:        deref(cfg.HealthzPort),
+		TLSCertFile:        cfg.TLSCertFile,
+		TLSPrivateKeyFile:  cfg.TLSPrivateKeyFile,
+		RootDir:            opts.RootDir,
+		PodLogsDir:         opts.PodLogsDir,
+		Authentication:     cfg.Authentication,
+		Authorization:      cfg.Authorization,
+		KubeletConfig:      cfg,
+		RedirectStreaming:  opts.RedirectContainerStreaming,
+	}, server.Deps{
+		Client:       client,
+		Runtime:      rt.Runtime,
+		Pods:         api.boundPods,
+		Images:       rt.Images,
+		PodCgroup:    p.syncer.PodCgroup,
+		ProbeMetrics: p.probes.Collectors(),
+	})
+}

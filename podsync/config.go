@@ -75,8 +75,11 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 // manages: /etc/hosts and the termination message file.
 //
 // A subPath is resolved on the host, symbolic links included, and must stay
-// inside its volume: a container cannot make another mount the node's files
-// by planting a link in a shared volume.
+// inside its volume: a link planted in a shared volume that leads out is
+// refused. The runtime resolves the path again when it mounts it, so a
+// container that swaps a directory for a link in between can still win;
+// the kubelet closes that window by bind-mounting the opened file
+// descriptor, which is left to do here.
 func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.Mount, error) {
 	vols, fresh := s.podVolumePaths(pod.UID)
 	if len(c.VolumeMounts) > 0 && !fresh {

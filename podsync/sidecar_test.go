@@ -70,10 +70,11 @@ func TestSyncPodSidecar(t *testing.T) {
 		t.Errorf("after the sidecar restarted: phase %s, app %+v, sidecar restarts %d", st.Phase, st.ContainerStatuses[0].State, st.InitContainerStatuses[0].RestartCount)
 	}
 
-	// The app completes: the pod succeeded, whatever the sidecar does.
+	// The app completes: the pod is done, but stays Running while its
+	// sidecar runs, as with the kubelet.
 	e.exit(app, 0)
 	terminal, _ := e.sync(t, pod)
-	if st := e.status.get(pod.UID); !terminal || st.Phase != v1.PodSucceeded {
+	if st := e.status.get(pod.UID); !terminal || st.Phase != v1.PodRunning {
 		t.Fatalf("app done: terminal %v, phase %s", terminal, st.Phase)
 	}
 
@@ -121,5 +122,32 @@ func TestTerminatingStopsSidecarsLast(t *testing.T) {
 	}
 	if want := []string{"c", "logger", "proxy"}; len(names) != 3 || names[0] != want[0] || names[1] != want[1] || names[2] != want[2] {
 		t.Errorf("stop order %v, want %v", names, want)
+	}
+}
+
+// TestSidecarFailedInit: a regular init container after a sidecar fails
+// with restartPolicy Never: the pod fails, and the final status after the
+// sidecar stopped keeps Failed.
+func TestSidecarFailedInit(t *testing.T) {
+	e := newEnv(t)
+	pod := sidecarPod("fail", v1.RestartPolicyNever)
+	e.sync(t, pod)
+	e.sync(t, pod)
+	e.exit(e.containerID(t, pod.UID, "setup", 0), 1)
+	terminal, _ := e.sync(t, pod)
+	if st := e.status.get(pod.UID); !terminal || st.Phase != v1.PodRunning {
+		t.Fatalf("init failed, sidecar running: terminal %v, phase %s", terminal, st.Phase)
+	}
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status.get(pod.UID); st.Phase != v1.PodFailed {
+		t.Errorf("final phase %s, want Failed", st.Phase)
+	}
+	if _, ok := e.find(pod.UID, "c", 0); ok {
+		t.Error("the app container started after a failed init container")
 	}
 }

@@ -156,27 +156,33 @@ func terminationMessage(c *runtimeapi.ContainerStatus) string {
 	return ""
 }
 
-// phase follows the kubelet's getPhase. Sidecars count only while the pod
-// initializes: a running, started sidecar lets initialization go on; once
-// an app container ran, their state no longer matters.
+// phase follows the kubelet's getPhase. A regular init container that
+// failed for good fails the pod; until an app container ran, the pod is
+// Pending while a regular init container has not succeeded or a sidecar
+// does not run started. Sidecars never count for the phase otherwise.
 func phase(pod *v1.Pod, st *v1.PodStatus) v1.PodPhase {
-	initialized := statusInitialized(st)
+	pending, failed := false, false
 	for i, cs := range st.InitContainerStatuses {
 		if i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i]) {
-			if initialized || (cs.State.Running != nil && cs.Started != nil && *cs.Started) {
-				continue
+			if cs.State.Running == nil || cs.Started == nil || !*cs.Started {
+				pending = true
 			}
-			return v1.PodPending
+			continue
 		}
 		if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
 			continue
 		}
-		if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-			return v1.PodFailed
+		if pod.Spec.RestartPolicy == v1.RestartPolicyNever &&
+			(cs.State.Terminated != nil || (cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil)) {
+			failed = true
+			continue
 		}
-		if cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-			return v1.PodFailed
-		}
+		pending = true
+	}
+	if failed {
+		return v1.PodFailed
+	}
+	if pending && !statusInitialized(st) {
 		return v1.PodPending
 	}
 	var waiting, running, stopped, succeeded int

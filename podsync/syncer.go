@@ -219,6 +219,13 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		return false, 0, err
 	}
 	s.syncProbes(ctx, pod, state, st.PodIP)
+	terminal := st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed
+	if terminal && sidecarsRunning(pod, state) {
+		// As the kubelet: no terminal phase while a container still runs.
+		// Terminating stops the sidecars; SyncTerminatedPod then writes
+		// the final phase.
+		st.Phase = v1.PodRunning
+	}
 	t := time.Now()
 	if err := s.status.Write(ctx, pod, st); err != nil {
 		return false, 0, err
@@ -227,8 +234,21 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		observePhase("status", t)
 		podStartSLI.Observe(s.clock.Since(pod.CreationTimestamp.Time).Seconds())
 	}
-	terminal := st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed
 	return terminal, requeue, nil
+}
+
+// sidecarsRunning reports whether a sidecar of the pod has a live container.
+func sidecarsRunning(pod *v1.Pod, state *podState) bool {
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if !isSidecar(c) {
+			continue
+		}
+		if cur, _ := state.latest(c.Name); cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Syncer) writeStatus(ctx context.Context, pod *v1.Pod, state *podState) error {

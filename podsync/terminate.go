@@ -118,16 +118,23 @@ func (s *Syncer) stopContainers(ctx context.Context, pod *v1.Pod, ctrs []*runtim
 func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) error {
 	deleting := gone || pod.DeletionTimestamp != nil
 	if !deleting {
-		// The final status of a pod that ran: its sidecars, stopped with
-		// the pod, show it.
+		// The final status of a pod with sidecars that ran: SyncPod kept
+		// it Running while they ran; now they are stopped. Only a terminal
+		// phase is written: a pod ended otherwise keeps its status.
 		if hasSidecars(pod) {
 			state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
 			if err != nil {
 				return err
 			}
-			if len(state.sandboxes) > 0 {
-				if err := s.writeStatus(ctx, pod, state); err != nil {
+			if len(state.sandboxes) > 0 && !sidecarsRunning(pod, state) {
+				st, err := s.computeStatus(ctx, pod, state)
+				if err != nil {
 					return err
+				}
+				if st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed {
+					if err := s.status.Write(ctx, pod, st); err != nil {
+						return err
+					}
 				}
 			}
 		}

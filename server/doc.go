@@ -28,13 +28,16 @@
 //
 // /pods lists the pods bound to the node (the agent's informer);
 // /runningpods/ what the runtime runs for the agent; /configz the
-// KubeletConfiguration. /containerLogs reads the CRI log files itself (CRI
+// KubeletConfiguration; /debug/pprof/ Go's profiles, as the kubelet's
+// debugging handlers (nodes/proxy). /containerLogs reads the CRI log files itself (CRI
 // has no log stream) with k8s.io/cri-client/pkg/logs, which follows,
 // tails, limits and timestamps. The file comes from the runtime's
 // ContainerStatus and is refused unless it lies, symbolic links resolved,
 // inside the pod's own directory <PodLogsDir>/<ns>_<name>_<uid>: no request
 // ever reads a byte from elsewhere. --previous is the second newest container
-// of the name. Containers are looked up by the kubelet's labels plus
+// of the name. The lines go out in writes of up to 32 KiB, flushed at the
+// latest 10 ms after their first byte (the kubelet flushes every line,
+// which caps logs -f of a fast writer at a few MB/s). Containers are looked up by the kubelet's labels plus
 // io.nodeagent.managed=true, so the agent never touches another's.
 //
 // /exec, /attach and /portForward ask the runtime (CRI Exec, Attach,

@@ -40,7 +40,7 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(e.Value)})
 		envMap[e.Name] = e.Value
 	}
-	mounts, err := s.mounts(ctx, pod, c, podIP)
+	mounts, err := s.mounts(ctx, pod, c, podIP, envMap)
 	if err != nil {
 		return nil, err
 	}
@@ -69,72 +69,6 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		Linux:       s.containerLinux(pod, c),
 	}
 	return cfg, nil
-}
-
-// mounts are the container's volume mounts plus the files the kubelet
-// manages: /etc/hosts and the termination message file.
-//
-// A subPath is resolved on the host, symbolic links included, and must stay
-// inside its volume: a link planted in a shared volume that leads out is
-// refused. The runtime resolves the path again when it mounts it, so a
-// container that swaps a directory for a link in between can still win;
-// the kubelet closes that window by bind-mounting the opened file
-// descriptor, which is left to do here.
-func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.Mount, error) {
-	vols, fresh := s.podVolumePaths(pod.UID)
-	if len(c.VolumeMounts) > 0 && !fresh {
-		var err error
-		if vols, err = s.volumes.Setup(ctx, pod); err != nil {
-			return nil, fmt.Errorf("%w: volumes: %v", errConfig, err)
-		}
-	}
-	var out []*runtimeapi.Mount
-	hasHosts := false
-	for _, m := range c.VolumeMounts {
-		host, ok := vols[m.Name]
-		if !ok {
-			return nil, fmt.Errorf("%w: volume %q of mount %q not found", errConfig, m.Name, m.MountPath)
-		}
-		if m.SubPath != "" {
-			sub := filepath.Clean(m.SubPath)
-			if filepath.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {
-				return nil, fmt.Errorf("%w: subPath %q of mount %q must be a relative path inside the volume", errConfig, m.SubPath, m.MountPath)
-			}
-			p, err := subPathWithin(host, sub)
-			if err != nil {
-				return nil, fmt.Errorf("%w: subPath %q of mount %q: %v", errConfig, m.SubPath, m.MountPath, err)
-			}
-			host = p
-		}
-		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
-		if m.MountPropagation != nil {
-			switch *m.MountPropagation {
-			case v1.MountPropagationHostToContainer:
-				prop = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-			case v1.MountPropagationBidirectional:
-				prop = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
-			}
-		}
-		if m.MountPath == "/etc/hosts" {
-			hasHosts = true
-		}
-		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly, Propagation: prop, SelinuxRelabel: false})
-	}
-	if !hasHosts && !pod.Spec.HostNetwork {
-		p, err := s.writeHosts(pod, podIP)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: p})
-	}
-	if c.TerminationMessagePath != "" {
-		p, err := s.terminationFile(pod, c)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: p})
-	}
-	return out, nil
 }
 
 // writeHosts writes the pod's /etc/hosts as the kubelet does.
@@ -211,44 +145,4 @@ func expandAll(in []string, env map[string]string) []string {
 		out[i] = podenv.Expand(s, lookup)
 	}
 	return out
-}
-
-// subPathWithin returns root/sub, created as a directory if missing, after
-// checking that it resolves (symbolic links followed) inside root.
-func subPathWithin(root, sub string) (string, error) {
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return "", err
-	}
-	within := func(p string) error {
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			return err
-		}
-		if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("resolves to %s, outside the volume", real)
-		}
-		return nil
-	}
-	path := filepath.Join(root, sub)
-	// The existing part must not lead outside before anything is created.
-	existing := path
-	for {
-		if _, err := os.Lstat(existing); err == nil {
-			break
-		}
-		existing = filepath.Dir(existing)
-	}
-	if err := within(existing); err != nil {
-		return "", err
-	}
-	if existing != path {
-		if err := os.MkdirAll(path, 0o750); err != nil {
-			return "", fmt.Errorf("create: %w", err)
-		}
-	}
-	if err := within(path); err != nil {
-		return "", err
-	}
-	return path, nil
 }

@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -70,7 +72,11 @@ func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool)
 	if err := s.gcContainers(ctx); err != nil {
 		return err
 	}
-	s.gcLogDirs(ctx, known)
+	ours := make(map[types.UID]bool, len(byPod))
+	for uid := range byPod {
+		ours[uid] = true
+	}
+	s.gcLogDirs(ctx, known, ours)
 	return nil
 }
 
@@ -123,8 +129,29 @@ func (s *Syncer) removeContainerLog(ctx context.Context, c *runtimeapi.Container
 	}
 }
 
-// gcLogDirs removes /var/log/pods/<ns>_<name>_<uid> of pods that are gone.
-func (s *Syncer) gcLogDirs(ctx context.Context, known func(types.UID) bool) {
+// ownerMarker is the file that marks a pod log directory as nodeagent's.
+// Log shippers match <dir>/<container>/*.log and never see it.
+const ownerMarker = ".nodeagent"
+
+// makePodLogDir creates the pod's log directory with the owner marker.
+func (s *Syncer) makePodLogDir(pod *v1.Pod) error {
+	dir := s.podLogDir(pod)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ownerMarker), os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// gcLogDirs removes /var/log/pods/<ns>_<name>_<uid> of pods that are gone,
+// when nodeagent made them: they hold its owner marker, or the runtime
+// still has a sandbox of that pod with nodeagent's label (directories of
+// versions before the marker). A co-resident kubelet's directories are
+// left alone, as its sandboxes are.
+func (s *Syncer) gcLogDirs(ctx context.Context, known func(types.UID) bool, ours map[types.UID]bool) {
 	entries, err := os.ReadDir(s.cfg.PodLogsDir)
 	if err != nil {
 		return
@@ -134,9 +161,17 @@ func (s *Syncer) gcLogDirs(ctx context.Context, known func(types.UID) bool) {
 		if len(parts) != 3 || !e.IsDir() {
 			continue
 		}
-		if uid := types.UID(parts[2]); !known(uid) {
-			klog.FromContext(ctx).V(2).Info("Removing log directory of a gone pod", "dir", e.Name())
-			_ = os.RemoveAll(s.cfg.PodLogsDir + "/" + e.Name())
+		uid := types.UID(parts[2])
+		if known(uid) {
+			continue
+		}
+		dir := filepath.Join(s.cfg.PodLogsDir, e.Name())
+		if fi, err := os.Lstat(filepath.Join(dir, ownerMarker)); !ours[uid] && (err != nil || !fi.Mode().IsRegular()) {
+			continue
+		}
+		klog.FromContext(ctx).V(2).Info("Removing log directory of a gone pod", "dir", e.Name())
+		if err := os.RemoveAll(dir); err != nil {
+			klog.FromContext(ctx).Error(err, "Removing log directory of a gone pod", "dir", dir)
 		}
 	}
 }

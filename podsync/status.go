@@ -2,7 +2,6 @@ package podsync
 
 import (
 	"context"
-	"os"
 	"strings"
 	"time"
 
@@ -51,14 +50,14 @@ func (s *Syncer) computeStatus(ctx context.Context, pod *v1.Pod, state *podState
 		// A stopped sandbox keeps the IP it had, as the kubelet reports.
 		st.PodIP, st.PodIPs = pod.Status.PodIP, pod.Status.PodIPs
 	}
-	st.InitContainerStatuses = s.containerStatuses(pod, pod.Spec.InitContainers, state)
-	st.ContainerStatuses = s.containerStatuses(pod, pod.Spec.Containers, state)
+	st.InitContainerStatuses = s.containerStatuses(ctx, pod, pod.Spec.InitContainers, state)
+	st.ContainerStatuses = s.containerStatuses(ctx, pod, pod.Spec.Containers, state)
 	st.Phase = phase(pod, st)
 	st.Conditions = conditions(pod, st, sandbox != nil, now)
 	return st, nil
 }
 
-func (s *Syncer) containerStatuses(pod *v1.Pod, specs []v1.Container, state *podState) []v1.ContainerStatus {
+func (s *Syncer) containerStatuses(ctx context.Context, pod *v1.Pod, specs []v1.Container, state *podState) []v1.ContainerStatus {
 	if len(specs) == 0 {
 		return nil
 	}
@@ -71,13 +70,13 @@ func (s *Syncer) containerStatuses(pod *v1.Pod, specs []v1.Container, state *pod
 			cs.ContainerID = "containerd://" + cur.Id
 			cs.ImageID = cur.ImageRef
 			cs.RestartCount = prevRestartCount(cur)
-			cs.State = containerState(cur)
+			cs.State = s.containerState(ctx, pod, c.Name, cur)
 			running := cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING
 			cs.Ready = running && state.readySandbox() != nil && s.probeReady(pod, c, cur.Id)
 			started := cs.State.Running != nil && s.probeStarted(pod, c, cur.Id)
 			cs.Started = &started
 			if prev != nil && prev.State == runtimeapi.ContainerState_CONTAINER_EXITED {
-				cs.LastTerminationState = containerState(prev)
+				cs.LastTerminationState = s.containerState(ctx, pod, c.Name, prev)
 			}
 		}
 		if w, ok := s.waitingFor(pod.UID, c.Name); ok && (cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED) {
@@ -112,7 +111,9 @@ func isInit(pod *v1.Pod, name string) bool {
 	return false
 }
 
-func containerState(c *runtimeapi.ContainerStatus) v1.ContainerState {
+// containerState is the state of container name of the pod that the
+// runtime reports as c.
+func (s *Syncer) containerState(ctx context.Context, pod *v1.Pod, name string, c *runtimeapi.ContainerStatus) v1.ContainerState {
 	switch c.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		return v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, c.StartedAt))}}
@@ -120,7 +121,7 @@ func containerState(c *runtimeapi.ContainerStatus) v1.ContainerState {
 		t := &v1.ContainerStateTerminated{
 			ExitCode:    c.ExitCode,
 			Reason:      c.Reason,
-			Message:     terminationMessage(c),
+			Message:     s.terminationMessage(ctx, pod, name, c),
 			StartedAt:   metav1.NewTime(time.Unix(0, c.StartedAt)),
 			FinishedAt:  metav1.NewTime(time.Unix(0, c.FinishedAt)),
 			ContainerID: "containerd://" + c.Id,
@@ -134,26 +135,6 @@ func containerState(c *runtimeapi.ContainerStatus) v1.ContainerState {
 		return v1.ContainerState{Terminated: t}
 	}
 	return v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}
-}
-
-// terminationMessage is the runtime's message or the file the container
-// wrote at its terminationMessagePath (at most 4 KiB).
-func terminationMessage(c *runtimeapi.ContainerStatus) string {
-	if c.Message != "" {
-		return c.Message
-	}
-	for _, m := range c.Mounts {
-		if m.ContainerPath == c.Annotations["io.kubernetes.container.terminationMessagePath"] && m.HostPath != "" {
-			b, err := os.ReadFile(m.HostPath)
-			if err == nil {
-				if len(b) > 4096 {
-					b = b[:4096]
-				}
-				return string(b)
-			}
-		}
-	}
-	return ""
 }
 
 // phase follows the kubelet's getPhase. A regular init container that

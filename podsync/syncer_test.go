@@ -57,6 +57,12 @@ func (f *fakeVolumes) Setup(_ context.Context, pod *v1.Pod) (map[string]string, 
 
 func (f *fakeVolumes) NextRefresh(types.UID) (time.Time, bool) { return time.Time{}, false }
 
+// SubPath returns the joined path; the safe resolution is the volume
+// manager's, tested there.
+func (f *fakeVolumes) SubPath(_ context.Context, _ *v1.Pod, _, _ string, _ int, volumePath, subPath string) (string, error) {
+	return filepath.Join(volumePath, subPath), nil
+}
+
 func (f *fakeVolumes) Teardown(_ context.Context, uid types.UID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -754,6 +760,20 @@ func TestGarbageCollect(t *testing.T) {
 	e.rt.Containers[foreignCtr].State = runtimeapi.ContainerState_CONTAINER_RUNNING
 	e.rt.Unlock()
 
+	// A co-resident kubelet's pod log directory (no marker, no sandbox of
+	// nodeagent's) survives; one nodeagent made for a pod whose sandbox is
+	// already gone (marker only) goes.
+	foreignLogs := filepath.Join(e.cfg.PodLogsDir, "kube-system_etcd_kubeletpod", "etcd")
+	marked := filepath.Join(e.cfg.PodLogsDir, "ns1_web-gone_gone")
+	for _, d := range []string{foreignLogs, marked} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(marked, ownerMarker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	err = e.s.GarbageCollect(ctx, func(uid types.UID) bool { return uid == known.UID })
 	if err != nil {
 		t.Fatalf("GarbageCollect: %v", err)
@@ -793,6 +813,12 @@ func TestGarbageCollect(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.cfg.PodLogsDir, "ns1_web-known_known")); err != nil {
 		t.Errorf("log directory of the known pod: %v", err)
+	}
+	if _, err := os.Stat(foreignLogs); err != nil {
+		t.Errorf("a foreign pod log directory was removed: %v", err)
+	}
+	if _, err := os.Stat(marked); !os.IsNotExist(err) {
+		t.Errorf("nodeagent's log directory of a gone pod still there: %v", err)
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -71,8 +75,19 @@ func validatePayload(payload map[string]file) (map[string]file, error) {
 	return clean, nil
 }
 
+// versionName matches the names writeAtomic gives its versions
+// ("..2006_01_02_15_04_05." and MkdirTemp's random digits).
+var versionName = regexp.MustCompile(`^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$`)
+
 // writeAtomic makes dir hold exactly payload, switching atomically from the
 // previous content. It reports whether anything was written.
+//
+// dir is made by the agent, but what is inside may not be: it trusts no
+// entry it finds. "..data" counts only when it is a link to a version
+// directory directly inside dir, a version is compared through file
+// descriptors opened without following links, a user-visible entry is kept
+// only when it is exactly "name -> ..data/name", and every other entry is
+// removed as it is (a link is unlinked, never followed).
 func writeAtomic(dir string, payload map[string]file) (bool, error) {
 	payload, err := validatePayload(payload)
 	if err != nil {
@@ -81,12 +96,13 @@ func writeAtomic(dir string, payload map[string]file) (bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
 	}
-	oldTS, err := os.Readlink(filepath.Join(dir, dataDirName))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	if oldTS != "" && sameContent(filepath.Join(dir, oldTS), payload) {
-		return false, ensureUserLinks(dir, payload)
+	want := topLevel(payload)
+	current := currentVersion(dir)
+	if current != "" && sameContent(dir, current, payload) {
+		if err := ensureUserLinks(dir, want); err != nil {
+			return false, err
+		}
+		return false, prune(dir, current, want)
 	}
 
 	tsDir, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
@@ -97,11 +113,11 @@ func writeAtomic(dir string, payload map[string]file) (bool, error) {
 		_ = os.RemoveAll(tsDir)
 		return false, err
 	}
-	if err := ensureUserLinks(dir, payload); err != nil {
+	if err := ensureUserLinks(dir, want); err != nil {
 		return false, err
 	}
 	tmpLink := filepath.Join(dir, newDataDirName)
-	if err := os.Remove(tmpLink); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.RemoveAll(tmpLink); err != nil {
 		return false, err
 	}
 	if err := os.Symlink(filepath.Base(tsDir), tmpLink); err != nil {
@@ -110,25 +126,48 @@ func writeAtomic(dir string, payload map[string]file) (bool, error) {
 	if err := os.Rename(tmpLink, filepath.Join(dir, dataDirName)); err != nil {
 		return false, err
 	}
-
-	// Remove what the new version no longer has, then the old version.
-	if oldTS != "" {
-		want := topLevel(payload)
-		entries, _ := os.ReadDir(filepath.Join(dir, oldTS))
-		for _, e := range entries {
-			if !want[e.Name()] {
-				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return true, err
-				}
-			}
-		}
-		if err := os.RemoveAll(filepath.Join(dir, oldTS)); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	// Old versions, user links the new version no longer has and anything
+	// else found in dir go.
+	return true, prune(dir, filepath.Base(tsDir), want)
 }
 
+// currentVersion returns the version "..data" points to, or "" when it is
+// missing or not a link to a version directory directly inside dir.
+func currentVersion(dir string) string {
+	target, err := os.Readlink(filepath.Join(dir, dataDirName))
+	if err != nil || !versionName.MatchString(target) {
+		return ""
+	}
+	fi, err := os.Lstat(filepath.Join(dir, target))
+	if err != nil || !fi.IsDir() {
+		return ""
+	}
+	return target
+}
+
+// prune removes every entry of dir but "..data", the version keep and the
+// user links of want. Entries are removed as they are: os.RemoveAll unlinks
+// a link and never follows one below the entry.
+func prune(dir, keep string, want map[string]bool) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		if name == dataDirName || name == keep || want[name] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writePayload writes payload into root, a directory writeAtomic has just
+// made; files are created exclusively, never through a link.
 func writePayload(root string, payload map[string]file) error {
 	if err := os.Chmod(root, 0o755); err != nil {
 		return err
@@ -138,20 +177,28 @@ func writePayload(root string, payload map[string]file) error {
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(full, f.data, f.mode); err != nil {
+		out, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, f.mode.Perm())
+		if err != nil {
 			return err
 		}
-		if err := os.Chmod(full, f.mode); err != nil { // umask
+		_, err = out.Write(f.data)
+		if err == nil {
+			err = out.Chmod(f.mode.Perm()) // umask
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ensureUserLinks creates the "name -> ..data/name" symlink of every
-// top-level entry of payload.
-func ensureUserLinks(dir string, payload map[string]file) error {
-	for name := range topLevel(payload) {
+// ensureUserLinks makes "name -> ..data/name" of every name in want. An
+// entry of that name that is anything else is removed first.
+func ensureUserLinks(dir string, want map[string]bool) error {
+	for name := range want {
 		link := filepath.Join(dir, name)
 		target := filepath.Join(dataDirName, name)
 		if cur, err := os.Readlink(link); err == nil && cur == target {
@@ -176,37 +223,69 @@ func topLevel(payload map[string]file) map[string]bool {
 	return names
 }
 
-// sameContent reports whether root holds exactly payload.
-func sameContent(root string, payload map[string]file) bool {
+// sameContent reports whether dir/version holds exactly payload: the same
+// regular files with the same modes and contents, and nothing else. It
+// reads through file descriptors and follows no link: a link anywhere in
+// the version makes it differ.
+func sameContent(dir, version string, payload map[string]file) bool {
+	for p, f := range payload {
+		fd, err := openBeneath(dir, filepath.Join(version, p), unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return false
+		}
+		same := sameFile(os.NewFile(uintptr(fd), p), f)
+		if !same {
+			return false
+		}
+	}
+	// Nothing else: count the entries without following links.
+	n, ok := countFiles(dir, version)
+	return ok && n == len(payload)
+}
+
+// sameFile compares an open regular file with f and closes it.
+func sameFile(of *os.File, f file) bool {
+	defer of.Close()
+	fi, err := of.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != f.mode.Perm() || fi.Size() != int64(len(f.data)) {
+		return false
+	}
+	buf := make([]byte, len(f.data)+1)
+	n, err := io.ReadFull(of, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false
+	}
+	return bytes.Equal(buf[:n], f.data)
+}
+
+// countFiles counts the regular files below dir/rel, walking directories
+// through descriptors opened without following links. It reports false
+// when it meets anything but directories and regular files.
+func countFiles(dir, rel string) (int, bool) {
+	fd, err := openBeneath(dir, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return 0, false
+	}
+	d := os.NewFile(uintptr(fd), rel)
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return 0, false
+	}
 	n := 0
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	for _, e := range entries {
+		switch {
+		case e.Type().IsRegular():
+			n++
+		case e.IsDir():
+			m, ok := countFiles(dir, filepath.Join(rel, e.Name()))
+			if !ok {
+				return 0, false
+			}
+			n += m
+		default:
+			return 0, false
 		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		f, ok := payload[rel]
-		if !ok {
-			return errors.New("extra file")
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode().Perm() != f.mode.Perm() {
-			return errors.New("mode changed")
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(data, f.data) {
-			return errors.New("content changed")
-		}
-		n++
-		return nil
-	})
-	return err == nil && n == len(payload)
+	}
+	return n, true
 }

@@ -6,16 +6,25 @@ import (
 	"os"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/klog/v2"
 )
 
-// Mounter mounts and unmounts the tmpfs of memory-backed emptyDir volumes.
+// Mounter makes the mounts of pod volumes: the tmpfs of memory-backed
+// emptyDir, secret and projected volumes, and the bind mounts of subPaths.
 type Mounter interface {
-	// MountTmpfs mounts a tmpfs of at most sizeBytes (no limit when 0) on
-	// target.
-	MountTmpfs(target string, sizeBytes int64) error
+	// MountTmpfs mounts a tmpfs of at most sizeBytes (no limit when 0)
+	// with the given mode on target.
+	MountTmpfs(target string, sizeBytes int64, mode os.FileMode) error
+	// BindMount bind-mounts source on target.
+	BindMount(source, target string) error
 	Unmount(target string) error
+	// IsMountPoint reports whether a tmpfs (another device) is mounted on
+	// path.
 	IsMountPoint(path string) (bool, error)
+	// MountPoints lists the mount points at or below dir, deepest first.
+	MountPoints(dir string) ([]string, error)
 }
 
 func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir string, src *v1.EmptyDirVolumeSource) error {
@@ -29,7 +38,7 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	switch medium {
 	case v1.StorageMediumDefault:
 	case v1.StorageMediumMemory:
-		if err := m.mountTmpfs(ctx, pod, name, dir, src); err != nil {
+		if err := m.mountTmpfs(ctx, pod, name, dir, src.SizeLimit, 0o777); err != nil {
 			return err
 		}
 	default:
@@ -38,10 +47,12 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	return os.Chmod(dir, 0o777) // umask
 }
 
-func (m *Manager) mountTmpfs(ctx context.Context, pod *v1.Pod, name, dir string, src *v1.EmptyDirVolumeSource) error {
+// mountTmpfs mounts a tmpfs on dir unless one is there, sized as the
+// kubelet sizes memory-backed volumes (memoryVolumeSize).
+func (m *Manager) mountTmpfs(ctx context.Context, pod *v1.Pod, name, dir string, sizeLimit *resource.Quantity, mode os.FileMode) error {
 	logger := klog.FromContext(ctx)
 	if m.Mounter == nil {
-		logger.V(2).Info("Not running as root, memory-backed emptyDir is a plain directory", "pod", klog.KObj(pod), "volume", name)
+		logger.V(2).Info("Not running as root, memory-backed volume is a plain directory", "pod", klog.KObj(pod), "volume", name)
 		return nil
 	}
 	mounted, err := m.Mounter.IsMountPoint(dir)
@@ -51,13 +62,54 @@ func (m *Manager) mountTmpfs(ctx context.Context, pod *v1.Pod, name, dir string,
 	if mounted {
 		return nil
 	}
-	var size int64
-	if src.SizeLimit != nil {
-		size = src.SizeLimit.Value()
-	}
-	if err := m.Mounter.MountTmpfs(dir, size); err != nil {
+	size := m.memoryVolumeSize(pod, sizeLimit)
+	if err := m.Mounter.MountTmpfs(dir, size, mode); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
 	}
 	logger.V(4).Info("Mounted tmpfs", "pod", klog.KObj(pod), "volume", name, "sizeBytes", size)
 	return nil
+}
+
+// memoryVolumeSize is the size of a memory-backed volume, as the kubelet's
+// calculateEmptyDirMemorySize: the node's allocatable memory, or the pod's
+// memory limit when it has one (every container declares a memory limit)
+// that is smaller, or the volume's sizeLimit when it is smaller still. 0
+// (no limit) only when none of them is known.
+func (m *Manager) memoryVolumeSize(pod *v1.Pod, sizeLimit *resource.Quantity) int64 {
+	var size int64
+	if m.NodeAllocatable != nil {
+		if q, ok := m.NodeAllocatable()[v1.ResourceMemory]; ok {
+			size = q.Value()
+		}
+	}
+	smaller := func(v int64) {
+		if v > 0 && (size == 0 || v <= size) {
+			size = v
+		}
+	}
+	smaller(podMemoryLimit(pod))
+	if sizeLimit != nil {
+		smaller(sizeLimit.Value())
+	}
+	return size
+}
+
+// podMemoryLimit is the pod's effective memory limit, 0 when a container
+// has none (the pod's cgroup is then unlimited, as the kubelet's
+// ResourceConfigForPod).
+func podMemoryLimit(pod *v1.Pod) int64 {
+	if !resourcehelper.IsPodLevelLimitsSet(pod) {
+		for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for i := range list {
+				if _, ok := list[i].Resources.Limits[v1.ResourceMemory]; !ok {
+					return 0
+				}
+			}
+		}
+	}
+	q, ok := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})[v1.ResourceMemory]
+	if !ok {
+		return 0
+	}
+	return q.Value()
 }

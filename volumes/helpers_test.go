@@ -3,6 +3,7 @@ package volumes
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,11 +24,32 @@ type fakeMounter struct {
 	mounted map[string]int64
 }
 
-func (f *fakeMounter) MountTmpfs(target string, size int64) error {
+func (f *fakeMounter) MountTmpfs(target string, size int64, _ os.FileMode) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mounted[target] = size
 	return nil
+}
+
+// BindMount records the bind as a mount of size -1.
+func (f *fakeMounter) BindMount(_, target string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mounted[target] = -1
+	return nil
+}
+
+func (f *fakeMounter) MountPoints(dir string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for p := range f.mounted {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			out = append(out, p)
+		}
+	}
+	sortDeepestFirst(out)
+	return out, nil
 }
 
 func (f *fakeMounter) Unmount(target string) error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 
@@ -112,6 +113,7 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 	}
 	src := &vol.VolumeSource
 	var plugin string
+	var memory bool // secret values never reach the disk
 	var payload map[string]file
 	var err error
 	switch {
@@ -125,14 +127,14 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 		payload, err = m.configMapPayload(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items,
 			modeOf(src.ConfigMap.DefaultMode, defaultMode), isTrue(src.ConfigMap.Optional))
 	case src.Secret != nil:
-		plugin = pluginSecret
+		plugin, memory = pluginSecret, true
 		payload, err = m.secretPayload(ctx, pod.Namespace, src.Secret.SecretName, src.Secret.Items,
 			modeOf(src.Secret.DefaultMode, defaultMode), isTrue(src.Secret.Optional))
 	case src.DownwardAPI != nil:
 		plugin = pluginDownward
 		payload, err = m.downwardPayload(pod, src.DownwardAPI.Items, modeOf(src.DownwardAPI.DefaultMode, defaultMode))
 	case src.Projected != nil:
-		plugin = pluginProjected
+		plugin, memory = pluginProjected, true
 		payload, err = m.projectedPayload(ctx, pod, vol.Name, src.Projected)
 	default:
 		return "", unsupported(vol.Name, sourceKind(src))
@@ -141,6 +143,14 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 		return "", err
 	}
 	dir := m.volumeDir(pod.UID, plugin, vol.Name)
+	if memory {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := m.mountTmpfs(ctx, pod, vol.Name, dir, nil, 0o755); err != nil {
+			return "", err
+		}
+	}
 	changed, err := writeAtomic(dir, payload)
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", dir, err)
@@ -164,36 +174,46 @@ func sourceKind(src *v1.VolumeSource) string {
 	return ""
 }
 
-// Teardown unmounts the memory-backed emptyDirs of the pod, removes
-// <rootDir>/pods/<podUID> and forgets the pod's cached tokens.
+// Teardown unmounts everything mounted in the pod's directory (tmpfs of
+// memory-backed volumes, subPath bind mounts), removes
+// <rootDir>/pods/<podUID> and forgets the pod's cached tokens. When
+// something stays mounted, nothing is removed: removing through a mount
+// would delete what it shows (a subPath of a hostPath volume is the host's
+// own directory).
 func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
-	if podUID == "" || strings.ContainsAny(string(podUID), "/\\") || podUID == "." || podUID == ".." {
+	if !validName(string(podUID)) {
 		return fmt.Errorf("invalid pod UID %q", podUID)
 	}
 	m.forgetTokens(podUID)
+	dir := m.podDir(podUID)
 	if m.Mounter != nil {
-		emptyDirs := filepath.Join(m.podDir(podUID), "volumes", pluginEmptyDir)
-		entries, err := os.ReadDir(emptyDirs)
-		if err != nil && !os.IsNotExist(err) {
+		points, err := m.Mounter.MountPoints(dir)
+		if err != nil {
 			return fmt.Errorf("tear down volumes of pod %s: %w", podUID, err)
 		}
-		for _, e := range entries {
-			dir := filepath.Join(emptyDirs, e.Name())
-			mounted, err := m.Mounter.IsMountPoint(dir)
-			if err != nil {
-				return fmt.Errorf("tear down volume %q of pod %s: %w", e.Name(), podUID, err)
+		for _, p := range points {
+			if err := m.Mounter.Unmount(p); err != nil {
+				return fmt.Errorf("tear down volumes of pod %s: unmount %s: %w", podUID, p, err)
 			}
-			if !mounted {
-				continue
-			}
-			if err := m.Mounter.Unmount(dir); err != nil {
-				return fmt.Errorf("unmount volume %q of pod %s: %w", e.Name(), podUID, err)
-			}
-			klog.FromContext(ctx).V(4).Info("Unmounted tmpfs", "podUID", podUID, "volume", e.Name())
+			klog.FromContext(ctx).V(4).Info("Unmounted", "podUID", podUID, "path", p)
+		}
+		if points, err := m.Mounter.MountPoints(dir); err != nil || len(points) > 0 {
+			return fmt.Errorf("tear down volumes of pod %s: still mounted: %v %v", podUID, points, err)
 		}
 	}
-	if err := os.RemoveAll(m.podDir(podUID)); err != nil {
+	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove volumes of pod %s: %w", podUID, err)
 	}
 	return nil
+}
+
+// sortDeepestFirst orders paths so that a mount point comes before the
+// mount points it is below.
+func sortDeepestFirst(paths []string) {
+	sort.Slice(paths, func(i, j int) bool {
+		if a, b := strings.Count(paths[i], "/"), strings.Count(paths[j], "/"); a != b {
+			return a > b
+		}
+		return paths[i] > paths[j]
+	})
 }

@@ -1,9 +1,12 @@
 package volumes
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,16 +21,20 @@ func defaultMounter() Mounter {
 
 type unixMounter struct{}
 
-func (unixMounter) MountTmpfs(target string, sizeBytes int64) error {
-	opts := "mode=0777"
+func (unixMounter) MountTmpfs(target string, sizeBytes int64, mode os.FileMode) error {
+	opts := fmt.Sprintf("mode=%04o", mode.Perm())
 	if sizeBytes > 0 {
 		opts += fmt.Sprintf(",size=%d", sizeBytes)
 	}
 	return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
 }
 
+func (unixMounter) BindMount(source, target string) error {
+	return unix.Mount(source, target, "", unix.MS_BIND, "")
+}
+
 func (unixMounter) Unmount(target string) error {
-	return unix.Unmount(target, 0)
+	return unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
 }
 
 // IsMountPoint reports whether path is on another device than its parent,
@@ -44,4 +51,56 @@ func (unixMounter) IsMountPoint(path string) (bool, error) {
 		return false, err
 	}
 	return st.Dev != parent.Dev, nil
+}
+
+// MountPoints lists the mount points at or below dir, from
+// /proc/self/mountinfo, deepest first.
+func (unixMounter) MountPoints(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return mountPointsUnder(bufio.NewScanner(f), dir)
+}
+
+func mountPointsUnder(sc *bufio.Scanner, dir string) ([]string, error) {
+	dir = filepath.Clean(dir)
+	var out []string
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMountPath(fields[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			out = append(out, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	sortDeepestFirst(out)
+	return out, nil
+}
+
+// unescapeMountPath undoes the octal escapes (\040 for a space) of
+// mountinfo.
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -1,0 +1,173 @@
+package podsync
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodeagent/nodeagent/podenv"
+)
+
+// mounts are the container's volume mounts plus the files the kubelet
+// manages: /etc/hosts and the termination message file.
+//
+// configMap, secret, downwardAPI and projected volumes are always mounted
+// read-only, whatever the mount says, as the kubelet (CVE-2017-1002102):
+// the agent rewrites them, and a container must not plant anything there.
+// A subPath (or a subPathExpr expanded with the container's environment)
+// is bind-mounted by the volume manager from a file descriptor opened
+// without following links (volumes.Manager.SubPath), so the runtime mounts
+// what was checked to be inside the volume.
+func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string, env map[string]string) ([]*runtimeapi.Mount, error) {
+	vols, fresh := s.podVolumePaths(pod.UID)
+	if len(c.VolumeMounts) > 0 && !fresh {
+		var err error
+		if vols, err = s.volumes.Setup(ctx, pod); err != nil {
+			return nil, fmt.Errorf("%w: volumes: %v", errConfig, err)
+		}
+	}
+	var out []*runtimeapi.Mount
+	hasHosts := false
+	for i, m := range c.VolumeMounts {
+		host, ok := vols[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: volume %q of mount %q not found", errConfig, m.Name, m.MountPath)
+		}
+		sub := m.SubPath
+		if m.SubPathExpr != "" {
+			var err error
+			if sub, err = expandSubPathExpr(m.SubPathExpr, env); err != nil {
+				return nil, fmt.Errorf("%w: subPathExpr %q of mount %q: %v", errConfig, m.SubPathExpr, m.MountPath, err)
+			}
+		}
+		if sub != "" {
+			p, err := s.volumes.SubPath(ctx, pod, m.Name, c.Name, i, host, sub)
+			if err != nil {
+				return nil, fmt.Errorf("%w: subPath %q of mount %q: %v", errConfig, sub, m.MountPath, err)
+			}
+			host = p
+		}
+		readOnly := m.ReadOnly || writtenByAgent(pod, m.Name)
+		rro, err := s.recursiveReadOnly(ctx, m, readOnly)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errConfig, err)
+		}
+		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+		if m.MountPropagation != nil {
+			switch *m.MountPropagation {
+			case v1.MountPropagationHostToContainer:
+				prop = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+			case v1.MountPropagationBidirectional:
+				prop = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			}
+		}
+		if m.MountPath == "/etc/hosts" {
+			hasHosts = true
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: readOnly,
+			RecursiveReadOnly: rro, Propagation: prop, SelinuxRelabel: false})
+	}
+	if !hasHosts && !pod.Spec.HostNetwork {
+		p, err := s.writeHosts(pod, podIP)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: p})
+	}
+	if c.TerminationMessagePath != "" {
+		p, err := s.terminationFile(pod, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: p})
+	}
+	return out, nil
+}
+
+// writtenByAgent reports whether the volume is one the agent writes with
+// the atomic writer (configMap, secret, downwardAPI, projected).
+func writtenByAgent(pod *v1.Pod, name string) bool {
+	for i := range pod.Spec.Volumes {
+		if v := &pod.Spec.Volumes[i]; v.Name == name {
+			return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		}
+	}
+	return false
+}
+
+// expandSubPathExpr expands $(VAR) in a subPathExpr as the kubelet: a
+// variable that is unset or empty is an error, and so is a result that is
+// absolute or climbs out of the volume.
+func expandSubPathExpr(expr string, env map[string]string) (string, error) {
+	missing := map[string]bool{}
+	out := podenv.Expand(expr, func(k string) (string, bool) {
+		v, ok := env[k]
+		if !ok || v == "" {
+			missing[k] = true
+		}
+		return v, true
+	})
+	if len(missing) > 0 {
+		names := make([]string, 0, len(missing))
+		for k := range missing {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("missing value for %s", strings.Join(names, ", "))
+	}
+	if strings.HasPrefix(out, "/") {
+		return "", fmt.Errorf("expanded to %q, which must not be an absolute path", out)
+	}
+	for _, part := range strings.Split(out, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("expanded to %q, which must not contain '..'", out)
+		}
+	}
+	return out, nil
+}
+
+// recursiveReadOnly resolves a mount's recursiveReadOnly as the kubelet:
+// it needs a read-only mount without propagation; Enabled fails when the
+// runtime cannot make it, IfPossible then falls back to a plain read-only
+// mount.
+func (s *Syncer) recursiveReadOnly(ctx context.Context, m v1.VolumeMount, readOnly bool) (bool, error) {
+	if m.RecursiveReadOnly == nil || *m.RecursiveReadOnly == v1.RecursiveReadOnlyDisabled {
+		return false, nil
+	}
+	if !readOnly {
+		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not read-only", m.Name)
+	}
+	if m.MountPropagation != nil && *m.MountPropagation != v1.MountPropagationNone {
+		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not compatible with propagation %q", m.Name, *m.MountPropagation)
+	}
+	supported := s.runtimeSupportsRRO(ctx)
+	switch *m.RecursiveReadOnly {
+	case v1.RecursiveReadOnlyIfPossible:
+		return supported, nil
+	case v1.RecursiveReadOnlyEnabled:
+		if !supported {
+			return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not supported by the runtime", m.Name)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("volume %q: unknown recursiveReadOnly mode %q", m.Name, *m.RecursiveReadOnly)
+}
+
+// runtimeSupportsRRO asks the runtime whether its default handler makes
+// recursive read-only mounts. Only mounts that ask for one pay for it.
+func (s *Syncer) runtimeSupportsRRO(ctx context.Context) bool {
+	st, err := s.runtime.Status(ctx, false)
+	if err != nil {
+		return false
+	}
+	for _, h := range st.GetRuntimeHandlers() {
+		if h.GetName() == "" {
+			return h.GetFeatures().GetRecursiveReadOnlyMounts()
+		}
+	}
+	return false
+}

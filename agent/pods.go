@@ -67,6 +67,10 @@ type podPipeline struct {
 func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernetes.Interface, rt *cri.Client, api *apiObjects,
 	nodeCtl *nodestatus.Controller, cniManager *cni.Manager, recorder record.EventRecorder, clk clock.WithTicker) (*podPipeline, error) {
 	cfg := opts.Config
+	// As the kubelet: a bad allowedUnsafeSysctls stops the agent.
+	if err := podsync.CheckAllowedUnsafeSysctls(cfg.AllowedUnsafeSysctls); err != nil {
+		return nil, err
+	}
 	var network podsync.Network // stays nil in runtime mode
 	if cniManager != nil {
 		network = cniManager
@@ -120,6 +124,10 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 			}
 			return nil
 		},
+		SeccompDefault:                    deref(cfg.SeccompDefault),
+		AllowedUnsafeSysctls:              cfg.AllowedUnsafeSysctls,
+		AppArmorEnabled:                   podsync.HostAppArmorEnabled(),
+		SupplementalGroupsPolicySupported: strictGroupsSupported(ctx, rt),
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	p.workers = podworkers.New(p.syncer, clk)
 	if err := startDelegate(ctx, opts, cniManager, p.syncer.DelegatedPodNetwork); err != nil {
@@ -131,6 +139,22 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		return nil, err
 	}
 	return p, nil
+}
+
+// strictGroupsSupported asks the runtime whether it applies
+// supplementalGroupsPolicy Strict. Admission asks only for pods that set
+// it, so the answer is not cached: it follows a runtime upgrade.
+func strictGroupsSupported(ctx context.Context, rt *cri.Client) func() bool {
+	return func() bool {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := rt.Runtime.Status(cctx, false)
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "Asking the runtime for its features")
+			return false
+		}
+		return resp.GetFeatures().GetSupplementalGroupsPolicy()
+	}
 }
 
 func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods) cache.ResourceEventHandler {

@@ -61,11 +61,23 @@ func unsupported(pod *v1.Pod) error {
 	return fmt.Errorf("pod uses features nodeagent does not support yet: %s", strings.Join(what, ", "))
 }
 
-// admit returns the reason and message for refusing a new pod, or "".
+// admit returns the reason and message for refusing a new pod, or "". The
+// checks run in the kubelet's order: sysctls, then the node's predicates
+// (supplementalGroupsPolicy, resources), then AppArmor.
 func (s *Syncer) admit(pod *v1.Pod) (string, string) {
 	if err := unsupported(pod); err != nil {
 		return "UnsupportedPodSpec", err.Error()
 	}
+	for _, check := range []func(*v1.Pod) (string, string){s.admitSysctls, s.admitSupplementalGroupsPolicy, s.admitResources, s.admitAppArmor} {
+		if reason, msg := check(pod); reason != "" {
+			return reason, msg
+		}
+	}
+	return "", ""
+}
+
+// admitResources checks the pod count and requests against the node.
+func (s *Syncer) admitResources(pod *v1.Pod) (string, string) {
 	if s.cfg.ActivePods == nil {
 		return "", ""
 	}

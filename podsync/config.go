@@ -34,6 +34,10 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
 	}
+	user, err := s.checkContainerSecurity(ctx, pod, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errConfig, err)
+	}
 	envMap := map[string]string{}
 	var envs []*runtimeapi.KeyValue
 	for _, e := range env {
@@ -66,7 +70,7 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		Tty:         c.TTY,
 		Labels:      cri.ContainerLabels(pod.Name, pod.Namespace, pod.UID, c.Name),
 		Annotations: annotations,
-		Linux:       s.containerLinux(pod, c),
+		Linux:       s.containerLinux(pod, c, user),
 	}
 	return cfg, nil
 }

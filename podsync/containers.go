@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -160,8 +161,10 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 		s.setWaiting(pod.UID, c.Name, "PostStartHookError", hookMessage(err))
 		return 0, true, nil
 	case errors.Is(err, errConfig):
-		s.setWaiting(pod.UID, c.Name, "CreateContainerConfigError", err.Error())
-		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		// The message is the kubelet's: the cause without the marker.
+		msg := strings.TrimPrefix(err.Error(), errConfig.Error()+": ")
+		s.setWaiting(pod.UID, c.Name, "CreateContainerConfigError", msg)
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %s", msg)
 		return 0, false, err
 	default:
 		s.setWaiting(pod.UID, c.Name, "CreateContainerError", err.Error())

@@ -14,8 +14,9 @@ const (
 	milliCPUToCPU = 1000
 )
 
-// containerLinux maps resources and the security context to CRI.
-func (s *Syncer) containerLinux(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerConfig {
+// containerLinux maps resources and the security context (security.go)
+// to CRI.
+func (s *Syncer) containerLinux(pod *v1.Pod, c *v1.Container, user *imageUser) *runtimeapi.LinuxContainerConfig {
 	res := &runtimeapi.LinuxContainerResources{CpuShares: minShares}
 	if req, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
 		res.CpuShares = milliToShares(req.MilliValue())
@@ -35,7 +36,7 @@ func (s *Syncer) containerLinux(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxC
 	res.OomScoreAdj = oomScoreAdj(pod, c)
 	return &runtimeapi.LinuxContainerConfig{
 		Resources:       res,
-		SecurityContext: containerSecurity(pod, c),
+		SecurityContext: s.containerSecurity(pod, c, user),
 	}
 }
 
@@ -68,57 +69,6 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container) int64 {
 		adj = 999
 	}
 	return adj
-}
-
-func containerSecurity(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
-	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
-	psc := pod.Spec.SecurityContext
-	if psc != nil {
-		if psc.RunAsUser != nil {
-			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
-		}
-		if psc.RunAsGroup != nil {
-			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
-		}
-		sc.SupplementalGroups = append(sc.SupplementalGroups, psc.SupplementalGroups...)
-		if psc.FSGroup != nil {
-			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
-		}
-		if psc.RunAsNonRoot != nil && *psc.RunAsNonRoot {
-			sc.RunAsUsername = ""
-		}
-	}
-	if csc := c.SecurityContext; csc != nil {
-		if csc.RunAsUser != nil {
-			sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
-		}
-		if csc.RunAsGroup != nil {
-			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
-		}
-		if csc.Privileged != nil {
-			sc.Privileged = *csc.Privileged
-		}
-		if csc.ReadOnlyRootFilesystem != nil {
-			sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
-		}
-		if csc.AllowPrivilegeEscalation != nil {
-			sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
-		}
-		if caps := csc.Capabilities; caps != nil {
-			sc.Capabilities = &runtimeapi.Capability{}
-			for _, a := range caps.Add {
-				sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(a))
-			}
-			for _, d := range caps.Drop {
-				sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(d))
-			}
-		}
-	}
-	if !sc.Privileged {
-		sc.MaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
-		sc.ReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
-	}
-	return sc
 }
 
 // qosClass is the pod's QoS class as the API defines it.

@@ -3,7 +3,6 @@ package podsync
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -57,7 +56,7 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	}
 	s.keepVolumePaths(pod.UID, paths)
 	observePhase("volumes", volStart)
-	if err := os.MkdirAll(s.podLogDir(pod), 0o755); err != nil {
+	if err := s.makePodLogDir(pod); err != nil {
 		return nil, fmt.Errorf("create pod log directory: %w", err)
 	}
 	cfg, err := s.sandboxConfig(pod, uint32(len(state.sandboxes)))
@@ -220,38 +219,33 @@ func portMappings(pod *v1.Pod) []*runtimeapi.PortMapping {
 	return out
 }
 
+// sandboxLinux is the sandbox's security context as the kubelet sets it:
+// the pod's user, group, supplemental groups and SELinux options, always
+// the RuntimeDefault seccomp profile (the containers carry their own),
+// privileged when any container of the pod is, and the pod's sysctls,
+// which admission checked (sysctl.go).
 func (s *Syncer) sandboxLinux(pod *v1.Pod) *runtimeapi.LinuxPodSandboxConfig {
 	sc := &runtimeapi.LinuxSandboxSecurityContext{
 		NamespaceOptions: namespaceOptions(pod),
+		Privileged:       hasPrivilegedContainer(pod),
+		Seccomp:          &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault},
 	}
-	if psc := pod.Spec.SecurityContext; psc != nil {
+	psc := pod.Spec.SecurityContext
+	if psc != nil {
 		if psc.RunAsUser != nil {
 			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
 		}
 		if psc.RunAsGroup != nil {
 			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
 		}
-		sc.SupplementalGroups = append(sc.SupplementalGroups, psc.SupplementalGroups...)
-		if psc.FSGroup != nil {
-			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
-		}
+		sc.SelinuxOptions = selinuxOptions(psc.SELinuxOptions)
 	}
-	for _, c := range pod.Spec.Containers {
-		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
-			sc.Privileged = true
-		}
-	}
-	lc := &runtimeapi.LinuxPodSandboxConfig{
+	sc.SupplementalGroups, sc.SupplementalGroupsPolicy = supplementalGroups(psc)
+	return &runtimeapi.LinuxPodSandboxConfig{
 		CgroupParent:    s.cgroupParent(pod),
 		SecurityContext: sc,
+		Sysctls:         sandboxSysctls(pod),
 	}
-	if psc := pod.Spec.SecurityContext; psc != nil && len(psc.Sysctls) > 0 {
-		lc.Sysctls = map[string]string{}
-		for _, sy := range psc.Sysctls {
-			lc.Sysctls[sy.Name] = sy.Value
-		}
-	}
-	return lc
 }
 
 func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {

@@ -24,6 +24,10 @@ import (
 type Volumes interface {
 	Setup(ctx context.Context, pod *v1.Pod) (map[string]string, error)
 	NextRefresh(uid types.UID) (time.Time, bool)
+	// SubPath returns the host path to mount for the index-th mount of
+	// container, a subPath of the volume at volumePath, safe from links
+	// the pod planted in the volume.
+	SubPath(ctx context.Context, pod *v1.Pod, volume, container string, index int, volumePath, subPath string) (string, error)
 	Teardown(ctx context.Context, uid types.UID) error
 }
 
@@ -66,6 +70,20 @@ type Config struct {
 	// Prober runs container probes; nil runs none (every running
 	// container is ready and started).
 	Prober Prober
+	// SeccompDefault runs containers without a seccompProfile with the
+	// runtime's default profile instead of unconfined.
+	SeccompDefault bool
+	// AllowedUnsafeSysctls are the sysctls (names, or prefixes ending in
+	// "*") pods may set beyond the safe ones; see CheckAllowedUnsafeSysctls.
+	AllowedUnsafeSysctls []string
+	// AppArmorEnabled tells whether the host enforces AppArmor
+	// (HostAppArmorEnabled); without it pods asking for a profile are
+	// refused.
+	AppArmorEnabled bool
+	// SupplementalGroupsPolicySupported tells whether the runtime applies
+	// supplementalGroupsPolicy Strict (its RuntimeFeatures); nil: it does
+	// not.
+	SupplementalGroupsPolicySupported func() bool
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.
@@ -103,7 +121,7 @@ type waitReason struct{ reason, message string }
 
 // New returns a Syncer.
 func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, volumes Volumes, env Env, status StatusWriter, recorder record.EventRecorder, clk clock.Clock) *Syncer {
-	return &Syncer{
+	s := &Syncer{
 		cfg: cfg, runtime: rt, network: cfg.Network, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
 		crashBackoff: newBackoff(clk),
 		pullBackoff:  newBackoff(clk),
@@ -112,6 +130,7 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 		netDown:      map[string]bool{},
 		volumePaths:  map[types.UID]map[string]string{},
 	}
+	return s
 }
 
 // newBackoff is a 10s..300s back-off on clk: the back-off must measure

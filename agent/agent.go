@@ -7,10 +7,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
@@ -44,16 +42,28 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	if err := os.MkdirAll(opts.RootDir, 0o750); err != nil {
 		return fmt.Errorf("create root dir: %w", err)
 	}
-	client, err := newClient(opts)
+	// As the kubelet's container manager at start.
+	changed, warnings, err := configs.SetupKernelTunables(cfg)
+	for _, w := range warnings {
+		logger.Info("Warning: " + w)
+	}
+	if len(changed) > 0 {
+		logger.Info("Set kernel tunables (protectKernelDefaults is false)", "was", changed)
+	}
 	if err != nil {
 		return err
 	}
+	clients, err := newClients(opts)
+	if err != nil {
+		return err
+	}
+	client := clients.main
 	rt, err := connectRuntime(ctx, opts)
 	if err != nil {
 		return err
 	}
 
-	nodeCtl := newNodeController(opts, client, rt, clk)
+	nodeCtl := newNodeController(opts, client, clients.heartbeat, rt, clk)
 	go nodeCtl.Run(ctx)
 	cniManager, err := startNetwork(ctx, opts, rt, nodeCtl)
 	if err != nil {
@@ -65,7 +75,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	podsync.RegisterMetrics()
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: clients.events.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: opts.NodeName})
 
@@ -87,7 +97,7 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	}
 	go logRotator.Run(ctx)
 
-	srv, err := newServer(opts, client, rt, api, pods)
+	srv, err := newServer(opts, clients.auth, rt, api, pods)
 	if err != nil {
 		return fmt.Errorf("kubelet API server: %w", err)
 	}
@@ -125,18 +135,6 @@ func Run(ctx context.Context, opts *configs.Options) error {
 }
 
 type metav1ListOptions = metav1ListOptionsT
-
-func newClient(opts *configs.Options) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", opts.KubeconfigPath)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", opts.KubeconfigPath, err)
-	}
-	rc.QPS = float32(deref(opts.Config.KubeAPIQPS))
-	rc.Burst = int(opts.Config.KubeAPIBurst)
-	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	rc.UserAgent = "nodeagent/" + Version
-	return kubernetes.NewForConfig(rc)
-}
 
 // connectRuntime dials the runtime, waiting for it to come up.
 func connectRuntime(ctx context.Context, opts *configs.Options) (*cri.Client, error) {

@@ -11,8 +11,9 @@ import (
 	"github.com/nodeagent/nodeagent/nodestatus"
 )
 
-// newNodeController configures the Node's registration, status and lease.
-func newNodeController(opts *configs.Options, client kubernetes.Interface, rt *cri.Client, clk clock.WithTicker) *nodestatus.Controller {
+// newNodeController configures the Node's registration, status and lease;
+// the lease and the status go through the heartbeat client.
+func newNodeController(opts *configs.Options, client, heartbeat kubernetes.Interface, rt *cri.Client, clk clock.WithTicker) *nodestatus.Controller {
 	cfg := opts.Config
 	return nodestatus.New(client, nodestatus.Config{
 		NodeName:              opts.NodeName,
@@ -30,6 +31,7 @@ func newNodeController(opts *configs.Options, client kubernetes.Interface, rt *c
 		RootDir:               opts.RootDir,
 		AgentVersion:          Version,
 		DeclaredFeatures:      declaredFeatures(opts),
+		HeartbeatClient:       heartbeat,
 	}, runtimeInfo{rt}, clk)
 }
 

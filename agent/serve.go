@@ -8,9 +8,14 @@ import (
 	"github.com/nodeagent/nodeagent/server"
 )
 
-// newServer configures the kubelet API on the agent's pieces.
-func newServer(opts *configs.Options, client kubernetes.Interface, rt *cri.Client, api *apiObjects, p *podPipeline) (*server.Server, error) {
+// newServer configures the kubelet API on the agent's pieces. authClient
+// makes the TokenReviews and SubjectAccessReviews.
+func newServer(opts *configs.Options, authClient kubernetes.Interface, rt *cri.Client, api *apiObjects, p *podPipeline) (*server.Server, error) {
 	cfg := opts.Config
+	tlsOpts, err := configs.TLSOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return server.New(server.Config{
 		NodeName:           opts.NodeName,
 		Address:            cfg.Address,
@@ -26,8 +31,18 @@ func newServer(opts *configs.Options, client kubernetes.Interface, rt *cri.Clien
 		Authorization:      cfg.Authorization,
 		KubeletConfig:      cfg,
 		RedirectStreaming:  opts.RedirectContainerStreaming,
+		ServerDisabled:     !deref(cfg.EnableServer),
+		Debugging: server.Debugging{
+			Disabled:          !deref(cfg.EnableDebuggingHandlers),
+			ProfilingDisabled: !deref(cfg.EnableProfilingHandler),
+			SystemLogDisabled: !deref(cfg.EnableSystemLogHandler),
+			FlagsDisabled:     !deref(cfg.EnableDebugFlagsHandler),
+		},
+		TLSMinVersion:       tlsOpts.MinVersion,
+		TLSCipherSuites:     tlsOpts.CipherSuites,
+		TLSCurvePreferences: tlsOpts.CurvePreferences,
 	}, server.Deps{
-		Client:       client,
+		Client:       authClient,
 		Runtime:      rt.Runtime,
 		Pods:         api.boundPods,
 		Images:       rt.Images,

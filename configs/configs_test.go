@@ -17,10 +17,38 @@ const header = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfigur
 
 type fakeHost struct {
 	swap, v2 bool
+	notRoot  bool
+	// sysctls holds the kernel tunables; nil means the kubelet's values.
+	sysctls map[string]int
+	setErr  error
 }
 
 func (f fakeHost) SwapOn() (bool, error)   { return f.swap, nil }
 func (f fakeHost) CgroupV2() (bool, error) { return f.v2, nil }
+func (f fakeHost) Root() bool              { return !f.notRoot }
+
+func (f fakeHost) Sysctl(name string) (int, error) {
+	if f.sysctls == nil {
+		for _, kt := range kernelTunables {
+			if kt.name == name {
+				return kt.want, nil
+			}
+		}
+	}
+	v, ok := f.sysctls[name]
+	if !ok {
+		return 0, os.ErrNotExist
+	}
+	return v, nil
+}
+
+func (f fakeHost) SetSysctl(name string, value int) error {
+	if f.setErr != nil {
+		return f.setErr
+	}
+	f.sysctls[name] = value
+	return nil
+}
 
 var _ hostProbe = fakeHost{}
 
@@ -172,6 +200,15 @@ func TestLoad(t *testing.T) {
 		{name: "unimplemented fields warn", content: header + "featureGates: {Foo: true}\ncpuManagerPolicy: static\nport: 10250\n",
 			wantWarn: []string{"config fields not implemented by nodeagent and ignored: cpuManagerPolicy, featureGates"}},
 		{name: "reservedMemory quantity bomb", content: header + "reservedMemory: [{numaNode: 0, limits: {memory: '1e-999999999'}}]\n", wantErr: []string{`field "reservedMemory[0].limits.memory"`}},
+		{name: "security fields do not warn", content: header + "enableDebuggingHandlers: false\nenableServer: true\ntlsMinVersion: VersionTLS13\nprotectKernelDefaults: false\nrotateCertificates: false\nseccompDefault: true\nallowedUnsafeSysctls: [net.core.somaxconn]\neventRecordQPS: 10\n",
+			check: func(t *testing.T, c *kubeletconfigv1beta1.KubeletConfiguration) {
+				if *c.EnableDebuggingHandlers || c.TLSMinVersion != "VersionTLS13" || *c.EventRecordQPS != 10 {
+					t.Errorf("fields not honoured: %+v", c)
+				}
+			}},
+		{name: "enforceNodeAllocatable pods warns", content: header + "enforceNodeAllocatable: [pods]\n",
+			wantWarn: []string{"config fields not implemented by nodeagent and ignored: enforceNodeAllocatable"}},
+		{name: "refused field", content: header + "rotateCertificates: true\n", wantErr: []string{"config file ", "rotateCertificates: client certificate rotation is not implemented"}},
 		{name: "validation error", content: header + "port: 70000\n", wantErr: []string{"config file ", "port: must be between 1 and 65535, got 70000"}},
 	}
 	for _, tt := range tests {

@@ -30,9 +30,16 @@
 // winning; only then are defaults filled in and the result validated, and a
 // validation error names the file and the flags used. Each such flag earns a
 // warning "flag --x is deprecated, set field y in the config file instead",
-// except --provider-id and --fail-cgroupv1, which the kubelet does not
-// deprecate. Kubelet flags nodeagent does not implement (--cert-dir,
-// --feature-gates, --rotate-certificates, config flags of unimplemented
+// except --provider-id, --fail-cgroupv1 and --seccomp-default, which the
+// kubelet does not deprecate (--seccomp-default is or-ed with the field, as
+// in the kubelet). The flags of security-relevant fields
+// (--enable-server, --enable-debugging-handlers, --tls-min-version,
+// --tls-cipher-suites, --protect-kernel-defaults, --rotate-certificates,
+// --rotate-server-certificates, --pod-max-pids, --enforce-node-allocatable,
+// --manifest-url, --allowed-unsafe-sysctls) set their field like the others,
+// so that a value nodeagent cannot honour is refused whether it comes from
+// the file or a flag. Kubelet flags nodeagent does not implement (--cert-dir,
+// --feature-gates, config flags of unimplemented
 // fields such as --image-gc-high-threshold, and a few flags the kubelet has
 // removed but old unit files still pass, such as
 // --pod-infra-container-image) are accepted with their types and named in
@@ -49,8 +56,59 @@
 // wrong type, whose message names the field. Fields that exist in
 // KubeletConfiguration but that nodeagent does not implement (for example
 // cpuManagerPolicy or featureGates) are accepted and ignored, and listed in
-// one warning so that nobody believes they took effect. Every error and
-// warning about a file starts with its path.
+// one warning so that nobody believes they took effect, unless they are
+// security-relevant (below). Every error and warning about a file starts
+// with its path.
+//
+// # Security-relevant fields
+//
+// A field whose being ignored would leave the node less protected than its
+// configuration says is honoured or stops the agent (exit 1, the message
+// naming the field); a warning is not enough. Honoured:
+//
+//   - authentication (anonymous, webhook with its cacheTTL, x509 client CA),
+//     authorization (mode, webhook cacheAuthorizedTTL and
+//     cacheUnauthorizedTTL), readOnlyPort (0 is off), address, port,
+//     tlsCertFile and tlsPrivateKeyFile, as before;
+//   - enableServer: false serves no node API on the secure port (the
+//     read-only port, if set, and healthz still run, as in the kubelet);
+//   - enableDebuggingHandlers: false answers 405 on /run/, /exec/, /attach/,
+//     /portForward/, /containerLogs/, /runningpods/, /debug/ and /logs/ and
+//     drops /configz, as the kubelet; enableProfilingHandler,
+//     enableSystemLogHandler and enableDebugFlagsHandler: false answer 405 on
+//     /debug/pprof/, /logs/ and /debug/flags/v;
+//   - tlsMinVersion, tlsCipherSuites and tlsCurvePreferences, with the names
+//     and values the kubelet accepts (k8s.io/component-base/cli/flag); an
+//     unknown one is an error;
+//   - protectKernelDefaults: with true, CheckHost refuses a host whose
+//     kernel tunables differ from the kubelet's (vm.overcommit_memory=1,
+//     vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1,
+//     kernel.keys.root_maxkeys=1000000, kernel.keys.root_maxbytes=25000000);
+//     with false (the default) the agent sets them at start as the kubelet
+//     does, or only warns when not running as root;
+//   - seccompDefault and allowedUnsafeSysctls (in podsync).
+//
+// Refused (security.go), with the value nodeagent's behaviour matches:
+//
+//   - rotateCertificates and serverTLSBootstrap true (certificate rotation
+//     and serving certificate bootstrap come with issue 11);
+//   - podPidsLimit above 0 (no per-pod PID limit is set);
+//   - enforceNodeAllocatable with system-reserved, kube-reserved or their
+//     -compressible forms (no cgroup limits on system daemons);
+//   - imagePullCredentialsVerificationPolicy AlwaysVerify or
+//     NeverVerifyAllowlistedImages (no check that a pod may use an image
+//     already on the node; nodeagent pulls without credentials, so the
+//     default NeverVerifyPreloadedImages, and NeverVerify, are what it does);
+//   - staticPodURL set (pods from an unauthenticated HTTP source).
+//
+// Every other field was judged not security-relevant and keeps the
+// warning; notSecurityRelevant in security.go gives the reason for each,
+// and a test makes every KubeletConfiguration field implemented, refused or
+// listed there. Two defaults are not honoured and cannot be refused
+// without refusing every configuration: makeIPTablesUtilChains (true: the
+// kubelet's rule dropping martian packets to 127.0.0.0/8, which kube-proxy
+// in iptables mode installs too) and enforceNodeAllocatable (pods: no
+// limit on the kubepods cgroup).
 //
 // # Defaults
 //
@@ -64,9 +122,12 @@
 //
 // # Validation and host checks
 //
-// Validate reports every invalid field at once, each message starting with
-// the field name ("port: must be between 1 and 65535, got 70000"). CheckHost,
-// which Parse runs after validation, refuses to start on a host with swap
-// enabled while failSwapOn is true, or on cgroup v1 while failCgroupV1 is
-// true, matching the kubelet's behaviour with those defaults.
+// Validate reports every invalid or refused field at once, each message
+// starting with the field name ("port: must be between 1 and 65535, got
+// 70000"). CheckHost, which Parse runs after validation, refuses to start on
+// a host with swap enabled while failSwapOn is true, on cgroup v1 while
+// failCgroupV1 is true, or with kernel tunables other than the kubelet's
+// while protectKernelDefaults is true, matching the kubelet's behaviour.
+// SetupKernelTunables, which the agent runs at start, sets those tunables
+// when protectKernelDefaults is false.
 package configs

@@ -15,7 +15,8 @@ import (
 )
 
 // implementedFields are the top-level config fields nodeagent honours.
-// Setting any other known field earns a warning.
+// Setting any other known field earns a warning; a security-relevant one
+// set to a value nodeagent cannot honour is an error (refusals).
 var implementedFields = map[string]bool{
 	"apiVersion": true, "kind": true,
 	"address": true, "port": true, "readOnlyPort": true,
@@ -36,6 +37,20 @@ var implementedFields = map[string]bool{
 	"kubeAPIQPS": true, "kubeAPIBurst": true,
 	"runtimeRequestTimeout": true,
 	"resolvConf":            true,
+	"eventRecordQPS":        true, "eventBurst": true,
+	// The secure port and its debugging handlers.
+	"enableServer": true, "enableDebuggingHandlers": true,
+	"enableProfilingHandler": true, "enableSystemLogHandler": true, "enableDebugFlagsHandler": true,
+	"tlsMinVersion": true, "tlsCipherSuites": true, "tlsCurvePreferences": true,
+	"protectKernelDefaults": true,
+	// Implemented by podsync.
+	"seccompDefault": true, "allowedUnsafeSysctls": true,
+	// Security-relevant fields nodeagent does not implement: their default
+	// (off) is what nodeagent does and any other value stops it (see
+	// refusals in security.go). enforceNodeAllocatable is refused too but
+	// stays unimplemented: nodeagent does not enforce its default, pods.
+	"rotateCertificates": true, "serverTLSBootstrap": true, "podPidsLimit": true,
+	"imagePullCredentialsVerificationPolicy": true, "staticPodURL": true,
 }
 
 // knownFields are the top-level JSON names of KubeletConfiguration.

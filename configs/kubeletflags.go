@@ -26,7 +26,7 @@ type configFlag struct {
 }
 
 // configFlags lists the deprecated config flags nodeagent applies. Every
-// field's top-level name is in implementedFields (a test checks).
+// field's top-level name is in implementedFields or refused (a test checks).
 var configFlags = []configFlag{
 	{name: "address", field: "address", value: func(c *kc) pflag.Value { return plain(&c.Address, "ip", parseIP) }},
 	{name: "port", field: "port", value: func(c *kc) pflag.Value { return plain(&c.Port, "int32", parseInt32) }},
@@ -94,6 +94,43 @@ var configFlags = []configFlag{
 	{name: "container-log-max-files", field: "containerLogMaxFiles", value: func(c *kc) pflag.Value {
 		return optional(&c.ContainerLogMaxFiles, "int32", parseInt32)
 	}},
+	{name: "event-qps", field: "eventRecordQPS", value: func(c *kc) pflag.Value { return optional(&c.EventRecordQPS, "int32", parseInt32) }},
+	{name: "event-burst", field: "eventBurst", value: func(c *kc) pflag.Value { return plain(&c.EventBurst, "int32", parseInt32) }},
+	// Security-relevant: honoured, or refused by Validate (security.go).
+	{name: "enable-server", field: "enableServer", value: func(c *kc) pflag.Value { return optional(&c.EnableServer, "bool", strconv.ParseBool) }},
+	{name: "enable-debugging-handlers", field: "enableDebuggingHandlers", value: func(c *kc) pflag.Value {
+		return optional(&c.EnableDebuggingHandlers, "bool", strconv.ParseBool)
+	}},
+	{name: "tls-min-version", field: "tlsMinVersion", value: func(c *kc) pflag.Value { return plain(&c.TLSMinVersion, "string", parseString) }},
+	{name: "tls-cipher-suites", field: "tlsCipherSuites", value: func(c *kc) pflag.Value { return &listValue{p: &c.TLSCipherSuites} }},
+	{name: "protect-kernel-defaults", field: "protectKernelDefaults", value: func(c *kc) pflag.Value {
+		return plain(&c.ProtectKernelDefaults, "bool", strconv.ParseBool)
+	}},
+	{name: "rotate-certificates", field: "rotateCertificates", value: func(c *kc) pflag.Value {
+		return plain(&c.RotateCertificates, "bool", strconv.ParseBool)
+	}},
+	{name: "rotate-server-certificates", field: "serverTLSBootstrap", value: func(c *kc) pflag.Value {
+		return plain(&c.ServerTLSBootstrap, "bool", strconv.ParseBool)
+	}},
+	{name: "pod-max-pids", field: "podPidsLimit", value: func(c *kc) pflag.Value { return optional(&c.PodPidsLimit, "int64", parseInt64) }},
+	{name: "enforce-node-allocatable", field: "enforceNodeAllocatable", value: func(c *kc) pflag.Value {
+		return &listValue{p: &c.EnforceNodeAllocatable}
+	}},
+	{name: "manifest-url", field: "staticPodURL", value: func(c *kc) pflag.Value { return plain(&c.StaticPodURL, "string", parseString) }},
+	{name: "allowed-unsafe-sysctls", field: "allowedUnsafeSysctls", value: func(c *kc) pflag.Value {
+		return &listValue{p: &c.AllowedUnsafeSysctls}
+	}},
+	// A KubeletFlags flag in the kubelet, not deprecated, that is or-ed
+	// with the field: false leaves the file's value.
+	{name: "seccomp-default", field: "seccompDefault", notDeprecated: true, value: func(c *kc) pflag.Value {
+		return optional(&c.SeccompDefault, "bool", func(s string) (bool, error) {
+			v, err := strconv.ParseBool(s)
+			if err == nil && !v && c.SeccompDefault != nil {
+				v = *c.SeccompDefault
+			}
+			return v, err
+		})
+	}},
 }
 
 // ignoredFlags are kubelet flags nodeagent accepts, with the kubelet's value
@@ -106,30 +143,28 @@ var ignoredFlags = map[string][]string{
 		"bootstrap-kubeconfig", "cert-dir", "cloud-provider", "config-dir", "experimental-mounter-path",
 		"image-credential-provider-bin-dir", "image-credential-provider-config", "lock-file", "runtime-cgroups",
 		// config flags
-		"allowed-unsafe-sysctls", "cpu-manager-policy", "cpu-manager-policy-options", "enforce-node-allocatable",
+		"cpu-manager-policy", "cpu-manager-policy-options",
 		"eviction-minimum-reclaim", "eviction-soft", "eviction-soft-grace-period", "feature-gates", "hairpin-mode",
 		"kube-api-content-type", "kube-reserved", "kube-reserved-cgroup", "kubelet-cgroups", "log-json-info-buffer-size",
-		"log-text-info-buffer-size", "logging-format", "manifest-url", "manifest-url-header", "memory-manager-policy",
+		"log-text-info-buffer-size", "logging-format", "manifest-url-header", "memory-manager-policy",
 		"pod-cidr", "qos-reserved", "reserved-cpus", "reserved-memory", "system-cgroups", "system-reserved",
-		"system-reserved-cgroup", "tls-cipher-suites", "tls-min-version", "topology-manager-policy",
+		"system-reserved-cgroup", "topology-manager-policy",
 		"topology-manager-policy-options", "topology-manager-scope", "volume-plugin-dir", "eviction-hard",
 		// removed from the kubelet, still found in older unit files
 		"container-runtime", "pod-infra-container-image", "seccomp-profile-root",
 	},
 	"bool": {
-		"exit-on-lock-contention", "experimental-allocatable-ignore-eviction", "seccomp-default",
+		"exit-on-lock-contention", "experimental-allocatable-ignore-eviction",
 		"contention-profiling", "cpu-cfs-quota", "enable-controller-attach-detach", "kernel-memcg-notification",
 		"local-storage-capacity-isolation", "log-json-split-stream", "log-text-split-stream", "make-iptables-util-chains",
-		"protect-kernel-defaults", "rotate-certificates", "rotate-server-certificates", "runonce",
-		"keep-terminated-pod-volumes", "register-schedulable", "enable-server", "enable-debugging-handlers",
-		"serialize-image-pulls",
+		"runonce", "keep-terminated-pod-volumes", "register-schedulable", "serialize-image-pulls",
 	},
 	"int32": {
 		"maximum-dead-containers", "maximum-dead-containers-per-container",
-		"event-burst", "event-qps", "eviction-max-pod-grace-period", "image-gc-high-threshold", "image-gc-low-threshold",
+		"eviction-max-pod-grace-period", "image-gc-high-threshold", "image-gc-low-threshold",
 		"node-status-max-images", "oom-score-adj", "pods-per-core", "registry-burst", "registry-qps",
 	},
-	"int64":    {"max-open-files", "pod-max-pids"},
+	"int64":    {"max-open-files"},
 	"duration": {"minimum-container-ttl-duration", "sync-frequency", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "eviction-pressure-transition-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "minimum-image-ttl-duration", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
 }
 

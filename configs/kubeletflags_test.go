@@ -47,7 +47,7 @@ func TestKubeletFlags(t *testing.T) {
 			args: []string{"--config", file, "--max-pods=20", "--port", "12250", "--cluster-dns=10.0.0.10", "--cluster-dns=fd00::10",
 				"--anonymous-auth=false", "--authentication-token-webhook", "--authorization-mode=Webhook", "--read-only-port=0",
 				"--eviction-hard=memory.available<200Mi,nodefs.available<5%", "--register-with-taints=a=b:NoSchedule,c:NoExecute",
-				"--node-status-update-frequency=20s", "--pod-max-pids=100", "--fail-cgroupv1=true", "--provider-id=x://1"},
+				"--node-status-update-frequency=20s", "--pod-max-pids=-1", "--fail-cgroupv1=true", "--provider-id=x://1"},
 			wantWarn: []string{
 				"flag --max-pods is deprecated, set field maxPods in the config file instead",
 				"flag --port is deprecated, set field port in the config file instead",
@@ -55,7 +55,7 @@ func TestKubeletFlags(t *testing.T) {
 				"flag --anonymous-auth is deprecated, set field authentication.anonymous.enabled in the config file instead",
 				// Config fields nodeagent does not honour are not taken from
 				// flags either: they are named as ignored.
-				"kubelet flags not implemented by nodeagent and ignored: --eviction-hard, --pod-max-pids",
+				"kubelet flags not implemented by nodeagent and ignored: --eviction-hard",
 			},
 			check: func(t *testing.T, o *Options) {
 				c := o.Config
@@ -82,11 +82,42 @@ func TestKubeletFlags(t *testing.T) {
 					t.Errorf("config = %+v", o.Config)
 				}
 			}},
-		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--image-gc-high-threshold", "90", "--rotate-certificates", "--cgroup-driver=systemd"},
+		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--image-gc-high-threshold", "90", "--make-iptables-util-chains", "--cgroup-driver=systemd"},
 			wantWarn: []string{
-				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --image-gc-high-threshold, --rotate-certificates",
+				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --image-gc-high-threshold, --make-iptables-util-chains",
 				"flag --cgroup-driver is deprecated, set field cgroupDriver in the config file instead",
 			}},
+		{name: "security flags set their fields",
+			args: []string{"--enable-debugging-handlers=false", "--enable-server=false", "--tls-min-version=VersionTLS13",
+				"--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+				"--protect-kernel-defaults=false", "--rotate-certificates=false", "--event-qps=0", "--allowed-unsafe-sysctls=net.core.somaxconn,kernel.msg*"},
+			wantWarn: []string{"flag --enable-debugging-handlers is deprecated, set field enableDebuggingHandlers in the config file instead"},
+			check: func(t *testing.T, o *Options) {
+				c := o.Config
+				if *c.EnableDebuggingHandlers || *c.EnableServer || c.TLSMinVersion != "VersionTLS13" || len(c.TLSCipherSuites) != 2 ||
+					*c.EventRecordQPS != 0 || len(c.AllowedUnsafeSysctls) != 2 {
+					t.Errorf("flags not applied: %+v", c)
+				}
+			}},
+		{name: "seccomp-default is or-ed with the file", args: []string{"--config", writeFile(t, header+"seccompDefault: true\n"), "--seccomp-default=false"},
+			check: func(t *testing.T, o *Options) {
+				if !*o.Config.SeccompDefault {
+					t.Error("--seccomp-default=false turned off the file's seccompDefault")
+				}
+			}},
+		{name: "seccomp-default flag", args: []string{"--seccomp-default"},
+			check: func(t *testing.T, o *Options) {
+				if !*o.Config.SeccompDefault {
+					t.Error("--seccomp-default not applied")
+				}
+			}},
+		{name: "rotate-certificates refused", args: []string{"--rotate-certificates"}, wantErr: []string{"config from flags --rotate-certificates: rotateCertificates:", "issue 11"}},
+		{name: "rotate-server-certificates refused", args: []string{"--rotate-server-certificates"}, wantErr: []string{"serverTLSBootstrap:", "issue 11"}},
+		{name: "pod-max-pids refused", args: []string{"--pod-max-pids=100"}, wantErr: []string{"podPidsLimit:"}},
+		{name: "enforce-node-allocatable refused", args: []string{"--enforce-node-allocatable=pods,kube-reserved"}, wantErr: []string{"enforceNodeAllocatable:", "kube-reserved"}},
+		{name: "manifest-url refused", args: []string{"--manifest-url=http://example.com/pods"}, wantErr: []string{"staticPodURL:"}},
+		{name: "unknown TLS version", args: []string{"--tls-min-version=TLS1.3"}, wantErr: []string{"tlsMinVersion:", `"TLS1.3"`}},
+		{name: "unknown cipher", args: []string{"--tls-cipher-suites=TLS_NOPE"}, wantErr: []string{"tlsCipherSuites:", "TLS_NOPE"}},
 		{name: "kubeconfig exists, bootstrap ignored", args: []string{"--kubeconfig", kubeconfig, "--bootstrap-kubeconfig", "/b.conf", "--cert-dir=/var/lib/kubelet/pki"},
 			wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --bootstrap-kubeconfig, --cert-dir"}},
 		{name: "bootstrap without kubeconfig", args: []string{"--kubeconfig", filepath.Join(dir, "missing.conf"), "--bootstrap-kubeconfig", "/b.conf"},
@@ -142,8 +173,8 @@ func TestKubeletFlagTables(t *testing.T) {
 	seen := map[string]bool{}
 	for _, f := range configFlags {
 		top, _, _ := strings.Cut(f.field, ".")
-		if !implementedFields[top] {
-			t.Errorf("--%s sets %s, which nodeagent does not implement: move it to ignoredFlags", f.name, f.field)
+		if !implementedFields[top] && !refusedFields[top] {
+			t.Errorf("--%s sets %s, which nodeagent neither implements nor refuses: move it to ignoredFlags", f.name, f.field)
 		}
 		if seen[f.name] {
 			t.Errorf("--%s listed twice", f.name)

@@ -30,8 +30,10 @@ var evictionSignals = map[string]bool{
 
 // Validate checks a defaulted configuration. It returns every problem found,
 // joined with "; "; each message starts with the config field it is about, for example
-// "port: must be between 1 and 65535, got 70000". Host checks (swap, cgroup
-// version) are not done here, see CheckHost.
+// "port: must be between 1 and 65535, got 70000". Security-relevant fields
+// set to a value nodeagent cannot honour are errors too (refusals in
+// security.go). Host checks (swap, cgroup version, kernel tunables) are not
+// done here, see CheckHost.
 func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 	if cfg == nil {
 		return errors.New("configuration is nil")
@@ -145,6 +147,13 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 			add(fmt.Sprintf("evictionHard[%q]", sig), "%v", err)
 		}
 	}
+	if cfg.EventRecordQPS != nil && *cfg.EventRecordQPS < 0 {
+		add("eventRecordQPS", "must not be negative, got %d", *cfg.EventRecordQPS)
+	}
+	if cfg.EventBurst < 0 {
+		add("eventBurst", "must not be negative, got %d", cfg.EventBurst)
+	}
+	validateSecurity(cfg, add)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -52,6 +52,11 @@ type Config struct {
 
 	// Host reads the machine; nil means the real /proc, /sys and /etc.
 	Host Host
+	// HeartbeatClient renews the Lease and posts the status (and reads the
+	// Node for it), as the kubelet's heartbeat client: its own client with
+	// no client-side rate limit and a short timeout, so that nothing else
+	// the agent sends can delay a heartbeat. Nil means the main client.
+	HeartbeatClient kubernetes.Interface
 }
 
 // Defaults of the kubelet.
@@ -65,11 +70,12 @@ const (
 // Controller registers the Node, keeps its status, renews its Lease and
 // watches it. Create it with New and start it with Run.
 type Controller struct {
-	client kubernetes.Interface
-	cfg    Config
-	rt     RuntimeInfo
-	host   Host
-	clock  clock.WithTicker
+	client    kubernetes.Interface // registration and the watch
+	heartbeat kubernetes.Interface // lease and status
+	cfg       Config
+	rt        RuntimeInfo
+	host      Host
+	clock     clock.WithTicker
 
 	registered     chan struct{}
 	registeredOnce sync.Once
@@ -109,8 +115,13 @@ func New(client kubernetes.Interface, cfg Config, rt RuntimeInfo, clk clock.With
 	if host == nil {
 		host = procHost{}
 	}
+	heartbeat := cfg.HeartbeatClient
+	if heartbeat == nil {
+		heartbeat = client
+	}
 	return &Controller{
 		client:     client,
+		heartbeat:  heartbeat,
 		cfg:        cfg,
 		rt:         rt,
 		host:       host,

@@ -33,6 +33,13 @@
 //     metadata.name as the Node authorizer requires, keeps Node() current
 //     and notices deletion.
 //
+// The lease renewals and the status posts (with the Node reads they need)
+// go through Config.HeartbeatClient, the kubelet's heartbeat client: a
+// client of its own with no client-side rate limit and a timeout of the
+// status update frequency capped at the lease duration, so that no other
+// traffic of the agent delays a heartbeat. Registration and the watch use
+// the main client.
+//
 // Ready is True only when the runtime answers Status with RuntimeReady and
 // NetworkReady true and no other component has set a reason with
 // SetNotReadyReason; otherwise it is False with reason KubeletNotReady and

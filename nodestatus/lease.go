@@ -60,7 +60,7 @@ func (c *Controller) runLease(ctx context.Context) {
 // renewLease creates the Lease if missing, else sets holder, duration,
 // renewTime and the owner reference to the current Node.
 func (c *Controller) renewLease(ctx context.Context) error {
-	leases := c.client.CoordinationV1().Leases(LeaseNamespace)
+	leases := c.heartbeat.CoordinationV1().Leases(LeaseNamespace)
 	lease := c.lease.latest
 	if lease == nil {
 		got, err := leases.Get(ctx, c.cfg.NodeName, metav1.GetOptions{})

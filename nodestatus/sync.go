@@ -20,7 +20,7 @@ const statusUpdateRetries = 5
 // first try starts from the Node last seen; a conflict refetches it.
 func (c *Controller) syncStatus(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	nodes := c.client.CoreV1().Nodes()
+	nodes := c.heartbeat.CoreV1().Nodes()
 	node := c.Node()
 	for try := 0; try < statusUpdateRetries; try++ {
 		if node == nil {

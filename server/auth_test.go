@@ -2,14 +2,25 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
 )
 
 func TestRequestAttributes(t *testing.T) {
@@ -107,5 +118,94 @@ func TestAuthFilter(t *testing.T) {
 				t.Errorf("got %d %q, want %d %q", w.Code, w.Body.String(), tc.code, tc.body)
 			}
 		})
+	}
+}
+
+// countingAPIServer is an API server that answers TokenReviews (token
+// "good-<user>" is user <user>) and SubjectAccessReviews (only alice may),
+// counting them. The webhooks use the client's RESTClient, which the fake
+// clientset lacks.
+func countingAPIServer(t *testing.T) (kubernetes.Interface, *atomic.Int32, *atomic.Int32) {
+	t.Helper()
+	var tokenReviews, sars atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var out any
+		switch r.URL.Path {
+		case "/apis/authentication.k8s.io/v1/tokenreviews":
+			tokenReviews.Add(1)
+			var tr authenticationv1.TokenReview
+			if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			if name, ok := strings.CutPrefix(tr.Spec.Token, "good-"); ok {
+				tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: name}}
+			}
+			out = &tr
+		case "/apis/authorization.k8s.io/v1/subjectaccessreviews":
+			sars.Add(1)
+			var sar authorizationv1.SubjectAccessReview
+			if err := json.NewDecoder(r.Body).Decode(&sar); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			sar.Status.Allowed = sar.Spec.User == "alice"
+			out = &sar
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, &tokenReviews, &sars
+}
+
+// The webhook answers are cached as the kubelet caches them
+// (authentication.webhook.cacheTTL, authorization.webhook.cacheAuthorizedTTL
+// and cacheUnauthorizedTTL), so repeated requests reach the API server once.
+func TestWebhookCaches(t *testing.T) {
+	client, tokenReviews, sars := countingAPIServer(t)
+	a, err := newAuthHandler(Config{
+		NodeName: "node1",
+		Authentication: kubeletconfigv1beta1.KubeletAuthentication{
+			Webhook:   kubeletconfigv1beta1.KubeletWebhookAuthentication{Enabled: ptr.To(true), CacheTTL: metav1.Duration{Duration: time.Minute}},
+			Anonymous: kubeletconfigv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(false)},
+		},
+		Authorization: kubeletconfigv1beta1.KubeletAuthorization{Mode: kubeletconfigv1beta1.KubeletAuthorizationModeWebhook},
+	}, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("reached")) }))
+	do := func(token string) int {
+		r := httptest.NewRequest("GET", "/stats/summary", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for range 3 {
+		if code := do("good-alice"); code != 200 {
+			t.Fatalf("alice: %d", code)
+		}
+		if code := do("good-bob"); code != 403 {
+			t.Fatalf("bob: %d", code)
+		}
+		if code := do("bad"); code != 401 {
+			t.Fatalf("bad token: %d", code)
+		}
+	}
+	if n := tokenReviews.Load(); n != 3 {
+		t.Errorf("%d TokenReviews for 3 tokens asked 3 times each, want 3", n)
+	}
+	if n := sars.Load(); n != 2 {
+		t.Errorf("%d SubjectAccessReviews for 2 users asked 3 times each, want 2", n)
 	}
 }

@@ -1,13 +1,37 @@
 package server
 
 import (
+	"net/http"
 	"net/http/pprof"
 	"strings"
 
 	"github.com/emicklei/go-restful/v3"
 )
 
-const pprofBasePath = "/debug/pprof/"
+const (
+	pprofBasePath  = "/debug/pprof/"
+	logsPath       = "/logs/"
+	debugFlagsPath = "/debug/flags/v"
+)
+
+// debuggingPaths are the subtrees that answer 405 when debugging handlers
+// are off: the kubelet's list (InstallDebuggingDisabledHandlers), with all
+// of /debug/ rather than only /debug/pprof/.
+var debuggingPaths = []string{
+	"/run/", "/exec/", "/attach/", "/portForward/", "/containerLogs/",
+	"/runningpods/", "/debug/", logsPath,
+}
+
+// addDisabled answers every request under the given paths (a path ending
+// in / is a subtree) with 405 Method Not Allowed and msg.
+func addDisabled(c *restful.Container, msg string, paths ...string) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, msg, http.StatusMethodNotAllowed)
+	})
+	for _, p := range paths {
+		c.Handle(p, h)
+	}
+}
 
 // addPprof serves Go's profiles under /debug/pprof/ as the kubelet's
 // debugging handlers do (authorized as nodes/proxy): profile, symbol,

@@ -19,6 +19,26 @@
 // is allowed if any of its attributes is; otherwise 403 names the user, the
 // verb, the resource and the subresources tried.
 //
+// The TokenReview answers (successes and failures) are cached for
+// authentication.webhook.cacheTTL (2m) and the SubjectAccessReview answers
+// for cacheAuthorizedTTL (5m) and cacheUnauthorizedTTL (30s), as the
+// kubelet caches them; the agent gives the webhooks an API client of their
+// own, so that a flood of requests with made-up bearer tokens waits on that
+// client's rate limiter and never on the one of the agent's other work, nor
+// on the heartbeats (which have their own, unlimited client). The TLS
+// versions, cipher suites and curves are the configured ones (TLS 1.2 and
+// Go's defaults otherwise). With ServerDisabled (enableServer: false)
+// nothing listens on the TLS port.
+//
+// With Debugging.Disabled (enableDebuggingHandlers: false) every method on
+// /run/, /exec/, /attach/, /portForward/, /containerLogs/, /runningpods/,
+// /debug/ and /logs/ and below answers 405 "Debug endpoints are disabled.",
+// after authentication and authorization, and /configz is not served, as
+// the kubelet's InstallDebuggingDisabledHandlers (which lists /debug/pprof/;
+// all of /debug/ here). The finer switches answer 405 on /debug/pprof/
+// (profiling), /logs/ (system logs) and /debug/flags/v (debug flags); the
+// latter two are not served otherwise either.
+//
 // A plain HTTP /healthz listens on HealthzBindAddress:HealthzPort
 // (127.0.0.1:10248), and, only when ReadOnlyPort is set, an unauthenticated
 // port serves the kubelet's read-only subset: /healthz, /pods, /stats,

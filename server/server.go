@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	cliflag "k8s.io/component-base/cli/flag"
 	compbasemetrics "k8s.io/component-base/metrics"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	"k8s.io/klog/v2"
@@ -52,11 +54,41 @@ type Config struct {
 	// RedirectStreaming answers exec, attach and portForward with a 302 to
 	// the runtime's URL instead of proxying the stream.
 	RedirectStreaming bool
+	// ServerDisabled (enableServer: false) serves no TLS API on Port; the
+	// read-only port and healthz still run, as in the kubelet.
+	ServerDisabled bool
+	// Debugging turns the kubelet's debugging handlers off.
+	Debugging Debugging
+	// TLS of the API: the minimum version (0 means TLS 1.2), the cipher
+	// suites and the key exchange curves (nil means Go's defaults).
+	TLSMinVersion       uint16
+	TLSCipherSuites     []uint16
+	TLSCurvePreferences []tls.CurveID
+}
+
+// Debugging says which of the kubelet's debugging handlers are off; the
+// zero value serves them all. A handler that is off answers 405 Method Not
+// Allowed on its paths, whatever the method, after authentication and
+// authorization, as the kubelet does.
+type Debugging struct {
+	// Disabled (enableDebuggingHandlers: false) turns off /run/, /exec/,
+	// /attach/, /portForward/, /containerLogs/, /runningpods/, /debug/ and
+	// /logs/, and /configz is not served (404).
+	Disabled bool
+	// ProfilingDisabled (enableProfilingHandler: false): /debug/pprof/.
+	ProfilingDisabled bool
+	// SystemLogDisabled (enableSystemLogHandler: false): /logs/, which is
+	// otherwise not served either (404).
+	SystemLogDisabled bool
+	// FlagsDisabled (enableDebugFlagsHandler: false): /debug/flags/v, which
+	// is otherwise not served either (404).
+	FlagsDisabled bool
 }
 
 // Deps are the agent's pieces the server uses.
 type Deps struct {
-	// Client makes TokenReviews and SubjectAccessReviews.
+	// Client makes TokenReviews and SubjectAccessReviews; give it a client
+	// (rate limiter) of its own.
 	Client kubernetes.Interface
 	// Runtime is the CRI runtime service.
 	Runtime internalapi.RuntimeService
@@ -103,14 +135,29 @@ func New(cfg Config, deps Deps) (*Server, error) {
 }
 
 // secureContainer holds every route of the authenticated port: what the
-// read-only port serves and the rest.
+// read-only port serves and, unless debugging handlers are off, the rest.
 func (s *Server) secureContainer() *restful.Container {
 	c := s.readOnlyContainer()
+	d := s.cfg.Debugging
+	if d.Disabled {
+		addDisabled(c, "Debug endpoints are disabled.", debuggingPaths...)
+		return c
+	}
 	s.addRunningPods(c)
 	s.addConfigz(c)
 	s.addContainerLogs(c)
 	s.addStreaming(c)
-	s.addPprof(c)
+	if d.ProfilingDisabled {
+		addDisabled(c, "profiling endpoint is disabled.", pprofBasePath)
+	} else {
+		s.addPprof(c)
+	}
+	if d.SystemLogDisabled {
+		addDisabled(c, "logs endpoint is disabled.", logsPath)
+	}
+	if d.FlagsDisabled {
+		addDisabled(c, "flags endpoint is disabled.", debugFlagsPath)
+	}
 	return c
 }
 
@@ -137,20 +184,26 @@ func (s *Server) Handler() http.Handler { return s.secure }
 func (s *Server) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithName("server")
 	ctx = klog.NewContext(ctx, logger)
-	if err := s.auth.start(ctx); err != nil {
-		return err
-	}
-	tlsCfg, err := s.tlsConfig(ctx)
-	if err != nil {
-		return err
-	}
 	type server struct {
 		name string
 		srv  *http.Server
 		tls  bool
 	}
-	servers := []server{{name: "api", tls: true, srv: s.httpServer(ctx, s.cfg.Address, s.cfg.Port, s.secure)}}
-	servers[0].srv.TLSConfig = tlsCfg
+	var servers []server
+	if s.cfg.ServerDisabled {
+		logger.Info("Not serving the node API: enableServer is false", "port", s.cfg.Port)
+	} else {
+		if err := s.auth.start(ctx); err != nil {
+			return err
+		}
+		tlsCfg, err := s.tlsConfig(ctx)
+		if err != nil {
+			return err
+		}
+		api := server{name: "api", tls: true, srv: s.httpServer(ctx, s.cfg.Address, s.cfg.Port, s.secure)}
+		api.srv.TLSConfig = tlsCfg
+		servers = append(servers, api)
+	}
 	if s.cfg.ReadOnlyPort > 0 {
 		servers = append(servers, server{name: "read-only", srv: s.httpServer(ctx, s.cfg.Address, s.cfg.ReadOnlyPort, s.readOnly)})
 	}
@@ -260,9 +313,25 @@ func (s *Server) tlsConfig(ctx context.Context) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load serving certificate %s: %w", certFile, err)
 	}
+	minVersion := s.cfg.TLSMinVersion
+	if minVersion == 0 {
+		minVersion = tls.VersionTLS12
+	}
+	logger := klog.FromContext(ctx)
+	insecure := cliflag.InsecureTLSCiphers()
+	for name, id := range insecure {
+		if slices.Contains(s.cfg.TLSCipherSuites, id) {
+			logger.Info("Warning: insecure TLS cipher suite configured", "cipher", name)
+		}
+	}
+	if minVersion == tls.VersionTLS13 && len(s.cfg.TLSCipherSuites) > 0 {
+		logger.Info("Warning: TLS 1.3 cipher suites are not configurable, ignoring tlsCipherSuites")
+	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
+		MinVersion:       minVersion,
+		CipherSuites:     s.cfg.TLSCipherSuites,
+		CurvePreferences: s.cfg.TLSCurvePreferences,
+		Certificates:     []tls.Certificate{cert},
 		// The x509 authenticator verifies client certificates against the
 		// client CA; the handshake only asks for one.
 		ClientAuth: tls.RequestClientCert,

@@ -53,6 +53,12 @@ type fixture struct {
 // (restart 0) and one running (restart 1), each with a CRI log file.
 func newFixture(t *testing.T, redirect bool) *fixture {
 	t.Helper()
+	return newFixtureWith(t, func(c *Config) { c.RedirectStreaming = redirect })
+}
+
+// newFixtureWith is newFixture with changes to the server's Config.
+func newFixtureWith(t *testing.T, mutate func(*Config)) *fixture {
+	t.Helper()
 	logsDir := t.TempDir()
 	podDir := podLogDir(logsDir, "ns1", "pod1", testUID)
 	if err := os.MkdirAll(filepath.Join(podDir, "c1"), 0o755); err != nil {
@@ -89,14 +95,15 @@ func newFixture(t *testing.T, redirect bool) *fixture {
 		ObjectMeta: metav1.ObjectMeta{Name: "pod1", Namespace: "ns1", UID: testUID},
 		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c1"}, {Name: "never"}}},
 	}
-	srv, err := New(Config{
-		NodeName:          "node1",
-		PodLogsDir:        logsDir,
-		Authentication:    kubeletconfigv1beta1.KubeletAuthentication{Anonymous: kubeletconfigv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(true)}},
-		Authorization:     kubeletconfigv1beta1.KubeletAuthorization{Mode: kubeletconfigv1beta1.KubeletAuthorizationModeAlwaysAllow},
-		KubeletConfig:     &kubeletconfigv1beta1.KubeletConfiguration{MaxPods: 7},
-		RedirectStreaming: redirect,
-	}, Deps{Runtime: rt, Pods: func() []*v1.Pod { return []*v1.Pod{pod} }})
+	cfg := Config{
+		NodeName:       "node1",
+		PodLogsDir:     logsDir,
+		Authentication: kubeletconfigv1beta1.KubeletAuthentication{Anonymous: kubeletconfigv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(true)}},
+		Authorization:  kubeletconfigv1beta1.KubeletAuthorization{Mode: kubeletconfigv1beta1.KubeletAuthorizationModeAlwaysAllow},
+		KubeletConfig:  &kubeletconfigv1beta1.KubeletConfiguration{MaxPods: 7},
+	}
+	mutate(&cfg)
+	srv, err := New(cfg, Deps{Runtime: rt, Pods: func() []*v1.Pod { return []*v1.Pod{pod} }})
 	if err != nil {
 		t.Fatal(err)
 	}

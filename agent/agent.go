@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -42,6 +43,17 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	if err := os.MkdirAll(opts.RootDir, 0o750); err != nil {
 		return fmt.Errorf("create root dir: %w", err)
 	}
+	// One spelling of the root dir, the one /proc/self/mountinfo shows: the
+	// teardown of a pod finds its mounts by this prefix before removing
+	// anything.
+	root, err := filepath.Abs(opts.RootDir)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve root dir: %w", err)
+	}
+	opts.RootDir = root
 	// As the kubelet's container manager at start.
 	changed, warnings, err := configs.SetupKernelTunables(cfg)
 	for _, w := range warnings {

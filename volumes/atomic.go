@@ -60,10 +60,15 @@ func validatePath(p string) error {
 func validatePayload(payload map[string]file) (map[string]file, error) {
 	clean := make(map[string]file, len(payload))
 	for p, f := range payload {
+		// Both spellings: "./..data" must not become "..data".
 		if err := validatePath(p); err != nil {
 			return nil, err
 		}
-		clean[filepath.Clean(p)] = f
+		c := filepath.Clean(p)
+		if err := validatePath(c); err != nil || c == "." {
+			return nil, fmt.Errorf("path %q must name a file inside the volume", p)
+		}
+		clean[c] = f
 	}
 	for p := range clean {
 		for d := filepath.Dir(p); d != "."; d = filepath.Dir(d) {

@@ -1,6 +1,7 @@
 package volumes
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
@@ -234,5 +235,36 @@ func TestMemoryVolumeSize(t *testing.T) {
 				t.Errorf("size = %d MiB, want %d", got>>20, tc.want)
 			}
 		})
+	}
+}
+
+// "./..data" is "..data" once cleaned: it must be refused, or every sync
+// would replace the live link with one to itself.
+func TestPayloadPathCleanedBeforeCheck(t *testing.T) {
+	for _, p := range []string{"./..data", "a/../..data", "./..2020_01_01_00_00_00.1/x", ".", "a/.."} {
+		if _, err := validatePayload(map[string]file{p: {data: []byte("x"), mode: 0o644}}); err == nil {
+			t.Errorf("payload path %q accepted", p)
+		}
+	}
+}
+
+func TestMountPointsUnder(t *testing.T) {
+	info := `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+100 22 0:50 / /var/lib/na/pods/u1/volumes/kubernetes.io~secret/s rw,nosuid,nodev - tmpfs tmpfs rw
+101 22 8:1 /data /var/lib/na/pods/u1/volume-subpaths/v/c/0 rw - ext4 /dev/sda1 rw
+102 22 8:1 /x /var/lib/na/pods/u1/volume-subpaths/with\040space/c/1 rw - ext4 /dev/sda1 rw
+103 22 8:1 /x /var/lib/na/pods/u10/volumes/x rw - ext4 /dev/sda1 rw
+`
+	got, err := mountPointsUnder(bufio.NewScanner(strings.NewReader(info)), "/var/lib/na/pods/u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/var/lib/na/pods/u1/volume-subpaths/with space/c/1",
+		"/var/lib/na/pods/u1/volume-subpaths/v/c/0",
+		"/var/lib/na/pods/u1/volumes/kubernetes.io~secret/s",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("mount points\n got %q\nwant %q", got, want)
 	}
 }

@@ -187,24 +187,57 @@ func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
 	m.forgetTokens(podUID)
 	dir := m.podDir(podUID)
 	if m.Mounter != nil {
-		points, err := m.Mounter.MountPoints(dir)
-		if err != nil {
+		if err := m.unmountAll(dir); err != nil {
 			return fmt.Errorf("tear down volumes of pod %s: %w", podUID, err)
 		}
-		for _, p := range points {
-			if err := m.Mounter.Unmount(p); err != nil {
-				return fmt.Errorf("tear down volumes of pod %s: unmount %s: %w", podUID, p, err)
-			}
-			klog.FromContext(ctx).V(4).Info("Unmounted", "podUID", podUID, "path", p)
-		}
-		if points, err := m.Mounter.MountPoints(dir); err != nil || len(points) > 0 {
-			return fmt.Errorf("tear down volumes of pod %s: still mounted: %v %v", podUID, points, err)
-		}
+	}
+	// The mount points of subPaths go one by one with os.Remove, which
+	// fails on anything still mounted, before RemoveAll could walk into it.
+	if err := removeSubPathTargets(filepath.Join(dir, subPathsDir)); err != nil {
+		return fmt.Errorf("tear down volumes of pod %s: %w", podUID, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove volumes of pod %s: %w", podUID, err)
 	}
 	return nil
+}
+
+// removeSubPathTargets removes <dir>/<volume>/<container>/<index> and the
+// directories above them, each with os.Remove.
+func removeSubPathTargets(dir string) error {
+	vols, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, v := range vols {
+		vdir := filepath.Join(dir, v.Name())
+		ctrs, err := os.ReadDir(vdir)
+		if err != nil {
+			return err
+		}
+		for _, c := range ctrs {
+			cdir := filepath.Join(vdir, c.Name())
+			targets, err := os.ReadDir(cdir)
+			if err != nil {
+				return err
+			}
+			for _, t := range targets {
+				if err := os.Remove(filepath.Join(cdir, t.Name())); err != nil {
+					return err
+				}
+			}
+			if err := os.Remove(cdir); err != nil {
+				return err
+			}
+		}
+		if err := os.Remove(vdir); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
 }
 
 // sortDeepestFirst orders paths so that a mount point comes before the

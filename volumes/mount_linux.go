@@ -2,6 +2,7 @@ package volumes
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,8 +34,14 @@ func (unixMounter) BindMount(source, target string) error {
 	return unix.Mount(source, target, "", unix.MS_BIND, "")
 }
 
+// Unmount unmounts target; a mount that is busy or hidden under another
+// is detached lazily.
 func (unixMounter) Unmount(target string) error {
-	return unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
+	err := unix.Unmount(target, unix.UMOUNT_NOFOLLOW)
+	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EINVAL) {
+		err = unix.Unmount(target, unix.UMOUNT_NOFOLLOW|unix.MNT_DETACH)
+	}
+	return err
 }
 
 // IsMountPoint reports whether path is on another device than its parent,

@@ -3,7 +3,6 @@ package volumes
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,31 +113,4 @@ func openBeneath(root, rel string, flags int, mkdirMode uint32) (int, error) {
 		return child, nil
 	}
 	return fd, nil
-}
-
-// readFileBeneath reads root/rel, a regular file reached without following
-// links, returning at most limit bytes and whether the file was longer.
-func readFileBeneath(root, rel string, limit int) ([]byte, bool, error) {
-	fd, err := openBeneath(root, rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, false, err
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(root, rel))
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, false, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, false, fmt.Errorf("%s is not a regular file", f.Name())
-	}
-	buf := make([]byte, limit+1)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, false, err
-	}
-	if n > limit {
-		return buf[:limit], true, nil
-	}
-	return buf[:n], false, nil
 }

@@ -57,7 +57,8 @@ func (m *Manager) SubPath(ctx context.Context, pod *v1.Pod, volume, container st
 	}
 	resolved, err := filepath.EvalSymlinks(filepath.Join(volumePath, filepath.Join(parts...)))
 	if err != nil {
-		return "", err
+		// The cause would tell the pod which host paths exist.
+		return "", errors.New("cannot be resolved inside the volume")
 	}
 	rel, err := relWithin(realRoot, resolved)
 	if err != nil {
@@ -103,7 +104,7 @@ func makeSubPathDirs(realRoot, root string, parts []string, mode uint32) error {
 			break
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return err
+			return errors.New("cannot be resolved inside the volume")
 		}
 	}
 	if k == len(parts) {
@@ -124,10 +125,12 @@ func makeSubPathDirs(realRoot, root string, parts []string, mode uint32) error {
 }
 
 // relWithin returns p relative to root, or an error when p is not inside.
+// The error does not name p: it would tell the pod where its links lead on
+// the host.
 func relWithin(root, p string) (string, error) {
 	rel, err := filepath.Rel(root, p)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", fmt.Errorf("resolves to %s, outside the volume", p)
+		return "", errors.New("leads outside the volume")
 	}
 	return rel, nil
 }
@@ -139,17 +142,8 @@ func validName(s string) bool {
 // prepareTarget makes the mount point of a subPath: a directory or an
 // empty file, with nothing mounted on it. Its parents are the agent's own.
 func (m *Manager) prepareTarget(target string, dir bool) error {
-	for range 10 {
-		mounted, err := m.Mounter.MountPoints(target)
-		if err != nil {
-			return err
-		}
-		if !contains(mounted, target) {
-			break
-		}
-		if err := m.Mounter.Unmount(target); err != nil {
-			return err
-		}
+	if err := m.unmountAll(target); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return err
@@ -175,11 +169,21 @@ func (m *Manager) prepareTarget(target string, dir bool) error {
 	return f.Close()
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// unmountAll unmounts everything mounted at or below dir, reading the
+// mount table again after each unmount (a mount may hide another), and
+// fails when something stays.
+func (m *Manager) unmountAll(dir string) error {
+	for range 100 {
+		points, err := m.Mounter.MountPoints(dir)
+		if err != nil {
+			return err
+		}
+		if len(points) == 0 {
+			return nil
+		}
+		if err := m.Mounter.Unmount(points[0]); err != nil {
+			return fmt.Errorf("unmount %s: %w", points[0], err)
 		}
 	}
-	return false
+	return fmt.Errorf("%s: still mounted after 100 unmounts", dir)
 }

@@ -67,6 +67,9 @@ func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podStat
 		r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
 		return minPositive(requeue, r), changed || started, err
 	}
+	// App containers start independently, as the kubelet's SyncPod: one
+	// that cannot start does not hold the others back.
+	var firstErr error
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cur, _ := state.latest(c.Name)
@@ -78,10 +81,16 @@ func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podStat
 		}
 		r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
 		if err != nil {
-			return 0, changed, err
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
 		}
 		changed = changed || started
 		requeue = minPositive(requeue, r)
+	}
+	if firstErr != nil {
+		return 0, changed, firstErr
 	}
 	return requeue, changed, nil
 }
@@ -131,7 +140,8 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 		restartCount = prevRestartCount(prev) + 1
 		finished := time.Unix(0, prev.FinishedAt)
 		started := time.Unix(0, prev.StartedAt)
-		if finished.Sub(started) >= backoffResetAfter {
+		// A container that never started (StartError) ran for no time.
+		if prev.StartedAt > 0 && finished.Sub(started) >= backoffResetAfter {
 			s.crashBackoff.Reset(key)
 		}
 		if s.crashBackoff.IsInBackOffSince(key, finished) {

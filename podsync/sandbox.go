@@ -235,7 +235,11 @@ func (s *Syncer) sandboxLinux(pod *v1.Pod) *runtimeapi.LinuxPodSandboxConfig {
 		if psc.RunAsUser != nil {
 			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
 		}
-		if psc.RunAsGroup != nil {
+		// The kubelet passes a group without a user too, and containerd
+		// then fails every sandbox of the pod ("user group is specified
+		// without user"). The pause process owns no files: it keeps its
+		// image's user, and the containers get the group (security.go).
+		if psc.RunAsGroup != nil && psc.RunAsUser != nil {
 			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
 		}
 		sc.SelinuxOptions = selinuxOptions(psc.SELinuxOptions)

@@ -77,7 +77,7 @@ func TestSubPathSymlinkSwapRace(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
 	dir := hostDir(t, "subpath-race")
-	racer := "touch /results/out; while true; do rm -rf /shared/s; mkdir /shared/s; rm -rf /shared/s; ln -s " + dir + " /shared/s; done"
+	racer := "touch /results/out; while true; do rm -rf /shared/s; ln -s " + dir + " /shared/s; rm -f /shared/s; mkdir /shared/s; sleep 0.$RANDOM; done"
 	check := "if [ -e /sub/HOST-SECRET ]; then echo ESCAPED >> /results/out; else echo checked >> /results/out; fi; sleep 1; exit 0"
 	p := busyboxPod("race", racer, v1.RestartPolicyAlways)
 	p.Spec.Volumes = []v1.Volume{
@@ -102,7 +102,10 @@ func TestSubPathSymlinkSwapRace(t *testing.T) {
 		return false
 	})
 	// Bounded: the race runs for 60 s, the checks restart with the
-	// crash-loop back-off meanwhile.
+	// crash-loop back-off meanwhile. The racer keeps a directory for a
+	// random part of a second so that some checks start; the others meet
+	// the link and are refused, or lose the directory before runc mounts
+	// it (StartError).
 	time.Sleep(60 * time.Second)
 	out := kubectl(t, "-n", ns, "exec", "race", "-c", "main", "--", "cat", "/results/out")
 	if strings.Contains(out, "ESCAPED") {

@@ -160,8 +160,9 @@ func TestLeaseSurvivesBadTokenFlood(t *testing.T) {
 		}
 	}()
 
-	// 1,000 requests over 10s, 20 at a time, each with a new random token.
-	const total, workers = 1000, 20
+	// 1,000 requests over 10s, up to 100 at a time, each with a new random
+	// token.
+	const total, workers = 1000, 100
 	floodCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	hc := nodeClient(t, false)

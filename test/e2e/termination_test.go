@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,8 +88,13 @@ exit 1`, v1.RestartPolicyNever)
 func TestTerminationMessageBounded(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
+	before := agentRSS(t)
 	createPod(t, c, ns, busyboxPod("big", `head -c 100000000 /dev/zero | tr '\0' a > /dev/termination-log; exit 1`, v1.RestartPolicyNever))
 	got := waitPod(t, c, ns, "big", 180*time.Second, "done", podDone)
+	// Reading the whole file would have added 100 MB.
+	if after := agentRSS(t); after > before+40<<20 {
+		t.Errorf("agent RSS grew from %d to %d MiB", before>>20, after>>20)
+	}
 	term := terminated(t, got)
 	if term.ExitCode != 1 {
 		t.Errorf("exit code %d, want 1", term.ExitCode)
@@ -122,4 +128,28 @@ func TestTerminationMessageFallbackToLogs(t *testing.T) {
 	if term.Message != want.String() {
 		t.Errorf("message = %q, want the last 80 lines %q", term.Message, want.String())
 	}
+}
+
+// agentRSS is the resident memory of the running nodeagent in bytes.
+func agentRSS(t *testing.T) int64 {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(state, "run", "nodeagent.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in the agent's status")
+	return 0
 }

@@ -2,6 +2,7 @@ package podsync
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ func unsupported(pod *v1.Pod) error {
 	}
 	if pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers {
 		add("hostUsers: false")
+	}
+	if pod.Spec.Resources != nil && (len(pod.Spec.Resources.Requests) > 0 || len(pod.Spec.Resources.Limits) > 0 || len(pod.Spec.Resources.Claims) > 0) {
+		add("pod-level resources (spec.resources)")
 	}
 	for _, v := range pod.Spec.Volumes {
 		src := v.VolumeSource
@@ -63,15 +67,27 @@ func unsupported(pod *v1.Pod) error {
 
 // admit returns the reason and message for refusing a new pod, or "". The
 // checks run in the kubelet's order: sysctls, then the node's predicates
-// (supplementalGroupsPolicy, resources), then AppArmor.
+// (OS, supplementalGroupsPolicy, resources), then AppArmor.
 func (s *Syncer) admit(pod *v1.Pod) (string, string) {
 	if err := unsupported(pod); err != nil {
 		return "UnsupportedPodSpec", err.Error()
 	}
-	for _, check := range []func(*v1.Pod) (string, string){s.admitSysctls, s.admitSupplementalGroupsPolicy, s.admitResources, s.admitAppArmor} {
+	for _, check := range []func(*v1.Pod) (string, string){s.admitSysctls, admitOS, s.admitSupplementalGroupsPolicy, s.admitResources, s.admitAppArmor} {
 		if reason, msg := check(pod); reason != "" {
 			return reason, msg
 		}
+	}
+	return "", ""
+}
+
+// admitOS refuses, as the kubelet's predicates, a pod labelled for another
+// OS (kubernetes.io/os) or whose spec.os is not the node's.
+func admitOS(pod *v1.Pod) (string, string) {
+	if os, ok := pod.Labels[v1.LabelOSStable]; ok && os != runtime.GOOS {
+		return "PodOSSelectorNodeLabelDoesNotMatch", "Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"
+	}
+	if pod.Spec.OS != nil && string(pod.Spec.OS.Name) != runtime.GOOS {
+		return "PodOSNotSupported", "Failed to admit pod as the OS field doesn't match node OS"
 	}
 	return "", ""
 }

@@ -72,6 +72,13 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		Annotations: annotations,
 		Linux:       s.containerLinux(pod, c, user),
 	}
+	if c.Lifecycle != nil && c.Lifecycle.StopSignal != nil {
+		sig, ok := runtimeapi.Signal_value[string(*c.Lifecycle.StopSignal)]
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown lifecycle.stopSignal %q", errConfig, *c.Lifecycle.StopSignal)
+		}
+		cfg.StopSignal = runtimeapi.Signal(sig)
+	}
 	return cfg, nil
 }
 
@@ -83,13 +90,13 @@ func (s *Syncer) writeHosts(pod *v1.Pod, podIP string) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	hostname := pod.Name
-	if pod.Spec.Hostname != "" {
-		hostname = pod.Spec.Hostname
+	hostname, domain, err := podHostname(pod, s.cfg.ClusterDomain)
+	if err != nil {
+		return "", err
 	}
 	if podIP != "" {
-		if pod.Spec.Subdomain != "" && s.cfg.ClusterDomain != "" {
-			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.%s\t%s\n", podIP, hostname, pod.Spec.Subdomain, pod.Namespace, s.cfg.ClusterDomain, hostname)
+		if domain != "" && s.cfg.ClusterDomain != "" {
+			fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", podIP, hostname, domain, hostname)
 		} else {
 			fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
 		}

@@ -162,12 +162,12 @@ func (s *Syncer) sandboxIPsOf(ctx context.Context, id string) ([]string, error) 
 }
 
 func (s *Syncer) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
-	hostname := pod.Name
-	if pod.Spec.Hostname != "" {
-		hostname = pod.Spec.Hostname
+	hostname, domain, err := podHostname(pod, s.cfg.ClusterDomain)
+	if err == nil {
+		hostname, err = kernelHostname(pod, hostname, domain)
 	}
-	if len(hostname) > 63 {
-		hostname = strings.TrimRight(hostname[:63], "-.")
+	if err != nil {
+		return nil, err
 	}
 	if pod.Spec.HostNetwork {
 		// As the kubelet: no hostname for a pod in the node's network (and

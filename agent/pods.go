@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -128,6 +129,9 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		AllowedUnsafeSysctls:              cfg.AllowedUnsafeSysctls,
 		AppArmorEnabled:                   podsync.HostAppArmorEnabled(),
 		SupplementalGroupsPolicySupported: strictGroupsSupported(ctx, rt),
+		GetSecret: func(ctx context.Context, ns, name string) (*v1.Secret, error) {
+			return client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		},
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	p.workers = podworkers.New(p.syncer, clk)
 	if err := startDelegate(ctx, opts, cniManager, p.syncer.DelegatedPodNetwork); err != nil {

@@ -57,7 +57,18 @@ func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 	}
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	start := s.clock.Now()
-	ref, err := s.images.PullImage(ctx, spec, nil, nil)
+	// Each matching credential in turn, as the kubelet; none: anonymous.
+	var ref string
+	var err error
+	auths := s.pullAuth(ctx, pod, c.Image)
+	if len(auths) == 0 {
+		auths = []*runtimeapi.AuthConfig{nil}
+	}
+	for _, auth := range auths {
+		if ref, err = s.images.PullImage(ctx, spec, auth, nil); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		s.pullBackoff.Next(key, now)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)

@@ -84,6 +84,9 @@ type Config struct {
 	// supplementalGroupsPolicy Strict (its RuntimeFeatures); nil: it does
 	// not.
 	SupplementalGroupsPolicySupported func() bool
+	// GetSecret reads a Secret of the pod's namespace (imagePullSecrets);
+	// nil: pulls go without credentials.
+	GetSecret func(ctx context.Context, namespace, name string) (*v1.Secret, error)
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.

@@ -3,8 +3,10 @@ package podsync
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -69,7 +71,7 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 			hasHosts = true
 		}
 		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: readOnly,
-			RecursiveReadOnly: rro, Propagation: prop, SelinuxRelabel: false})
+			RecursiveReadOnly: rro, Propagation: prop, SelinuxRelabel: s.relabel(pod, m.Name)})
 	}
 	if !hasHosts && !pod.Spec.HostNetwork {
 		p, err := s.writeHosts(pod, podIP)
@@ -87,6 +89,30 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 	}
 	return out, nil
 }
+
+// relabel tells the runtime to relabel a volume for the pod's SELinux
+// context, as the kubelet does for the volume types it owns (emptyDir,
+// configMap, secret, downwardAPI, projected; never hostPath), when the
+// host runs SELinux. Those types know no mount-option labelling, so
+// seLinuxChangePolicy MountOption falls back to this relabelling there
+// too, as in the kubelet.
+func (s *Syncer) relabel(pod *v1.Pod, name string) bool {
+	if !selinuxEnabled() {
+		return false
+	}
+	for i := range pod.Spec.Volumes {
+		if v := &pod.Spec.Volumes[i]; v.Name == name {
+			return v.EmptyDir != nil || writtenByAgent(pod, name)
+		}
+	}
+	return false
+}
+
+// selinuxEnabled reports whether the host runs SELinux.
+var selinuxEnabled = sync.OnceValue(func() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+})
 
 // writtenByAgent reports whether the volume is one the agent writes with
 // the atomic writer (configMap, secret, downwardAPI, projected).

@@ -643,12 +643,12 @@ func TestSecurityContextFieldsHandled(t *testing.T) {
 		"PodSecurityContext.RunAsNonRoot":             "verifyRunAsNonRoot",
 		"PodSecurityContext.SupplementalGroups":       "supplementalGroups",
 		"PodSecurityContext.SupplementalGroupsPolicy": "supplementalGroups, admitSupplementalGroupsPolicy",
-		"PodSecurityContext.FSGroup":                  "supplementalGroups; ownership in volumes",
+		"PodSecurityContext.FSGroup":                  "supplementalGroups; volume ownership (volumes.writeAtomic, setupEmptyDir)",
 		"PodSecurityContext.Sysctls":                  "admitSysctls, sandboxSysctls",
-		"PodSecurityContext.FSGroupChangePolicy":      "volumes",
+		"PodSecurityContext.FSGroupChangePolicy":      "volumes: ownership is set as the agent writes, which Always and OnRootMismatch agree on",
 		"PodSecurityContext.SeccompProfile":           "seccompProfile",
 		"PodSecurityContext.AppArmorProfile":          "appArmorProfile, admitAppArmor",
-		"PodSecurityContext.SELinuxChangePolicy":      "volumes (mount relabelling)",
+		"PodSecurityContext.SELinuxChangePolicy":      "mounts.go relabel: these volume types are relabelled either way, as the kubelet",
 	}
 	seen := map[string]bool{}
 	for _, typ := range []reflect.Type{reflect.TypeOf(v1.SecurityContext{}), reflect.TypeOf(v1.PodSecurityContext{})} {

@@ -93,13 +93,26 @@ var versionName = regexp.MustCompile(`^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.
 // descriptors opened without following links, a user-visible entry is kept
 // only when it is exactly "name -> ..data/name", and every other entry is
 // removed as it is (a link is unlinked, never followed).
-func writeAtomic(dir string, payload map[string]file) (bool, error) {
+//
+// With gid >= 0 (the pod's fsGroup) every directory and file of a new
+// version, and the volume directory, belong to that group, as the
+// kubelet's SetVolumeOwnership makes them; the modes already carry the
+// group bits (withFSGroup).
+func writeAtomic(dir string, payload map[string]file, gid int) (bool, error) {
 	payload, err := validatePayload(payload)
 	if err != nil {
 		return false, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
+	}
+	if gid >= 0 {
+		if err := os.Chown(dir, -1, gid); err != nil {
+			return false, err
+		}
+		if err := os.Chmod(dir, 0o755|fsGroupDirBits); err != nil {
+			return false, err
+		}
 	}
 	want := topLevel(payload)
 	current := currentVersion(dir)
@@ -114,7 +127,7 @@ func writeAtomic(dir string, payload map[string]file) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := writePayload(tsDir, payload); err != nil {
+	if err := writePayload(tsDir, payload, gid); err != nil {
 		_ = os.RemoveAll(tsDir)
 		return false, err
 	}
@@ -173,13 +186,22 @@ func prune(dir, keep string, want map[string]bool) error {
 
 // writePayload writes payload into root, a directory writeAtomic has just
 // made; files are created exclusively, never through a link.
-func writePayload(root string, payload map[string]file) error {
-	if err := os.Chmod(root, 0o755); err != nil {
+func writePayload(root string, payload map[string]file, gid int) error {
+	dirMode := os.FileMode(0o755)
+	if gid >= 0 {
+		dirMode |= fsGroupDirBits
+	}
+	if err := os.Chmod(root, dirMode); err != nil {
 		return err
+	}
+	if gid >= 0 {
+		if err := os.Chown(root, -1, gid); err != nil {
+			return err
+		}
 	}
 	for p, f := range payload {
 		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		if err := mkdirGroup(root, filepath.Dir(p), dirMode, gid); err != nil {
 			return err
 		}
 		out, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, f.mode.Perm())
@@ -187,6 +209,9 @@ func writePayload(root string, payload map[string]file) error {
 			return err
 		}
 		_, err = out.Write(f.data)
+		if err == nil && gid >= 0 {
+			err = out.Chown(-1, gid)
+		}
 		if err == nil {
 			err = out.Chmod(f.mode.Perm()) // umask
 		}
@@ -194,6 +219,48 @@ func writePayload(root string, payload map[string]file) error {
 			err = cerr
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fsGroupDirBits are what the kubelet adds to a directory of a volume
+// owned by the pod's fsGroup: setgid, so new files inherit the group, and
+// group read and search.
+const fsGroupDirBits = os.ModeSetgid | 0o550
+
+// withFSGroup adds the group read bits to every file's mode, as the
+// kubelet's SetVolumeOwnership does for read-only volumes.
+func withFSGroup(payload map[string]file) {
+	for p, f := range payload {
+		f.mode |= 0o440
+		payload[p] = f
+	}
+}
+
+// mkdirGroup makes root/rel and its missing parents with mode and group
+// (gid < 0: no group), in a version directory the writer has just made.
+func mkdirGroup(root, rel string, mode os.FileMode, gid int) error {
+	if rel == "." {
+		return nil
+	}
+	cur := root
+	for _, part := range strings.Split(rel, "/") {
+		cur = filepath.Join(cur, part)
+		err := os.Mkdir(cur, 0o755)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if gid >= 0 {
+			if err := os.Chown(cur, -1, gid); err != nil {
+				return err
+			}
+		}
+		if err := os.Chmod(cur, mode); err != nil {
 			return err
 		}
 	}

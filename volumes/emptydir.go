@@ -44,7 +44,18 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	default:
 		return unsupported(name, fmt.Sprintf("emptyDir medium %q", medium))
 	}
-	return os.Chmod(dir, 0o777) // umask
+	// As the kubelet's SetVolumeOwnership of a new emptyDir: the pod's
+	// fsGroup owns it, setgid so that what containers create inherits the
+	// group. Only the root: what containers wrote is theirs, and a walk
+	// through it could be raced into following their links.
+	mode := os.FileMode(0o777)
+	if g := fsGroup(pod); g != nil {
+		if err := os.Chown(dir, -1, int(*g)); err != nil {
+			return err
+		}
+		mode |= os.ModeSetgid
+	}
+	return os.Chmod(dir, mode) // umask
 }
 
 // mountTmpfs mounts a tmpfs on dir unless one is there, sized as the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -55,11 +56,11 @@ func TestAtomicWriterTrustsNothingInTheVolume(t *testing.T) {
 			must(t, os.MkdirAll(host, 0o755))
 			must(t, os.WriteFile(filepath.Join(host, "precious"), []byte("host data"), 0o644))
 			dir := filepath.Join(root, "pods", "uid", "volumes", pluginDownward, "vol")
-			if _, err := writeAtomic(dir, map[string]file{"key": {data: []byte("v1"), mode: 0o644}, "dir/nested": {data: []byte("n"), mode: 0o600}}); err != nil {
+			if _, err := writeAtomic(dir, map[string]file{"key": {data: []byte("v1"), mode: 0o644}, "dir/nested": {data: []byte("n"), mode: 0o600}}, -1); err != nil {
 				t.Fatal(err)
 			}
 			plant(t, dir, host)
-			if _, err := writeAtomic(dir, payload); err != nil {
+			if _, err := writeAtomic(dir, payload, -1); err != nil {
 				t.Fatal(err)
 			}
 			// The host is untouched.
@@ -266,5 +267,33 @@ func TestMountPointsUnder(t *testing.T) {
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("mount points\n got %q\nwant %q", got, want)
+	}
+}
+
+// With an fsGroup, a new version's files and directories belong to the
+// group, directories setgid, files group-readable, as the kubelet's
+// SetVolumeOwnership of read-only volumes.
+func TestAtomicWriterFSGroup(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vol")
+	gid := os.Getgid()
+	payload := map[string]file{"secret": {data: []byte("x"), mode: 0o600}, "d/nested": {data: []byte("y"), mode: 0o600}}
+	withFSGroup(payload)
+	if _, err := writeAtomic(dir, payload, gid); err != nil {
+		t.Fatal(err)
+	}
+	v := currentVersion(dir)
+	for rel, want := range map[string]os.FileMode{".": 0o755 | fsGroupDirBits, v: 0o755 | fsGroupDirBits, v + "/d": 0o755 | fsGroupDirBits, v + "/secret": 0o640, v + "/d/nested": 0o640} {
+		fi, err := os.Lstat(filepath.Join(dir, rel))
+		must(t, err)
+		if got := fi.Mode() & (os.ModePerm | os.ModeSetgid); got != want {
+			t.Errorf("%s: mode %v, want %v", rel, got, want)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid {
+			t.Errorf("%s: group %d, want %d", rel, st.Gid, gid)
+		}
+	}
+	// Unchanged content is not rewritten.
+	if changed, err := writeAtomic(dir, payload, gid); err != nil || changed {
+		t.Errorf("second write: changed %v, %v", changed, err)
 	}
 }

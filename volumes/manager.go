@@ -151,7 +151,12 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 			return "", err
 		}
 	}
-	changed, err := writeAtomic(dir, payload)
+	gid := -1
+	if g := fsGroup(pod); g != nil {
+		gid = int(*g)
+		withFSGroup(payload)
+	}
+	changed, err := writeAtomic(dir, payload, gid)
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", dir, err)
 	}
@@ -159,6 +164,14 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 		klog.FromContext(ctx).V(4).Info("Updated volume", "pod", klog.KObj(pod), "podUID", pod.UID, "volume", vol.Name, "path", dir)
 	}
 	return dir, nil
+}
+
+// fsGroup is the pod's fsGroup, nil when unset.
+func fsGroup(pod *v1.Pod) *int64 {
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		return sc.FSGroup
+	}
+	return nil
 }
 
 // sourceKind returns the API name (e.g. "hostPath") of the volume source

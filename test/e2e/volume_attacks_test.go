@@ -226,3 +226,34 @@ func TestForeignPodLogDirSurvivesGC(t *testing.T) {
 	}
 	harness(t, "wait-node")
 }
+
+// A non-root container reads a secret of mode 0600 through the pod's
+// fsGroup, and what it writes in an emptyDir gets that group.
+func TestFSGroupVolumeOwnership(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	if _, err := c.CoreV1().Secrets(ns).Create(context.Background(), &v1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "s"}, StringData: map[string]string{"k": "for-the-group"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	user, group := int64(1000), int64(2000)
+	mode := int32(0o600)
+	p := busyboxPod("fsgroup", "id; cat /secret/k; echo; touch /scratch/f && stat -c 'group=%g' /scratch/f", v1.RestartPolicyNever)
+	p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: &user, FSGroup: &group}
+	p.Spec.Volumes = []v1.Volume{
+		{Name: "s", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s", DefaultMode: &mode}}},
+		{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+	}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "s", MountPath: "/secret"}, {Name: "scratch", MountPath: "/scratch"}}
+	createPod(t, c, ns, p)
+	waitPod(t, c, ns, "fsgroup", 60*time.Second, "finished", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
+	})
+	out := kubectl(t, "-n", ns, "logs", "fsgroup")
+	for _, want := range []string{"uid=1000", "2000", "for-the-group", "group=2000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

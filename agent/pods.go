@@ -82,15 +82,16 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		}
 		return nil
 	}
+	p := &podPipeline{}
 	vols := volumes.NewManager(client, opts.RootDir, clk)
 	vols.NodeAllocatable = allocatable
+	vols.Wake = func(uid types.UID) { p.workers.Wake(uid) }
 	env := &podenv.Resolver{
 		Client:                 client,
 		ServiceLister:          func(ns string) ([]*v1.Service, error) { return api.services.Services(ns).List(everything) },
 		NodeAllocatable:        allocatable,
 		MasterServiceNamespace: "default",
 	}
-	p := &podPipeline{}
 	p.probes = prober.New(prober.Config{
 		Runtime:  rt.Runtime,
 		Recorder: recorder,

@@ -172,6 +172,7 @@ func rejectedStatus(pod *v1.Pod, reason, message string, now time.Time) *v1.PodS
 	st.Phase = v1.PodFailed
 	st.Reason = reason
 	st.Message = message
+	st.ObservedGeneration = observedGeneration(pod)
 	if st.StartTime == nil {
 		t := metav1.NewTime(now)
 		st.StartTime = &t

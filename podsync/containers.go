@@ -47,6 +47,18 @@ func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podStat
 				}
 				continue
 			}
+			if cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur) {
+				r, _, err := s.restartChanged(ctx, pod, state, c, cur, sandbox, "Init container "+c.Name+" definition changed")
+				if err != nil {
+					return 0, true, err
+				}
+				changed = true
+				requeue = minPositive(requeue, r)
+				if !initialized {
+					return requeue, changed, nil // wait until the new one runs
+				}
+				continue
+			}
 			if !initialized && (cur.State != runtimeapi.ContainerState_CONTAINER_RUNNING || !s.probeStarted(pod, c, cur.Id)) {
 				return requeue, changed, nil // wait until it runs and has started
 			}
@@ -73,20 +85,27 @@ func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podStat
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cur, _ := state.latest(c.Name)
-		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		var r time.Duration
+		var started bool
+		var err error
+		switch {
+		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur):
+			r, _, err = s.restartChanged(ctx, pod, state, c, cur, sandbox, "Container "+c.Name+" definition changed, will be restarted")
+			started = true // the old one stopped, at least
+		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED:
 			continue
-		}
-		if cur != nil && !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+		case cur != nil && !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode):
 			continue
+		default:
+			r, started, err = s.maybeStart(ctx, pod, c, cur, sandbox)
 		}
-		r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
+		changed = changed || started
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		changed = changed || started
 		requeue = minPositive(requeue, r)
 	}
 	if firstErr != nil {
@@ -155,6 +174,28 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 		}
 		s.crashBackoff.Next(key, finished)
 	}
+	return s.start(ctx, pod, c, restartCount, sandbox)
+}
+
+// restartChanged stops the running container cur of c, whose spec changed
+// (see hash.go), with the pod's grace period and its preStop hook, then
+// starts c again at once with the new spec and the next restart count, as
+// the kubelet's computePodActions does: whatever the restartPolicy and
+// without the crash-loop back-off, which is for containers that failed.
+// why is the Killing event's message, the kubelet's.
+func (s *Syncer) restartChanged(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, why string) (time.Duration, bool, error) {
+	klog.FromContext(ctx).V(2).Info("Container definition changed, restarting it", "container", c.Name, "containerID", cur.Id, "image", c.Image)
+	s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)
+	if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), podGrace(pod)); err != nil {
+		return 0, false, fmt.Errorf("stop container %q of pod %s whose spec changed: %w", c.Name, klog.KObj(pod), err)
+	}
+	return s.start(ctx, pod, c, prevRestartCount(cur)+1, sandbox)
+}
+
+// start starts instance restartCount of c and turns a failure into the
+// container's waiting reason: it returns when to sync again and whether a
+// container was created.
+func (s *Syncer) start(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
 	err := s.startContainer(ctx, pod, c, restartCount, sandbox)
 	if err == nil {
 		s.clearWaiting(pod.UID, c.Name)
@@ -207,6 +248,7 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	if err != nil {
 		return err
 	}
+	setContainerHash(cfg, c)
 	t = time.Now()
 	id, err := s.runtime.CreateContainer(ctx, sandbox.Id, cfg, sbCfg)
 	if err != nil {

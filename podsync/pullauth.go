@@ -48,8 +48,7 @@ func (s *Syncer) pullAuth(ctx context.Context, pod *v1.Pod, image string) []*run
 	var out []*runtimeapi.AuthConfig
 	for _, e := range entries {
 		if e.matches(host, repo) {
-			a := e.auth
-			out = append(out, &a)
+			out = append(out, e.auth)
 		}
 	}
 	return out
@@ -58,7 +57,7 @@ func (s *Syncer) pullAuth(ctx context.Context, pod *v1.Pod, image string) []*run
 type authEntry struct {
 	key        string
 	host, path string
-	auth       runtimeapi.AuthConfig
+	auth       *runtimeapi.AuthConfig
 }
 
 // dockerConfigEntry is one registry of a .dockerconfigjson "auths" map or a
@@ -104,7 +103,7 @@ func parseDockerSecret(sec *v1.Secret) ([]authEntry, error) {
 			user, pass = u, p
 		}
 		host, p := parseRegistryKey(key)
-		out = append(out, authEntry{key: key, host: host, path: p, auth: runtimeapi.AuthConfig{
+		out = append(out, authEntry{key: key, host: host, path: p, auth: &runtimeapi.AuthConfig{
 			Username: user, Password: pass, ServerAddress: key,
 			IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken,
 		}})

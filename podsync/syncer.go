@@ -23,7 +23,12 @@ import (
 // Volumes prepares and releases pod volumes on the host.
 type Volumes interface {
 	Setup(ctx context.Context, pod *v1.Pod) (map[string]string, error)
+	// NextRefresh returns when a token of the pod must be renewed and
+	// whether that time has come.
 	NextRefresh(uid types.UID) (time.Time, bool)
+	// Stale reports whether a source of the pod's volumes changed since
+	// its last Setup.
+	Stale(pod *v1.Pod) bool
 	// SubPath returns the host path to mount for the index-th mount of
 	// container, a subPath of the volume at volumePath, safe from links
 	// the pod planted in the volume.
@@ -186,6 +191,9 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 			return true, 0, nil
 		}
 	}
+	if s.pastDeadline(pod) { // activeDeadlineSeconds: deadline.go
+		return s.failPastDeadline(ctx, pod)
+	}
 	var requeue time.Duration
 	sandbox := state.readySandbox()
 	if sandbox == nil && !podDone(pod, state) {
@@ -212,12 +220,15 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		}
 	}
 	if sandbox != nil {
-		if t, ok := s.volumes.NextRefresh(pod.UID); ok && !t.After(s.clock.Now()) {
+		// Sources that changed (a watched ConfigMap or Secret, the labels
+		// a downward API volume shows) and tokens that are due are
+		// written again.
+		if _, due := s.volumes.NextRefresh(pod.UID); due || s.volumes.Stale(pod) {
 			if _, err := s.volumes.Setup(ctx, pod); err != nil {
 				logger.Error(err, "Refreshing volumes")
 			}
 		}
-		if t, ok := s.volumes.NextRefresh(pod.UID); ok {
+		if t, _ := s.volumes.NextRefresh(pod.UID); !t.IsZero() {
 			requeue = minPositive(requeue, t.Sub(s.clock.Now()))
 		}
 		r, changed, syncErr := s.syncContainers(ctx, pod, state, sandbox)
@@ -256,6 +267,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		observePhase("status", t)
 		podStartSLI.Observe(s.clock.Since(pod.CreationTimestamp.Time).Seconds())
 	}
+	requeue = minPositive(requeue, s.untilDeadline(pod))
 	return terminal, requeue, nil
 }
 

@@ -57,6 +57,8 @@ func (f *fakeVolumes) Setup(_ context.Context, pod *v1.Pod) (map[string]string, 
 
 func (f *fakeVolumes) NextRefresh(types.UID) (time.Time, bool) { return time.Time{}, false }
 
+func (f *fakeVolumes) Stale(*v1.Pod) bool { return false }
+
 // SubPath returns the joined path; the safe resolution is the volume
 // manager's, tested there.
 func (f *fakeVolumes) SubPath(_ context.Context, _ *v1.Pod, _, _ string, _ int, volumePath, subPath string) (string, error) {

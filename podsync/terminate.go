@@ -132,6 +132,7 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 					return err
 				}
 				if st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed {
+					s.applyActiveDeadline(pod, st)
 					if err := s.status.Write(ctx, pod, st); err != nil {
 						return err
 					}

@@ -56,8 +56,14 @@ type Manager struct {
 	// emptyDirs are plain directories. Set before the first Setup.
 	Mounter Mounter
 
+	// Wake asks for a sync of a pod whose volume sources changed (see
+	// watch.go). When nil, nothing is watched: sources are read from the
+	// API at every Setup. Set before the first Setup.
+	Wake func(types.UID)
+
 	mu     sync.Mutex
 	tokens map[tokenKey]*cachedToken
+	w      watches
 }
 
 // NewManager returns a Manager keeping pod volumes under rootDir.
@@ -87,6 +93,7 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod) (map[string]string, er
 	if pod.UID == "" || strings.ContainsAny(string(pod.UID), "/\\") || pod.UID == "." || pod.UID == ".." {
 		return nil, fmt.Errorf("pod %s has invalid UID %q", klog.KObj(pod), pod.UID)
 	}
+	m.setupStarted(pod)
 	paths := make(map[string]string, len(pod.Spec.Volumes))
 	var errs []error
 	for i := range pod.Spec.Volumes {
@@ -124,11 +131,11 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 		return setupHostPath(src.HostPath)
 	case src.ConfigMap != nil:
 		plugin = pluginConfigMap
-		payload, err = m.configMapPayload(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items,
+		payload, err = m.configMapPayload(ctx, pod, src.ConfigMap.Name, src.ConfigMap.Items,
 			modeOf(src.ConfigMap.DefaultMode, defaultMode), isTrue(src.ConfigMap.Optional))
 	case src.Secret != nil:
 		plugin, memory = pluginSecret, true
-		payload, err = m.secretPayload(ctx, pod.Namespace, src.Secret.SecretName, src.Secret.Items,
+		payload, err = m.secretPayload(ctx, pod, src.Secret.SecretName, src.Secret.Items,
 			modeOf(src.Secret.DefaultMode, defaultMode), isTrue(src.Secret.Optional))
 	case src.DownwardAPI != nil:
 		plugin = pluginDownward
@@ -198,6 +205,7 @@ func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
 		return fmt.Errorf("invalid pod UID %q", podUID)
 	}
 	m.forgetTokens(podUID)
+	m.forgetWatches(podUID)
 	dir := m.podDir(podUID)
 	if m.Mounter != nil {
 		if err := m.unmountAll(dir); err != nil {

@@ -8,7 +8,6 @@ import (
 	"github.com/nodeagent/nodeagent/podenv"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // defaultMode is the API's default file mode (0644, 420 in decimal).
@@ -48,8 +47,13 @@ func keyPayload(kind, name string, data map[string][]byte, items []v1.KeyToPath,
 
 // configMapPayload fetches a ConfigMap; a missing one yields an empty payload
 // when optional.
-func (m *Manager) configMapPayload(ctx context.Context, ns, name string, items []v1.KeyToPath, mode os.FileMode, optional bool) (map[string]file, error) {
-	cm, err := m.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+func (m *Manager) configMapPayload(ctx context.Context, pod *v1.Pod, name string, items []v1.KeyToPath, mode os.FileMode, optional bool) (map[string]file, error) {
+	ns := pod.Namespace
+	obj, err := m.get(ctx, objRef{kind: "configmaps", namespace: ns, name: name}, pod.UID)
+	cm, _ := obj.(*v1.ConfigMap)
+	if err == nil && cm == nil {
+		err = fmt.Errorf("unexpected %T", obj)
+	}
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			if optional {
@@ -71,8 +75,13 @@ func (m *Manager) configMapPayload(ctx context.Context, ns, name string, items [
 
 // secretPayload fetches a Secret; a missing one yields an empty payload when
 // optional.
-func (m *Manager) secretPayload(ctx context.Context, ns, name string, items []v1.KeyToPath, mode os.FileMode, optional bool) (map[string]file, error) {
-	s, err := m.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+func (m *Manager) secretPayload(ctx context.Context, pod *v1.Pod, name string, items []v1.KeyToPath, mode os.FileMode, optional bool) (map[string]file, error) {
+	ns := pod.Namespace
+	obj, err := m.get(ctx, objRef{kind: "secrets", namespace: ns, name: name}, pod.UID)
+	s, _ := obj.(*v1.Secret)
+	if err == nil && s == nil {
+		err = fmt.Errorf("unexpected %T", obj)
+	}
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			if optional {
@@ -124,9 +133,9 @@ func (m *Manager) projectedPayload(ctx context.Context, pod *v1.Pod, volName str
 		var err error
 		switch {
 		case s.ConfigMap != nil:
-			part, err = m.configMapPayload(ctx, pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, mode, isTrue(s.ConfigMap.Optional))
+			part, err = m.configMapPayload(ctx, pod, s.ConfigMap.Name, s.ConfigMap.Items, mode, isTrue(s.ConfigMap.Optional))
 		case s.Secret != nil:
-			part, err = m.secretPayload(ctx, pod.Namespace, s.Secret.Name, s.Secret.Items, mode, isTrue(s.Secret.Optional))
+			part, err = m.secretPayload(ctx, pod, s.Secret.Name, s.Secret.Items, mode, isTrue(s.Secret.Optional))
 		case s.DownwardAPI != nil:
 			part, err = m.downwardPayload(pod, s.DownwardAPI.Items, mode)
 		case s.ServiceAccountToken != nil:

@@ -1,0 +1,246 @@
+package volumes
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+)
+
+// Running pods see their configMap, secret and downwardAPI volumes follow
+// their sources, as with the kubelet's watch-based manager: each ConfigMap
+// or Secret a pod's volume references is watched alone (a list and watch
+// with the field selector metadata.name=<name>, which the Node authorizer
+// allows for objects of pods bound to the node; a watch of all of them is
+// refused and would cost the memory of the whole cluster's). A change
+// marks the pods that reference the object stale and wakes their workers
+// (Wake); their next sync calls Setup, which reads the watched copy and
+// rewrites the volume atomically if its content changed. A pod's downward
+// API volumes are stale when the labels or annotations they read change.
+// The watches of a pod go with its Teardown.
+
+// objRef names a watched ConfigMap or Secret.
+type objRef struct {
+	kind      string // "configmaps" or "secrets"
+	namespace string
+	name      string
+}
+
+type objWatch struct {
+	store  cache.Store
+	synced func() bool
+	stop   chan struct{}
+	pods   map[types.UID]bool
+}
+
+type watches struct {
+	mu     sync.Mutex
+	byRef  map[objRef]*objWatch
+	stale  map[types.UID]bool
+	inputs map[types.UID]uint64 // downward API inputs at the last Setup
+}
+
+// get returns the object from its watch when the watch has synced, else
+// from the API, and starts the watch for pod on first use. It returns the
+// API's NotFound error for a missing object.
+func (m *Manager) get(ctx context.Context, ref objRef, pod types.UID) (runtime.Object, error) {
+	w := m.watch(ctx, ref, pod)
+	if w != nil && w.synced() {
+		obj, ok, err := w.store.GetByKey(ref.namespace + "/" + ref.name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, apierrors.NewNotFound(schema.GroupResource{Resource: ref.kind}, ref.name)
+		}
+		return obj.(runtime.Object), nil
+	}
+	switch ref.kind {
+	case "configmaps":
+		return m.client.CoreV1().ConfigMaps(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
+	default:
+		return m.client.CoreV1().Secrets(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
+	}
+}
+
+// watch returns the watch of ref with pod registered, starting it if
+// needed; nil when the manager has no Wake (nothing to tell).
+func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatch {
+	if m.Wake == nil {
+		return nil
+	}
+	m.w.mu.Lock()
+	defer m.w.mu.Unlock()
+	if m.w.byRef == nil {
+		m.w.byRef = map[objRef]*objWatch{}
+	}
+	if w, ok := m.w.byRef[ref]; ok {
+		w.pods[pod] = true
+		return w
+	}
+	selector := fields.OneTermEqualSelector("metadata.name", ref.name).String()
+	var lw *cache.ListWatch
+	var example runtime.Object
+	core := m.client.CoreV1()
+	switch ref.kind {
+	case "configmaps":
+		example = &v1.ConfigMap{}
+		lw = &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.FieldSelector = selector
+				return core.ConfigMaps(ref.namespace).List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.FieldSelector = selector
+				return core.ConfigMaps(ref.namespace).Watch(ctx, o)
+			},
+		}
+	default:
+		example = &v1.Secret{}
+		lw = &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.FieldSelector = selector
+				return core.Secrets(ref.namespace).List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.FieldSelector = selector
+				return core.Secrets(ref.namespace).Watch(ctx, o)
+			},
+		}
+	}
+	w := &objWatch{stop: make(chan struct{}), pods: map[types.UID]bool{pod: true}}
+	changed := func(any) { m.objectChanged(ref) }
+	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: lw,
+		ObjectType:    example,
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    changed,
+			UpdateFunc: func(_, n any) { changed(n) },
+			DeleteFunc: changed,
+		},
+	})
+	w.store, w.synced = store, ctrl.HasSynced
+	m.w.byRef[ref] = w
+	go ctrl.Run(w.stop)
+	klog.FromContext(ctx).V(4).Info("Watching a volume source", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
+	return w
+}
+
+// objectChanged marks the pods referencing ref stale and wakes them.
+func (m *Manager) objectChanged(ref objRef) {
+	m.w.mu.Lock()
+	w := m.w.byRef[ref]
+	var pods []types.UID
+	// Events of the watch's first list only mark: the pods' next sync
+	// reads the watched copy; waking them all at start would cost each a
+	// sync for nothing.
+	wake := w != nil && w.synced != nil && w.synced()
+	if w != nil {
+		if m.w.stale == nil {
+			m.w.stale = map[types.UID]bool{}
+		}
+		for uid := range w.pods {
+			m.w.stale[uid] = true
+			pods = append(pods, uid)
+		}
+	}
+	m.w.mu.Unlock()
+	if !wake {
+		return
+	}
+	for _, uid := range pods {
+		m.Wake(uid)
+	}
+}
+
+// Stale reports whether a volume of pod must be written again: a watched
+// ConfigMap or Secret it uses changed, or the labels or annotations its
+// downward API volumes show did.
+func (m *Manager) Stale(pod *v1.Pod) bool {
+	m.w.mu.Lock()
+	defer m.w.mu.Unlock()
+	if m.w.stale[pod.UID] {
+		return true
+	}
+	if h, ok := m.w.inputs[pod.UID]; ok && h != downwardInputs(pod) {
+		return true
+	}
+	return false
+}
+
+// setupStarted clears the pod's stale mark and records its downward API
+// inputs, before Setup reads its sources.
+func (m *Manager) setupStarted(pod *v1.Pod) {
+	m.w.mu.Lock()
+	defer m.w.mu.Unlock()
+	delete(m.w.stale, pod.UID)
+	if hasDownward(pod) {
+		if m.w.inputs == nil {
+			m.w.inputs = map[types.UID]uint64{}
+		}
+		m.w.inputs[pod.UID] = downwardInputs(pod)
+	}
+}
+
+// forgetWatches drops the pod from its watches and stops those no pod
+// uses any more.
+func (m *Manager) forgetWatches(uid types.UID) {
+	m.w.mu.Lock()
+	defer m.w.mu.Unlock()
+	delete(m.w.stale, uid)
+	delete(m.w.inputs, uid)
+	for ref, w := range m.w.byRef {
+		delete(w.pods, uid)
+		if len(w.pods) == 0 {
+			close(w.stop)
+			delete(m.w.byRef, ref)
+		}
+	}
+}
+
+func hasDownward(pod *v1.Pod) bool {
+	for i := range pod.Spec.Volumes {
+		src := &pod.Spec.Volumes[i].VolumeSource
+		if src.DownwardAPI != nil {
+			return true
+		}
+		if src.Projected != nil {
+			for _, s := range src.Projected.Sources {
+				if s.DownwardAPI != nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// downwardInputs hashes what of the pod a downward API volume may show
+// that can change while it runs: labels and annotations.
+func downwardInputs(pod *v1.Pod) uint64 {
+	h := fnv.New64a()
+	for _, m := range []map[string]string{pod.Labels, pod.Annotations} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(h, "%q=%q\n", k, m[k])
+		}
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}

@@ -36,11 +36,31 @@
 // with what is left of it, and stops the sandbox; SyncTerminatedPod removes the pod's containers, sandboxes and
 // volumes and deletes a deleted pod's object.
 //
-// Pods that use a feature the agent does not implement yet are rejected at
-// admission, with phase Failed, reason UnsupportedPodSpec and an event that
-// names the feature: never a silent half-run.
+// A running container whose spec hash (name and image, as the kubelet's
+// HashContainer, in the io.kubernetes.container.hash annotation) differs
+// from the pod's is stopped and started again with the new spec. A pod
+// past spec.activeDeadlineSeconds is stopped and ends Failed with reason
+// DeadlineExceeded. The status is the kubelet's: container states,
+// conditions and phase as its generateAPIPodStatus computes them, with
+// status.observedGeneration and each condition's observedGeneration.
+//
+// Admission (admit.go) refuses, with phase Failed, the kubelet's reason
+// and an event: pods that use a feature the agent does not implement yet
+// (UnsupportedPodSpec, naming the feature: never a silent half-run;
+// fields_test.go decides every pod-spec field), unsafe sysctls
+// (SysctlForbidden), another OS (PodOSNotSupported), a Strict
+// supplementalGroupsPolicy the runtime cannot apply, AppArmor on a host
+// without it, and pods that do not fit. securityContext is honoured as
+// the kubelet's (security.go): seccomp, runAsNonRoot against the image's
+// user, SELinux, masked paths, a privileged sandbox for a privileged
+// container. Volume mounts (mounts.go) of agent-written volumes are
+// read-only, subPaths are bind-mounted safely by the volume manager, and
+// the termination message is read only from the agent's own file
+// (termination.go). imagePullSecrets are passed to the runtime as the
+// kubelet's keyring matches them (pullauth.go).
 //
 // GarbageCollect removes what is left of pods the apiserver no longer has
 // (after an agent restart, for instance), dead containers beyond the last
-// one per container name, and log directories of pods that are gone.
+// one per container name, and log directories of pods that are gone and
+// that nodeagent made (never a co-resident kubelet's).
 package podsync

@@ -20,6 +20,29 @@
 // sees one complete version, and sees updates without a remount. Payload
 // paths are validated so nothing is written outside the volume directory.
 //
+// Everything inside a volume directory may have been written by a
+// container racing the agent. The writer trusts nothing it finds there
+// (atomic.go): "..data" counts only when it links to a version directory
+// inside the volume, versions are compared through descriptors opened
+// without following links, and anything else is removed as it is, never
+// followed. The agent mounts these volumes read-only into containers
+// anyway. secret and projected volumes are tmpfs mounts, so their values
+// never reach the disk; memory-backed volumes are sized as the kubelet
+// sizes them (memoryVolumeSize). With the pod's fsGroup, the agent-written
+// files and directories belong to that group (setgid directories,
+// group-readable files) and so does a new emptyDir.
+//
+// SubPath makes a subPath safe as the kubelet's subpath_linux.go: the path
+// is opened one component at a time with O_NOFOLLOW and that file is
+// bind-mounted through /proc/<pid>/fd on
+// <pod dir>/volume-subpaths/<volume>/<container>/<index>, which the runtime
+// gets. Teardown unmounts everything below the pod directory (read from
+// /proc/self/mountinfo) and removes nothing while something stays mounted.
+//
+// Each ConfigMap and Secret a volume uses is watched alone (watch.go):
+// a change marks the pods using it stale and wakes them through Wake, and
+// their next sync calls Setup again (Stale), which reads the watched copy.
+//
 // Manager.Setup is idempotent: calling it again re-reads ConfigMaps and
 // Secrets, renews service account tokens that are due, and rewrites a volume
 // only when its payload changed. Service account tokens are requested with

@@ -123,7 +123,8 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 	w := &objWatch{stop: make(chan struct{}), pods: map[types.UID]bool{pod: true}}
 	changed := func(any) { m.objectChanged(ref) }
 	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: lw,
+		// A fake clientset (unit tests) has no streaming lists: say so.
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, m.client),
 		ObjectType:    example,
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    changed,

@@ -23,6 +23,7 @@ func newNodeController(opts *configs.Options, client, heartbeat kubernetes.Inter
 		Taints:                cfg.RegisterWithTaints,
 		ProviderID:            cfg.ProviderID,
 		MaxPods:               cfg.MaxPods,
+		MaxImages:             cfg.NodeStatusMaxImages,
 		Port:                  cfg.Port,
 		RegisterNode:          cfg.RegisterNode == nil || *cfg.RegisterNode,
 		StatusUpdateFrequency: cfg.NodeStatusUpdateFrequency.Duration,

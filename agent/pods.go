@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"sort"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -83,6 +85,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		return nil
 	}
 	p := &podPipeline{}
+	arrived := &arrivals{seq: map[types.UID]uint64{}}
 	vols := volumes.NewManager(client, opts.RootDir, clk)
 	vols.NodeAllocatable = allocatable
 	vols.Wake = func(uid types.UID) { p.workers.Wake(uid) }
@@ -116,7 +119,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		ClusterDomain: cfg.ClusterDomain,
 		ResolvConf:    deref(cfg.ResolverConfig),
 		MaxPods:       int(cfg.MaxPods),
-		ActivePods:    func() []*v1.Pod { return p.workers.Pods() },
+		ActivePods:    func() []*v1.Pod { return arrived.order(p.workers.Pods()) },
 		Allocatable:   allocatable,
 		Network:       network,
 		Prober:        p.probes,
@@ -130,6 +133,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		AllowedUnsafeSysctls:              cfg.AllowedUnsafeSysctls,
 		AppArmorEnabled:                   podsync.HostAppArmorEnabled(),
 		SupplementalGroupsPolicySupported: strictGroupsSupported(ctx, rt),
+		Node:                              nodeCtl.Node,
 		GetSecret: func(ctx context.Context, ns, name string) (*v1.Secret, error) {
 			return client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		},
@@ -140,7 +144,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 	}
 	p.static = newStaticPods(p.workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, api.pods.Lister())
 	status.static = p.static
-	if _, err := api.pods.Informer().AddEventHandler(podHandler(ctx, p.workers, p.static)); err != nil {
+	if _, err := api.pods.Informer().AddEventHandler(podHandler(ctx, p.workers, p.static, arrived)); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -162,7 +166,7 @@ func strictGroupsSupported(ctx context.Context, rt *cri.Client) func() bool {
 	}
 }
 
-func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods) cache.ResourceEventHandler {
+func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods, arrived *arrivals) cache.ResourceEventHandler {
 	update := func(obj any) {
 		pod, ok := obj.(*v1.Pod)
 		if !ok {
@@ -172,6 +176,7 @@ func podHandler(ctx context.Context, workers *podworkers.Workers, static *static
 			static.mirrorChanged(ctx, pod)
 			return
 		}
+		arrived.see(pod.UID)
 		workers.Update(ctx, pod)
 	}
 	return cache.ResourceEventHandlerFuncs{
@@ -189,9 +194,43 @@ func podHandler(ctx context.Context, workers *podworkers.Workers, static *static
 				static.poke() // create it again
 				return
 			}
+			arrived.forget(pod.UID)
 			workers.Remove(pod.UID)
 		},
 	}
+}
+
+// arrivals numbers the pods in the order they reach the agent. Admission
+// (podsync) takes pods in creation order, and pods created in the same
+// second in this order, as the kubelet admits each watch event in turn.
+type arrivals struct {
+	mu   sync.Mutex
+	next uint64
+	seq  map[types.UID]uint64
+}
+
+func (a *arrivals) see(uid types.UID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.seq[uid]; !ok {
+		a.next++
+		a.seq[uid] = a.next
+	}
+}
+
+func (a *arrivals) forget(uid types.UID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.seq, uid)
+}
+
+// order sorts pods by arrival; pods that did not come through the informer
+// (static pods) come first.
+func (a *arrivals) order(pods []*v1.Pod) []*v1.Pod {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sort.SliceStable(pods, func(i, j int) bool { return a.seq[pods[i].UID] < a.seq[pods[j].UID] })
+	return pods
 }
 
 // garbageCollect runs podsync's collection now and every gcPeriod. A pod

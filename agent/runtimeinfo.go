@@ -43,3 +43,8 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// ListImages lists the runtime's images for the node's status.images.
+func (r runtimeInfo) ListImages(ctx context.Context) ([]*runtimeapi.Image, error) {
+	return r.c.Images.ListImages(ctx, nil)
+}

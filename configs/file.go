@@ -18,7 +18,8 @@ import (
 // Setting any other known field earns a warning; a security-relevant one
 // set to a value nodeagent cannot honour is an error (refusals).
 var implementedFields = map[string]bool{
-	"apiVersion": true, "kind": true,
+	"nodeStatusMaxImages": true,
+	"apiVersion":          true, "kind": true,
 	"address": true, "port": true, "readOnlyPort": true,
 	"tlsCertFile": true, "tlsPrivateKeyFile": true,
 	"authentication": true, "authorization": true,

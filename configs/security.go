@@ -214,7 +214,6 @@ var notSecurityRelevant = map[string]string{
 	"memorySwap":                           "swap use of pods",
 	"memoryThrottlingFactor":               "memory QoS",
 	"mergeDefaultEvictionSettings":         "eviction",
-	"nodeStatusMaxImages":                  "status size",
 	"oomScoreAdj":                          "the agent's own OOM score",
 	"podCIDR":                              "standalone networking",
 	"podsPerCore":                          "capacity",

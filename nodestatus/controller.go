@@ -20,6 +20,8 @@ type RuntimeInfo interface {
 	Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error)
 	// Version returns e.g. RuntimeName "containerd", RuntimeVersion "v2.2.1".
 	Version(ctx context.Context) (*runtimeapi.VersionResponse, error)
+	// ListImages returns the images the runtime holds (status.images).
+	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
 }
 
 // Config describes the Node this agent registers and how often it reports.
@@ -49,6 +51,9 @@ type Config struct {
 	// AgentVersion is reported as nodeInfo.kubeletVersion.
 	AgentVersion     string
 	DeclaredFeatures []string
+	// MaxImages is nodeStatusMaxImages: how many images status.images
+	// lists, the biggest first; nil: 50, -1: all.
+	MaxImages *int32
 
 	// Host reads the machine; nil means the real /proc, /sys and /etc.
 	Host Host

@@ -18,7 +18,8 @@
 //     once on Poke, the status is computed: capacity and allocatable (cpu,
 //     memory less the 100Mi eviction threshold, pods, ephemeral-storage of
 //     RootDir less 10%, zero hugepages), addresses, nodeInfo, the kubelet
-//     endpoint port, declared features and the MemoryPressure,
+//     endpoint port, declared features, the runtime's images (the
+//     biggest nodeStatusMaxImages, 50 by default) and the MemoryPressure,
 //     DiskPressure, PIDPressure and Ready conditions. It is posted with
 //     UpdateStatus only if something other than heartbeat times changed, or
 //     when StatusReportFrequency (5m) passed since the last post: with node
@@ -59,8 +60,10 @@
 //     eviction thresholds (memory.available 100Mi, nodefs.available 10%,
 //     and 90% of pid_max), not by an eviction manager; a value that cannot
 //     be read makes its condition Unknown. Nothing is evicted.
-//   - No cloud provider, pod CIDR, volumes-in-use, images list, extended
+//   - No cloud provider, pod CIDR, volumes-in-use, extended
 //     resources or random jitter on the report period.
+//   - Images are listed from the runtime at every status computation, not
+//     from an image cache the garbage collector refreshes every 30s.
 //   - Status is written with UpdateStatus on the last seen Node rather than
 //     a strategic merge patch; only the fields listed above are touched.
 package nodestatus

@@ -64,6 +64,7 @@ type fakeRuntime struct {
 	mu           sync.Mutex
 	err          error
 	networkReady bool
+	images       []*runtimeapi.Image
 }
 
 var _ RuntimeInfo = (*fakeRuntime)(nil)
@@ -96,6 +97,15 @@ func (r *fakeRuntime) Version(context.Context) (*runtimeapi.VersionResponse, err
 		return nil, r.err
 	}
 	return &runtimeapi.VersionResponse{RuntimeName: "containerd", RuntimeVersion: "v2.2.1"}, nil
+}
+
+func (r *fakeRuntime) ListImages(context.Context) ([]*runtimeapi.Image, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.images, nil
 }
 
 var errRuntimeDown = errors.New("connection refused")

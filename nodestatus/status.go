@@ -28,8 +28,8 @@ const (
 const runtimeTimeout = 5 * time.Second
 
 // setStatus fills the parts of node.Status this agent owns, keeping any
-// other field (images, volumes, conditions of other types, extended
-// resources) as found.
+// other field (volumes, conditions of other types, extended resources) as
+// found.
 func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time) {
 	logger := klog.FromContext(ctx)
 	st := &node.Status
@@ -72,6 +72,7 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 	st.DaemonEndpoints.KubeletEndpoint.Port = c.cfg.Port
 	st.DeclaredFeatures = append([]string(nil), c.cfg.DeclaredFeatures...)
 	c.setNodeInfo(ctx, &st.NodeInfo)
+	c.setImages(ctx, st)
 
 	conds := []v1.NodeCondition{
 		pressureCondition(v1.NodeMemoryPressure, memErr, memAvail < memoryThreshold,

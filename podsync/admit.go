@@ -7,7 +7,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -18,9 +17,6 @@ func unsupported(pod *v1.Pod) error {
 	add := func(f string, a ...any) { what = append(what, fmt.Sprintf(f, a...)) }
 	if pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName != "" {
 		add("runtimeClassName")
-	}
-	if len(pod.Spec.EphemeralContainers) > 0 {
-		add("ephemeral containers")
 	}
 	if len(pod.Spec.ResourceClaims) > 0 {
 		add("resourceClaims")
@@ -65,19 +61,30 @@ func unsupported(pod *v1.Pod) error {
 	return fmt.Errorf("pod uses features nodeagent does not support yet: %s", strings.Join(what, ", "))
 }
 
-// admit returns the reason and message for refusing a new pod, or "". The
-// checks run in the kubelet's order: sysctls, then the node's predicates
-// (OS, supplementalGroupsPolicy, resources), then AppArmor.
-func (s *Syncer) admit(pod *v1.Pod) (string, string) {
+// admitOne returns the reason and message for refusing pod, or "", with
+// others the pods admitted before it. The checks run in the kubelet's
+// order: sysctls, then the node's predicates (OS, supplementalGroupsPolicy,
+// generalFilter), then AppArmor. Serialization and ordering are admission.go's.
+func (s *Syncer) admitOne(pod *v1.Pod, others []*v1.Pod, node *v1.Node) (string, string) {
 	if err := unsupported(pod); err != nil {
 		return "UnsupportedPodSpec", err.Error()
 	}
-	for _, check := range []func(*v1.Pod) (string, string){s.admitSysctls, admitOS, s.admitSupplementalGroupsPolicy, s.admitResources, s.admitAppArmor} {
+	for _, check := range []func(*v1.Pod) (string, string){s.admitSysctls, admitOS, s.admitSupplementalGroupsPolicy} {
 		if reason, msg := check(pod); reason != "" {
 			return reason, msg
 		}
 	}
-	return "", ""
+	var alloc v1.ResourceList
+	switch {
+	case node != nil:
+		alloc = node.Status.Allocatable
+	case s.cfg.Allocatable != nil:
+		alloc = s.cfg.Allocatable()
+	}
+	if reason, msg := generalFilter(pod, others, node, alloc, s.cfg.MaxPods); reason != "" {
+		return reason, msg
+	}
+	return s.admitAppArmor(pod)
 }
 
 // admitOS refuses, as the kubelet's predicates, a pod labelled for another
@@ -92,86 +99,13 @@ func admitOS(pod *v1.Pod) (string, string) {
 	return "", ""
 }
 
-// admitResources checks the pod count and requests against the node.
-func (s *Syncer) admitResources(pod *v1.Pod) (string, string) {
-	if s.cfg.ActivePods == nil {
-		return "", ""
-	}
-	var others []*v1.Pod
-	for _, p := range s.cfg.ActivePods() {
-		if p.UID != pod.UID && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
-			others = append(others, p)
-		}
-	}
-	var alloc v1.ResourceList
-	if s.cfg.Allocatable != nil {
-		alloc = s.cfg.Allocatable()
-	}
-	return fits(pod, others, s.cfg.MaxPods, alloc)
-}
-
-// fits checks the pod count and the cpu and memory requests against what
-// the node has, as the kubelet's admission does.
-func fits(pod *v1.Pod, others []*v1.Pod, maxPods int, alloc v1.ResourceList) (string, string) {
-	if maxPods > 0 && len(others)+1 > maxPods {
-		return "OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", len(others), maxPods)
-	}
-	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-		capacity, ok := alloc[name]
-		if !ok {
-			continue
-		}
-		want := podRequest(pod, name)
-		if want.IsZero() {
-			continue
-		}
-		used := resource.Quantity{}
-		for _, o := range others {
-			used.Add(podRequest(o, name))
-		}
-		total := used.DeepCopy()
-		total.Add(want)
-		if total.Cmp(capacity) > 0 {
-			return "OutOf" + string(name), fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d",
-				name, quantityValue(name, want), quantityValue(name, used), quantityValue(name, capacity))
-		}
-	}
-	return "", ""
-}
-
-func quantityValue(name v1.ResourceName, q resource.Quantity) int64 {
-	if name == v1.ResourceCPU {
-		return q.MilliValue()
-	}
-	return q.Value()
-}
-
-// podRequest is the pod's effective request: the larger of the sum over
-// app containers and the largest init container, plus overhead.
-func podRequest(pod *v1.Pod, name v1.ResourceName) resource.Quantity {
-	sum := resource.Quantity{}
-	for _, c := range pod.Spec.Containers {
-		if q, ok := c.Resources.Requests[name]; ok {
-			sum.Add(q)
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if q, ok := c.Resources.Requests[name]; ok && q.Cmp(sum) > 0 {
-			sum = q.DeepCopy()
-		}
-	}
-	if q, ok := pod.Spec.Overhead[name]; ok {
-		sum.Add(q)
-	}
-	return sum
-}
-
-// rejectedStatus is the status of a pod the agent refuses to run.
+// rejectedStatus is the status of a pod the agent refuses to run; the event
+// carries message alone, as the kubelet's.
 func rejectedStatus(pod *v1.Pod, reason, message string, now time.Time) *v1.PodStatus {
 	st := pod.Status.DeepCopy()
 	st.Phase = v1.PodFailed
 	st.Reason = reason
-	st.Message = message
+	st.Message = "Pod was rejected: " + message // the kubelet's rejectPod
 	st.ObservedGeneration = observedGeneration(pod)
 	if st.StartTime == nil {
 		t := metav1.NewTime(now)

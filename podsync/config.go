@@ -79,6 +79,9 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		}
 		cfg.StopSignal = runtimeapi.Signal(sig)
 	}
+	if err := s.ephemeralConfig(ctx, pod, c, cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

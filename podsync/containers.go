@@ -16,7 +16,26 @@ import (
 // crash-loop back-off to start again from the beginning.
 const backoffResetAfter = 10 * time.Minute
 
-// syncContainers starts what should run in the ready sandbox: init
+// syncContainers starts what should run in the ready sandbox: the
+// ephemeral containers not started yet (ephemeral.go), first as the
+// kubelet does, so that a pod stuck in its init containers can be
+// debugged, then the pod's own containers (syncPodContainers). It returns
+// when to sync again for a back-off, whether it changed anything, and the
+// error of the pod's own containers.
+func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podState, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
+	ephRequeue, ephChanged, ephErr := s.syncEphemeral(ctx, pod, state, sandbox)
+	if ephErr != nil {
+		// A debug container that cannot start (its status says why)
+		// does not fail the pod's sync, which would hold back its
+		// probes: it is tried again after the kubelet's sync back-off.
+		klog.FromContext(ctx).Error(ephErr, "Starting ephemeral container")
+		ephRequeue = minPositive(ephRequeue, ephemeralRetry)
+	}
+	requeue, changed, err := s.syncPodContainers(ctx, pod, state, sandbox)
+	return minPositive(requeue, ephRequeue), changed || ephChanged, err
+}
+
+// syncPodContainers starts the init and app containers: init
 // containers in order (a regular one must exit 0 before the next starts; a
 // sidecar, an init container with restartPolicy Always, must run and pass
 // its startup probe), then the app containers. Once the pod initialized (an
@@ -24,7 +43,7 @@ const backoffResetAfter = 10 * time.Minute
 // among the init containers, whatever the pod's restartPolicy, until the
 // app containers are done for good. It returns when to sync again for a
 // back-off and whether it changed anything.
-func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podState, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
+func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podState, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
 	var requeue time.Duration
 	changed := false
 	initialized := podInitialized(pod, state)

@@ -44,8 +44,17 @@
 // conditions and phase as its generateAPIPodStatus computes them, with
 // status.observedGeneration and each condition's observedGeneration.
 //
-// Admission (admit.go) refuses, with phase Failed, the kubelet's reason
-// and an event: pods that use a feature the agent does not implement yet
+// Ephemeral containers (kubectl debug) start once each as soon as the
+// sandbox is ready, never restart, share the process namespace of their
+// target container, and are reported in ephemeralContainerStatuses
+// (ephemeral.go).
+//
+// Admission (admit.go, admission.go) decides new pods one at a time in
+// creation order, each counted only against pods already admitted, and
+// runs the kubelet's generalFilter (resources with sidecars and overhead
+// counted as it counts them, nodeSelector and required node affinity,
+// node name, host ports, NoExecute taints). It refuses, with phase Failed,
+// the kubelet's reason and an event: pods that use a feature the agent does not implement yet
 // (UnsupportedPodSpec, naming the feature: never a silent half-run;
 // fields_test.go decides every pod-spec field), unsafe sysctls
 // (SysctlForbidden), another OS (PodOSNotSupported), a Strict

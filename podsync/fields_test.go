@@ -18,11 +18,12 @@ var honouredFields = map[string]string{
 	"PodSpec.Volumes":                       "volumes.Manager",
 	"PodSpec.InitContainers":                "syncContainers",
 	"PodSpec.Containers":                    "syncContainers",
+	"PodSpec.EphemeralContainers":           "syncEphemeral (ephemeral.go)",
 	"PodSpec.RestartPolicy":                 "shouldRestart",
 	"PodSpec.TerminationGracePeriodSeconds": "terminate.go",
 	"PodSpec.ActiveDeadlineSeconds":         "deadline.go",
 	"PodSpec.DNSPolicy":                     "dnsConfig",
-	"PodSpec.NodeSelector":                  "the scheduler's (the kubelet checks only kubernetes.io/os, admitOS)",
+	"PodSpec.NodeSelector":                  "generalFilter (nodeSelector, admission_filter.go), admitOS",
 	"PodSpec.ServiceAccountName":            "the apiserver's: the token volume is in the spec",
 	"PodSpec.DeprecatedServiceAccount":      "the apiserver's",
 	"PodSpec.AutomountServiceAccountToken":  "the apiserver's: the token volume is in the spec",
@@ -35,9 +36,9 @@ var honouredFields = map[string]string{
 	"PodSpec.ImagePullSecrets":              "pullAuth",
 	"PodSpec.Hostname":                      "podHostname",
 	"PodSpec.Subdomain":                     "podHostname, writeHosts",
-	"PodSpec.Affinity":                      "the scheduler's",
+	"PodSpec.Affinity":                      "generalFilter (required node affinity, admission_filter.go)",
 	"PodSpec.SchedulerName":                 "the scheduler's",
-	"PodSpec.Tolerations":                   "the scheduler's and the taint manager's",
+	"PodSpec.Tolerations":                   "generalFilter (NoExecute at admission); the taint manager's",
 	"PodSpec.HostAliases":                   "writeHosts",
 	"PodSpec.PriorityClassName":             "the apiserver's (it sets Priority)",
 	"PodSpec.Priority":                      "the scheduler's (no node-pressure eviction yet to rank by it)",
@@ -46,7 +47,7 @@ var honouredFields = map[string]string{
 	"PodSpec.RuntimeClassName":              "refused unless empty (unsupported)",
 	"PodSpec.EnableServiceLinks":            "podenv",
 	"PodSpec.PreemptionPolicy":              "the scheduler's",
-	"PodSpec.Overhead":                      "admitResources",
+	"PodSpec.Overhead":                      "podRequests (admission)",
 	"PodSpec.TopologySpreadConstraints":     "the scheduler's",
 	"PodSpec.SetHostnameAsFQDN":             "kernelHostname",
 	"PodSpec.OS":                            "admitOS",
@@ -59,10 +60,10 @@ var honouredFields = map[string]string{
 	"Container.Command":                  "containerConfig",
 	"Container.Args":                     "containerConfig",
 	"Container.WorkingDir":               "containerConfig",
-	"Container.Ports":                    "portMappings (hostPort)",
+	"Container.Ports":                    "portMappings (hostPort), fitsHostPorts",
 	"Container.EnvFrom":                  "podenv",
 	"Container.Env":                      "podenv",
-	"Container.Resources":                "containerLinux, admitResources",
+	"Container.Resources":                "containerLinux, generalFilter",
 	"Container.RestartPolicy":            "sidecars; refused on app containers (unsupported)",
 	"Container.VolumeMounts":             "mounts",
 	"Container.LivenessProbe":            "prober",
@@ -116,12 +117,14 @@ var honouredFields = map[string]string{
 	"EnvVarSource.ConfigMapKeyRef":  "podenv",
 	"EnvVarSource.SecretKeyRef":     "podenv",
 	"EnvVarSource.FileKeyRef":       "podenv",
+
+	"EphemeralContainer.EphemeralContainerCommon": "as Container (TestEphemeralContainerCommonIsContainer)",
+	"EphemeralContainer.TargetContainerName":      "ephemeralConfig: CRI NamespaceMode TARGET",
 }
 
 // refusedFields are refused by unsupported() whenever they are set; the
 // value is what its message names.
 var refusedFields = map[string]string{
-	"PodSpec.EphemeralContainers":  "ephemeral containers",
 	"PodSpec.HostUsers":            "hostUsers: false",
 	"PodSpec.ResourceClaims":       "resourceClaims",
 	"PodSpec.Resources":            "pod-level resources",
@@ -160,6 +163,7 @@ func TestPodSpecFieldsDecided(t *testing.T) {
 		reflect.TypeOf(v1.PodSpec{}), reflect.TypeOf(v1.Container{}), reflect.TypeOf(v1.Probe{}),
 		reflect.TypeOf(v1.ProbeHandler{}), reflect.TypeOf(v1.Lifecycle{}), reflect.TypeOf(v1.LifecycleHandler{}),
 		reflect.TypeOf(v1.VolumeSource{}), reflect.TypeOf(v1.VolumeMount{}), reflect.TypeOf(v1.EnvVarSource{}),
+		reflect.TypeOf(v1.EphemeralContainer{}),
 	}
 	seen := map[string]bool{}
 	for _, typ := range types {

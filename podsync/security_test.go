@@ -502,7 +502,7 @@ func TestSupplementalGroupsPolicy(t *testing.T) {
 			e.sync(t, pod)
 			st := e.status.get(pod.UID)
 			if tc.wantReject {
-				if st.Phase != v1.PodFailed || st.Reason != "SupplementalGroupsPolicyNotSupported" || st.Message != "SupplementalGroupsPolicy=Strict is not supported in this node" {
+				if st.Phase != v1.PodFailed || st.Reason != "SupplementalGroupsPolicyNotSupported" || st.Message != "Pod was rejected: SupplementalGroupsPolicy=Strict is not supported in this node" {
 					t.Errorf("status %s %s: %q", st.Phase, st.Reason, st.Message)
 				}
 				return

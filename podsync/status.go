@@ -55,6 +55,7 @@ func (s *Syncer) computeStatus(ctx context.Context, pod *v1.Pod, state *podState
 	}
 	st.InitContainerStatuses = s.containerStatuses(ctx, pod, pod.Spec.InitContainers, pod.Status.InitContainerStatuses, state, true)
 	st.ContainerStatuses = s.containerStatuses(ctx, pod, pod.Spec.Containers, pod.Status.ContainerStatuses, state, false)
+	st.EphemeralContainerStatuses = s.ephemeralStatuses(ctx, pod, state)
 	st.Phase = phase(pod, st)
 	if st.Phase == pod.Status.Phase {
 		// The reason and message belong to the phase (the kubelet's).
@@ -192,13 +193,16 @@ func (s *Syncer) applyWaitReason(pod *v1.Pod, c *v1.Container, cur *runtimeapi.C
 }
 
 // toRestart reports whether a sync would start a new instance of c: the
-// kubelet's ShouldContainerBeRestarted.
+// kubelet's ShouldContainerBeRestarted, except that an ephemeral
+// container, which is never restarted, keeps the state of the one it has.
 func toRestart(pod *v1.Pod, c *v1.Container, cur *runtimeapi.ContainerStatus) bool {
 	switch {
 	case pod.DeletionTimestamp != nil:
 		return false
 	case cur == nil:
 		return true
+	case isEphemeral(pod, c.Name):
+		return false
 	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 		return false
 	case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:

@@ -89,6 +89,10 @@ type Config struct {
 	// supplementalGroupsPolicy Strict (its RuntimeFeatures); nil: it does
 	// not.
 	SupplementalGroupsPolicySupported func() bool
+	// Node returns the node object for admission (labels, NoExecute
+	// taints, allocatable); nil, or returning nil: only the checks that
+	// need no node run, against Allocatable.
+	Node func() *v1.Node
 	// GetSecret reads a Secret of the pod's namespace (imagePullSecrets);
 	// nil: pulls go without credentials.
 	GetSecret func(ctx context.Context, namespace, name string) (*v1.Secret, error)
@@ -123,6 +127,8 @@ type Syncer struct {
 	// volumePaths holds, during a sync that set up a pod's volumes, their
 	// host paths (see keepVolumePaths).
 	volumePaths map[types.UID]map[string]string
+	// admission decides new pods one at a time (admission.go).
+	admission admission
 }
 
 type waitReason struct{ reason, message string }

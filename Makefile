@@ -42,8 +42,11 @@ test: unit e2e
 bench:
 	hack/bench.sh
 
-# Upstream conformance specs (default: the four sig-network specs of
-# Conformance && NodeConformance; FOCUS=regex for others) against a fresh
-# local cluster (root; not part of make test). Builds e2e.test and agnhost.
+# Upstream conformance (root; not part of make test): every NodeConformance
+# spec one node can serve (LABEL=ginkgo label filter, default
+# 'NodeConformance && !Serial && !Disruptive && !Flaky'; FOCUS=regex narrows)
+# in PROCS ginkgo processes (default 4) against a fresh local cluster;
+# AGENT=kubelet runs them against the upstream kubelet instead. Builds
+# e2e.test, agnhost and the ginkgo CLI; records docs/conformance.md.
 conformance:
 	hack/conformance.sh

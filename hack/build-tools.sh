@@ -20,7 +20,9 @@ build_if_missing() { # name dir pkg [flags...]; GOCMD="test -c" for a test binar
   # Keyed by what the binary is made of: the pinned versions, the package,
   # the flags and the Go version (not by go.sum, which grows when another
   # command is added to the module).
-  want="$(echo "$k8s_version $containerd_version $kind$pkg $* $(go env GOVERSION)" | sha256sum | cut -c1-16)"
+  # STAMP_EXTRA names what else the binary is made of (empty: the stamps of
+  # the binaries above stay as they were).
+  want="$(echo "$k8s_version $containerd_version $kind$pkg $* $(go env GOVERSION)${STAMP_EXTRA:+ $STAMP_EXTRA}" | sha256sum | cut -c1-16)"
   if [[ -x "$bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
@@ -56,10 +58,14 @@ for arg in "$@"; do
   # The upstream kubelet is only for the side-by-side benchmark.
   --with-kubelet)
     build_if_missing kubelet "$here/tools" k8s.io/kubernetes/cmd/kubelet -ldflags "$ldflags" ;;
-  # The upstream e2e suite and agnhost are only for make conformance.
+  # The upstream e2e suite, agnhost and the ginkgo CLI (which runs e2e.test
+  # in parallel processes) are only for make conformance. The CLI is the
+  # version of the ginkgo library e2e.test is built with: the tools module's.
   --with-conformance)
     GOCMD="test -c" build_if_missing e2e.test "$here/tools" k8s.io/kubernetes/test/e2e -ldflags "$ldflags"
-    build_if_missing agnhost "$here/tools" k8s.io/kubernetes/test/images/agnhost -ldflags "$ldflags" ;;
+    build_if_missing agnhost "$here/tools" k8s.io/kubernetes/test/images/agnhost -ldflags "$ldflags"
+    ginkgo_version=$(awk '$1 == "github.com/onsi/ginkgo/v2" { print $2 }' "$here/tools/go.mod")
+    STAMP_EXTRA="ginkgo $ginkgo_version" build_if_missing ginkgo "$here/tools" github.com/onsi/ginkgo/v2/ginkgo -ldflags "-s -w" ;;
   *) echo "build-tools.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done

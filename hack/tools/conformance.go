@@ -3,10 +3,12 @@
 package tools
 
 // What make conformance builds: the upstream e2e suite (go test -c
-// k8s.io/kubernetes/test/e2e, whose test file imports these packages) and
-// agnhost, the image most of its specs run.
+// k8s.io/kubernetes/test/e2e, whose test file imports these packages),
+// agnhost, the image most of its specs run, and the ginkgo CLI that runs
+// e2e.test in parallel processes (same ginkgo version as the suite's).
 import (
 	_ "github.com/onsi/ginkgo/v2"
+	_ "github.com/onsi/ginkgo/v2/ginkgo"
 	_ "k8s.io/kubernetes/test/e2e/apimachinery"
 	_ "k8s.io/kubernetes/test/e2e/apps"
 	_ "k8s.io/kubernetes/test/e2e/architecture"

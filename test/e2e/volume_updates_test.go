@@ -36,7 +36,9 @@ func TestVolumeSourcesFollowUpdates(t *testing.T) {
 	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "cm", MountPath: "/cm"}, {Name: "s", MountPath: "/s"}, {Name: "d", MountPath: "/d"}}
 	createPod(t, c, ns, p)
 	waitPod(t, c, ns, "follow", 60*time.Second, "running", running)
-	read := func() string { return kubectl(t, "-n", ns, "exec", "follow", "--", "cat", "/cm/k", "/s/k", "/d/labels") }
+	read := func() string {
+		return kubectl(t, "-n", ns, "exec", "follow", "--", "cat", "/cm/k", "/s/k", "/d/labels")
+	}
 	if out := read(); !strings.Contains(out, "v1") || !strings.Contains(out, "s1") || !strings.Contains(out, `stage="one"`) {
 		t.Fatalf("initial contents: %q", out)
 	}

@@ -68,9 +68,24 @@ func TestPullWithImagePullSecrets(t *testing.T) {
 	secrets["pull2"] = &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pull2"}, Type: v1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{v1.DockerConfigJsonKey: []byte(`{"auths":{"registry.example/app":{"username":"carol","password":"y"}}}`)}}
 	pod.Spec.ImagePullSecrets = []v1.LocalObjectReference{{Name: "pull"}, {Name: "pull2"}}
+	pulls := func() int {
+		n := 0
+		e.images.Lock()
+		defer e.images.Unlock()
+		for _, c := range e.images.Called {
+			if c == "PullImage" {
+				n++
+			}
+		}
+		return n
+	}
+	before := pulls()
 	e.images.InjectError("PullImage", errors.New("unauthorized"))
 	if _, err := e.s.ensureImage(context.Background(), pod, &pod.Spec.Containers[0]); err != nil {
 		t.Fatalf("the second credential was not tried: %v", err)
+	}
+	if n := pulls() - before; n != 2 {
+		t.Errorf("%d pulls, want 2: the more specific credential, then the next", n)
 	}
 	e.images.AssertImagePulledWithAuth(t, &runtimeapi.ImageSpec{Image: "registry.example/app:2.0", UserSpecifiedImage: "registry.example/app:2.0"},
 		&runtimeapi.AuthConfig{Username: "alice", Password: "s3cret", ServerAddress: "registry.example"}, "second credential")

@@ -91,34 +91,28 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 		return w
 	}
 	selector := fields.OneTermEqualSelector("metadata.name", ref.name).String()
-	var lw *cache.ListWatch
 	var example runtime.Object
-	core := m.client.CoreV1()
+	var list func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	var watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	switch ref.kind {
 	case "configmaps":
-		example = &v1.ConfigMap{}
-		lw = &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = selector
-				return core.ConfigMaps(ref.namespace).List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = selector
-				return core.ConfigMaps(ref.namespace).Watch(ctx, o)
-			},
-		}
+		c := m.client.CoreV1().ConfigMaps(ref.namespace)
+		example, watchFn = &v1.ConfigMap{}, c.Watch
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }
 	default:
-		example = &v1.Secret{}
-		lw = &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = selector
-				return core.Secrets(ref.namespace).List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = selector
-				return core.Secrets(ref.namespace).Watch(ctx, o)
-			},
-		}
+		c := m.client.CoreV1().Secrets(ref.namespace)
+		example, watchFn = &v1.Secret{}, c.Watch
+		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }
+	}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = selector
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return watchFn(ctx, o)
+		},
 	}
 	w := &objWatch{stop: make(chan struct{}), pods: map[types.UID]bool{pod: true}}
 	changed := func(any) { m.objectChanged(ref) }

@@ -5,12 +5,36 @@ STATE ?= /var/lib/nodeagent-harness
 export NODEAGENT_CACHE := $(CACHE)
 export NODEAGENT_STATE := $(STATE)
 
-.PHONY: all build up down test unit e2e e2e-only vet bench conformance
+.PHONY: all build install up down test unit e2e e2e-only vet bench conformance
+
+# Build output, and the install layout of `make install`: the kubelet's
+# paths. DESTDIR stages the whole tree; PREFIX (or BINDIR) moves the
+# binary, and the unit's ExecStart follows it. An installed unit or config
+# that differs is kept unless FORCE=1 (which keeps the old one as .bak).
+OUT_DIR ?= bin
+PREFIX ?= /usr
+BINDIR ?= $(PREFIX)/bin
+CNI_BIN_DIR ?= /opt/cni/bin
+UNITDIR ?= /etc/systemd/system
+KUBELET_DIR ?= /var/lib/kubelet
+# Commit and build date for `nodeagent --version` (hack/ldflags.sh).
+LDFLAGS := $(shell GIT_COMMIT='$(GIT_COMMIT)' BUILD_DATE='$(BUILD_DATE)' hack/ldflags.sh)
+GOBUILD := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
 
 all: build
 
+# Static binaries (CGO_ENABLED=0): nodeagent and the CNI plugin
+# nodeagent-delegate that containerd runs (cmd/nodeagent-cni).
 build:
-	CGO_ENABLED=0 go build -trimpath -o bin/nodeagent ./cmd/nodeagent
+	$(GOBUILD) -o $(OUT_DIR)/nodeagent ./cmd/nodeagent
+	$(GOBUILD) -o $(OUT_DIR)/nodeagent-cni ./cmd/nodeagent-cni
+
+# nodeagent as a host service (README "Install as a service"): the
+# binaries, deploy/systemd/nodeagent.service and deploy/systemd/config.yaml
+# as $(KUBELET_DIR)/config.yaml if there is none. Starts nothing.
+install: build
+	DESTDIR='$(DESTDIR)' BINDIR='$(BINDIR)' CNI_BIN_DIR='$(CNI_BIN_DIR)' UNITDIR='$(UNITDIR)' \
+	  KUBELET_DIR='$(KUBELET_DIR)' OUT_DIR='$(OUT_DIR)' FORCE='$(FORCE)' hack/install.sh
 
 # Start a local single-node cluster whose node is nodeagent.
 up:

@@ -18,25 +18,39 @@ import (
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
 	"github.com/nodeagent/nodeagent/logrotate"
+	"github.com/nodeagent/nodeagent/nodecerts"
+	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/pleg"
 	"github.com/nodeagent/nodeagent/podsync"
 	"github.com/nodeagent/nodeagent/staticpods"
+	"github.com/nodeagent/nodeagent/version"
 )
 
 // Version is reported as the node's kubelet version: the kubelet API
-// version nodeagent follows, with its own name as build metadata.
-var Version = "v1.36.3+nodeagent"
+// version nodeagent follows, with its own name as build metadata
+// (package version, where the linker may set it).
+var Version = version.Version
 
 // gcPeriod is how often garbage collection runs.
 const gcPeriod = time.Minute
 
-// Run runs the agent until ctx ends: the Node and its network first, then
-// the pod pipeline and the kubelet API, and once the Node is registered
-// the informers, static pods, the runtime's event stream and garbage
-// collection.
-func Run(ctx context.Context, opts *configs.Options) error {
+// Run runs the agent until ctx ends or shutdown is closed: the Node and
+// its network first, then the pod pipeline and the kubelet API, and once
+// the Node is registered the informers, static pods, the runtime's event
+// stream and garbage collection.
+//
+// The two ends differ for the pods. When ctx ends the agent stops and
+// leaves them running, for the next start to adopt. When shutdown is
+// closed (NotifySignals: SIGTERM with graceful node shutdown configured)
+// the node shuts down first: its pods are terminated as package
+// nodeshutdown says and the node is reported NotReady, then the agent
+// stops; ctx ending meanwhile cuts that short. A shutdown asked for before
+// the Node is registered only stops the agent: it knows no pods yet.
+func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) error {
 	logger := klog.FromContext(ctx).WithValues("node", opts.NodeName)
 	ctx = klog.NewContext(ctx, logger)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	cfg := opts.Config
 	clk := clock.RealClock{}
 
@@ -65,7 +79,8 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	if err != nil {
 		return err
 	}
-	clients, err := newClients(opts)
+	nodecerts.RegisterMetrics()
+	clients, identity, err := newClients(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -109,7 +124,15 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	}
 	go logRotator.Run(ctx)
 
-	srv, err := newServer(opts, clients.auth, rt, api, pods)
+	serving, err := nodecerts.NewServing(ctx, nodecerts.ServingOptions{
+		CertDir: opts.CertDir, CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSPrivateKeyFile,
+		Bootstrap: cfg.ServerTLSBootstrap, Client: client, NodeName: opts.NodeName, Address: cfg.Address,
+		Addresses: func() []v1.NodeAddress { return nodestatus.Addresses(opts.NodeIPs, opts.NodeName) },
+	})
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	srv, err := newServer(opts, clients.auth, serving, rt, api, pods)
 	if err != nil {
 		return fmt.Errorf("kubelet API server: %w", err)
 	}
@@ -122,7 +145,12 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	case <-nodeCtl.Registered():
 	case <-ctx.Done():
 		return nil
+	case <-shutdown:
+		logger.Info("Node shutdown asked for before the node was registered: stopping")
+		return nil
 	case err := <-srvErr:
+		return err
+	case err := <-identity.Failed():
 		return err
 	}
 	api.podFactory.Start(ctx.Done())
@@ -141,9 +169,18 @@ func Run(ctx context.Context, opts *configs.Options) error {
 	go pleg.New(rt.Runtime, pods.workers.Wake, clk).Run(ctx)
 	go garbageCollect(ctx, pods.syncer, api.pods.Informer().GetStore(), pods.workers)
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-shutdown:
+		if err := pods.shutdown.Shutdown(ctx); err != nil {
+			logger.Info("Node shutdown cut short: stopping now", "reason", err)
+		}
+	case err = <-srvErr:
+	case err = <-identity.Failed():
+	}
+	stop()
 	pods.workers.Wait()
-	return nil
+	return err
 }
 
 type metav1ListOptions = metav1ListOptionsT

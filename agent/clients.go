@@ -1,15 +1,16 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/nodecerts"
 )
 
 // clients are the agent's API clients. Each has its own client-side rate
@@ -31,12 +32,21 @@ type clients struct {
 	auth kubernetes.Interface
 }
 
-func newClients(opts *configs.Options) (*clients, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", opts.KubeconfigPath)
+// newClients builds the clients on the agent's client identity: the
+// kubeconfig's, or a bootstrapped and rotated certificate (nodecerts).
+func newClients(ctx context.Context, opts *configs.Options) (*clients, *nodecerts.Client, error) {
+	id, err := nodecerts.NewClient(ctx, nodecerts.ClientOptions{
+		KubeconfigPath:          opts.KubeconfigPath,
+		BootstrapKubeconfigPath: opts.BootstrapKubeconfigPath,
+		CertDir:                 opts.CertDir,
+		NodeName:                opts.NodeName,
+		Rotate:                  opts.Config.RotateCertificates,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", opts.KubeconfigPath, err)
+		return nil, nil, err
 	}
-	return clientsFor(rc, opts.Config)
+	c, err := clientsFor(id.Config, opts.Config)
+	return c, id, err
 }
 
 // clientsFor builds the clients on the kubeconfig's rest config.

@@ -22,6 +22,7 @@ import (
 	"github.com/nodeagent/nodeagent/cni"
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/nodeshutdown"
 	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/podenv"
 	"github.com/nodeagent/nodeagent/podstatus"
@@ -59,10 +60,11 @@ func (a *apiObjects) boundPods() []*v1.Pod {
 // podPipeline is what runs pods: the workers, the syncer behind them, the
 // prober and the static pods.
 type podPipeline struct {
-	workers *podworkers.Workers
-	syncer  *podsync.Syncer
-	probes  *prober.Manager
-	static  *staticPods
+	workers  *podworkers.Workers
+	syncer   *podsync.Syncer
+	probes   *prober.Manager
+	static   *staticPods
+	shutdown *nodeshutdown.Manager
 }
 
 // newPodPipeline wires volumes, environment, probes, the syncer and the
@@ -137,8 +139,20 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		GetSecret: func(ctx context.Context, ns, name string) (*v1.Secret, error) {
 			return client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		},
+		ShuttingDown: func() bool { return p.shutdown.ShuttingDown() },
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	p.workers = podworkers.New(p.syncer, clk)
+	p.shutdown = nodeshutdown.New(nodeshutdown.Config{
+		Groups: nodeshutdown.Groups(cfg),
+		Pods:   p.workers.Pods,
+		Kill: func(pod *v1.Pod, grace int64, status func(*v1.PodStatus)) <-chan struct{} {
+			return p.workers.Kill(pod.UID, podworkers.KillOptions{GracePeriod: grace, Status: status})
+		},
+		Node:     nodeCtl,
+		Recorder: recorder,
+		NodeRef:  &v1.ObjectReference{Kind: "Node", Name: opts.NodeName, UID: types.UID(opts.NodeName)},
+		Clock:    clk,
+	})
 	if err := startDelegate(ctx, opts, cniManager, p.syncer.DelegatedPodNetwork); err != nil {
 		return nil, err
 	}

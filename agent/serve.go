@@ -5,12 +5,14 @@ import (
 
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/nodecerts"
 	"github.com/nodeagent/nodeagent/server"
 )
 
 // newServer configures the kubelet API on the agent's pieces. authClient
-// makes the TokenReviews and SubjectAccessReviews.
-func newServer(opts *configs.Options, authClient kubernetes.Interface, rt *cri.Client, api *apiObjects, p *podPipeline) (*server.Server, error) {
+// makes the TokenReviews and SubjectAccessReviews; serving gives the TLS
+// certificate.
+func newServer(opts *configs.Options, authClient kubernetes.Interface, serving *nodecerts.Serving, rt *cri.Client, api *apiObjects, p *podPipeline) (*server.Server, error) {
 	cfg := opts.Config
 	tlsOpts, err := configs.TLSOptions(cfg)
 	if err != nil {
@@ -23,8 +25,7 @@ func newServer(opts *configs.Options, authClient kubernetes.Interface, rt *cri.C
 		ReadOnlyPort:       cfg.ReadOnlyPort,
 		HealthzBindAddress: cfg.HealthzBindAddress,
 		HealthzPort:        deref(cfg.HealthzPort),
-		TLSCertFile:        cfg.TLSCertFile,
-		TLSPrivateKeyFile:  cfg.TLSPrivateKeyFile,
+		GetCertificate:     serving.GetCertificate,
 		RootDir:            opts.RootDir,
 		PodLogsDir:         opts.PodLogsDir,
 		Authentication:     cfg.Authentication,

@@ -69,7 +69,7 @@ func (s *staticPods) mirrorChanged(ctx context.Context, mirror *v1.Pod) {
 	s.mu.Lock()
 	sp := s.static[uid]
 	s.mu.Unlock()
-	if sp != nil {
+	if sp != nil && !terminalPhase(mirror.Status.Phase) {
 		cp := sp.DeepCopy()
 		cp.Status = mirror.Status
 		s.workers.Update(ctx, cp)
@@ -77,8 +77,14 @@ func (s *staticPods) mirrorChanged(ctx context.Context, mirror *v1.Pod) {
 	s.poke()
 }
 
+// withMirrorStatus gives a static pod its mirror's status, so that a
+// restarted agent adopts the pod without sending its status backwards.
+// A terminal status is not taken (nor by mirrorChanged): a static pod is
+// defined by its file, not by its last run, and starts again with the
+// agent, as the kubelet's static pods (which carry no status from their
+// file) do. After a graceful node shutdown its mirror says Failed.
 func (s *staticPods) withMirrorStatus(p *v1.Pod) *v1.Pod {
-	if m := s.mirrorOf(p); m != nil {
+	if m := s.mirrorOf(p); m != nil && !terminalPhase(m.Status.Phase) {
 		cp := p.DeepCopy()
 		cp.Status = m.Status
 		return cp
@@ -159,3 +165,5 @@ func (r statusRouter) Delete(ctx context.Context, pod *v1.Pod) error {
 	}
 	return r.Writer.Delete(ctx, pod)
 }
+
+func terminalPhase(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }

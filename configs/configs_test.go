@@ -197,7 +197,8 @@ func TestLoad(t *testing.T) {
 				}
 			}},
 		{name: "unknown nested field warns", content: header + "authentication:\n  bogus: true\n", wantWarn: []string{"authentication.bogus"}},
-		{name: "unimplemented fields warn", content: header + "featureGates: {Foo: true}\ncpuManagerPolicy: static\nport: 10250\n",
+		{name: "unimplemented fields warn, not their zero values", content: header + "featureGates: {Foo: true}\ncpuManagerPolicy: static\nport: 10250\n" +
+			"syncFrequency: 0s\nlogging: {flushFrequency: 0, options: {json: {infoBufferSize: \"0\"}}, verbosity: 0}\nmemorySwap: {}\n",
 			wantWarn: []string{"config fields not implemented by nodeagent and ignored: cpuManagerPolicy, featureGates"}},
 		{name: "reservedMemory quantity bomb", content: header + "reservedMemory: [{numaNode: 0, limits: {memory: '1e-999999999'}}]\n", wantErr: []string{`field "reservedMemory[0].limits.memory"`}},
 		{name: "security fields do not warn", content: header + "enableDebuggingHandlers: false\nenableServer: true\ntlsMinVersion: VersionTLS13\nprotectKernelDefaults: false\nrotateCertificates: false\nseccompDefault: true\nallowedUnsafeSysctls: [net.core.somaxconn]\neventRecordQPS: 10\n",
@@ -208,7 +209,7 @@ func TestLoad(t *testing.T) {
 			}},
 		{name: "enforceNodeAllocatable pods warns", content: header + "enforceNodeAllocatable: [pods]\n",
 			wantWarn: []string{"config fields not implemented by nodeagent and ignored: enforceNodeAllocatable"}},
-		{name: "refused field", content: header + "rotateCertificates: true\n", wantErr: []string{"config file ", "rotateCertificates: client certificate rotation is not implemented"}},
+		{name: "refused field", content: header + "staticPodURL: http://192.0.2.1/pods\n", wantErr: []string{"config file ", "staticPodURL: static pods from a URL"}},
 		{name: "validation error", content: header + "port: 70000\n", wantErr: []string{"config file ", "port: must be between 1 and 65535, got 70000"}},
 	}
 	for _, tt := range tests {

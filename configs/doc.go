@@ -38,15 +38,14 @@
 // --rotate-server-certificates, --pod-max-pids, --enforce-node-allocatable,
 // --manifest-url, --allowed-unsafe-sysctls) set their field like the others,
 // so that a value nodeagent cannot honour is refused whether it comes from
-// the file or a flag. Kubelet flags nodeagent does not implement (--cert-dir,
-// --feature-gates, config flags of unimplemented
-// fields such as --image-gc-high-threshold, and a few flags the kubelet has
-// removed but old unit files still pass, such as
-// --pod-infra-container-image) are accepted with their types and named in
-// one warning as ignored. Two are errors where ignoring them would break the
-// agent: --bootstrap-kubeconfig while the --kubeconfig file does not exist
-// (TLS bootstrapping is not implemented), and --config-dir when it holds
-// drop-in .conf files. A flag the kubelet does not have is still an error.
+// the file or a flag. Kubelet flags nodeagent does not implement
+// (--feature-gates, config flags of unimplemented fields such as
+// --image-gc-high-threshold, and a few flags the kubelet has removed but old
+// unit files still pass, such as --pod-infra-container-image) are accepted
+// with their types and named in one warning as ignored; --config-dir is an
+// error when it holds drop-in .conf files, since ignoring them would break
+// the agent. --bootstrap-kubeconfig and --cert-dir are implemented (package
+// nodecerts). A flag the kubelet does not have is still an error.
 //
 // # Decoding
 //
@@ -77,6 +76,9 @@
 //     drops /configz, as the kubelet; enableProfilingHandler,
 //     enableSystemLogHandler and enableDebugFlagsHandler: false answer 405 on
 //     /debug/pprof/, /logs/ and /debug/flags/v;
+//   - rotateCertificates and serverTLSBootstrap, with --bootstrap-kubeconfig
+//     and --cert-dir (package nodecerts: TLS bootstrapping, client and
+//     serving certificate rotation, tlsCertFile reloaded when it changes);
 //   - tlsMinVersion, tlsCipherSuites and tlsCurvePreferences, with the names
 //     and values the kubelet accepts (k8s.io/component-base/cli/flag); an
 //     unknown one is an error;
@@ -90,8 +92,6 @@
 //
 // Refused (security.go), with the value nodeagent's behaviour matches:
 //
-//   - rotateCertificates and serverTLSBootstrap true (certificate rotation
-//     and serving certificate bootstrap come with issue 11);
 //   - podPidsLimit above 0 (no per-pod PID limit is set);
 //   - enforceNodeAllocatable with system-reserved, kube-reserved or their
 //     -compressible forms (no cgroup limits on system daemons);
@@ -119,6 +119,19 @@
 // no --config is given. Here it departs from the kubelet, whose flag-only
 // defaults are the legacy insecure ones (anonymous on, AlwaysAllow, read-only
 // port 10255); to get that behaviour, say so in a config file.
+//
+// # Graceful node shutdown
+//
+// shutdownGracePeriod, shutdownGracePeriodCriticalPods and
+// shutdownGracePeriodByPodPriority are honoured (package nodeshutdown):
+// with them, SIGTERM terminates the node's pods as the kubelet does on
+// systemd-logind's shutdown signal (regular pods, then critical ones, each
+// within its share), marks the node NotReady and exits 0; without them
+// (shutdownGracePeriod 0, the default) SIGTERM stops the agent and leaves
+// the pods running. Validate checks them as the kubelet does: the critical
+// period not above the total, each 0 or at least 1s, and
+// shutdownGracePeriodByPodPriority not together with the other two; it
+// also refuses negative seconds there.
 //
 // # Validation and host checks
 //

@@ -46,6 +46,8 @@ var implementedFields = map[string]bool{
 	"protectKernelDefaults": true,
 	// Implemented by podsync.
 	"seccompDefault": true, "allowedUnsafeSysctls": true,
+	// Graceful node shutdown on SIGTERM (package nodeshutdown).
+	"shutdownGracePeriod": true, "shutdownGracePeriodCriticalPods": true, "shutdownGracePeriodByPodPriority": true,
 	// Security-relevant fields nodeagent does not implement: their default
 	// (off) is what nodeagent does and any other value stops it (see
 	// refusals in security.go). enforceNodeAllocatable is refused too but
@@ -143,8 +145,10 @@ func decode(data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, 
 		warnings = append(warnings, e.Error())
 	}
 	var unimplemented []string
-	for k := range top {
-		if knownFields[k] && !implementedFields[k] {
+	for k, v := range top {
+		// kubeadm writes every duration and the logging block, zero
+		// values that ask for the defaults: nothing to warn about.
+		if knownFields[k] && !implementedFields[k] && !zeroJSON(v) {
 			unimplemented = append(unimplemented, k)
 		}
 	}
@@ -153,6 +157,43 @@ func decode(data []byte) (*kubeletconfigv1beta1.KubeletConfiguration, []string, 
 		warnings = append(warnings, "config fields not implemented by nodeagent and ignored: "+strings.Join(unimplemented, ", "))
 	}
 	return cfg, warnings, nil
+}
+
+// zeroJSON tells whether v only asks for the default: null, "", "0",
+// "0s", 0, or an object or array of such values. false is not: for the
+// kubelet's *bool fields it is a choice.
+func zeroJSON(v json.RawMessage) bool {
+	var x any
+	if err := json.Unmarshal(v, &x); err != nil {
+		return false
+	}
+	var zero func(any) bool
+	zero = func(x any) bool {
+		switch t := x.(type) {
+		case nil:
+			return true
+		case string:
+			return t == "" || t == "0" || t == "0s"
+		case float64:
+			return t == 0
+		case map[string]any:
+			for _, e := range t {
+				if !zero(e) {
+					return false
+				}
+			}
+			return true
+		case []any:
+			for _, e := range t {
+				if !zero(e) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	return zero(x)
 }
 
 func checkTypeMeta(top map[string]json.RawMessage) error {

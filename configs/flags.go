@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -17,7 +18,8 @@ import (
 )
 
 // ErrHelp is returned by Parse when --help or -h was given; usage has then
-// been printed to stderr and the program should exit 0.
+// been printed to stderr and the program should exit 0. ErrVersion
+// (version.go) is its twin for --version.
 var ErrHelp = errors.New("help requested")
 
 // Network plugins accepted by --network-plugin.
@@ -30,7 +32,15 @@ const (
 
 // Options is the agent's resolved configuration.
 type Options struct {
-	KubeconfigPath           string            // --kubeconfig
+	KubeconfigPath string // --kubeconfig
+	// BootstrapKubeconfigPath (--bootstrap-kubeconfig) holds the credentials
+	// (a bootstrap token) for requesting the client certificate when the
+	// --kubeconfig file is missing or its certificate expired.
+	BootstrapKubeconfigPath string
+	// CertDir (--cert-dir) keeps the client and serving certificates the
+	// agent requests (kubelet-client-current.pem, kubelet-server-current.pem)
+	// and the self-signed serving certificate: <root-dir>/pki by default.
+	CertDir                  string
 	ConfigFile               string            // --config
 	HostnameOverride         string            // --hostname-override
 	NodeIP                   string            // --node-ip, raw (comma-separated for dual-stack)
@@ -76,6 +86,8 @@ func Parse(args []string) (*Options, []string, error) {
 	fs.StringVar(&o.ConfigFile, "config", "", "Path to a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1). Without it the secure defaults apply.")
 	fs.StringVar(&o.HostnameOverride, "hostname-override", "", "Node name to use instead of the host name.")
 	fs.StringVar(&o.NodeIP, "node-ip", "", "IP address (or comma-separated IPv4,IPv6 pair) of the node.")
+	fs.StringVar(&o.BootstrapKubeconfigPath, "bootstrap-kubeconfig", "", "Path to a kubeconfig file (usually with a bootstrap token) used to request the client certificate when the --kubeconfig file is missing or its certificate expired; the agent then writes --kubeconfig pointing at the certificate it obtained under --cert-dir.")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "Directory of the agent's TLS certificates: the client certificate from TLS bootstrapping, the rotated serving certificate, the self-signed one (default <root-dir>/pki).")
 	fs.StringVar(&o.RootDir, "root-dir", DefaultRootDir, "Directory for nodeagent's state (pod volumes, plugins).")
 	fs.StringVar(&o.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "CRI runtime endpoint; overrides the config field containerRuntimeEndpoint (default "+DefaultContainerRuntimeEndpoint+").")
 	fs.StringVar(&o.ImageServiceEndpoint, "image-service-endpoint", "", "CRI image service endpoint; overrides the config field imageServiceEndpoint (default: the runtime endpoint).")
@@ -87,6 +99,7 @@ func Parse(args []string) (*Options, []string, error) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "Directory, or comma-separated directories, of CNI plugin binaries.")
 	fs.StringVar(&o.CNICacheDir, "cni-cache-dir", DefaultCNICacheDir, "Directory where CNI caches results.")
 	kf := addKubeletFlags(fs)
+	showVersion := addVersionFlag(fs)
 
 	gfs := goflag.NewFlagSet("klog", goflag.ContinueOnError)
 	klog.InitFlags(gfs)
@@ -104,8 +117,11 @@ func Parse(args []string) (*Options, []string, error) {
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments %q: nodeagent takes only flags", fs.Args())
 	}
+	if err := showVersion.print(); err != nil {
+		return nil, nil, err
+	}
 
-	if err := kf.checkUnsupported(o.KubeconfigPath); err != nil {
+	if err := kf.checkUnsupported(); err != nil {
 		return nil, nil, err
 	}
 
@@ -169,6 +185,12 @@ func (o *Options) resolve(fs *pflag.FlagSet) error {
 
 	if o.RootDir == "" {
 		return errors.New("--root-dir: must not be empty")
+	}
+	if o.CertDir == "" {
+		o.CertDir = filepath.Join(o.RootDir, "pki")
+	}
+	if o.KubeconfigPath == "" && o.BootstrapKubeconfigPath != "" {
+		return errors.New("--bootstrap-kubeconfig: needs --kubeconfig, the file the agent writes once it has its client certificate")
 	}
 	switch o.NetworkPlugin {
 	case NetworkPluginCNI, NetworkPluginRuntime:

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -140,7 +139,7 @@ var configFlags = []configFlag{
 var ignoredFlags = map[string][]string{
 	"string": {
 		// KubeletFlags
-		"bootstrap-kubeconfig", "cert-dir", "cloud-provider", "config-dir", "experimental-mounter-path",
+		"cloud-provider", "config-dir", "experimental-mounter-path",
 		"image-credential-provider-bin-dir", "image-credential-provider-config", "lock-file", "runtime-cgroups",
 		// config flags
 		"cpu-manager-policy", "cpu-manager-policy-options",
@@ -295,16 +294,7 @@ func isIgnored(name string) bool {
 
 // checkUnsupported fails where ignoring a kubelet flag would leave the agent
 // unable to work as intended.
-func (k *kubeletFlags) checkUnsupported(kubeconfig string) error {
-	if bootstrap := k.fs.Lookup("bootstrap-kubeconfig").Value.String(); bootstrap != "" {
-		_, err := os.Stat(kubeconfig)
-		if kubeconfig == "" || errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("--bootstrap-kubeconfig %s: TLS bootstrapping is not implemented: create --kubeconfig %q first (for example with kubeadm, or by running the kubelet once)", bootstrap, kubeconfig)
-		}
-		if err != nil {
-			return fmt.Errorf("--kubeconfig: %w", err)
-		}
-	}
+func (k *kubeletFlags) checkUnsupported() error {
 	if dir := k.fs.Lookup("config-dir").Value.String(); dir != "" {
 		var dropIn string
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {

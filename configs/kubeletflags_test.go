@@ -37,8 +37,11 @@ func TestKubeletFlags(t *testing.T) {
 		check    func(*testing.T, *Options)
 	}{
 		{name: "kubeadm command line", args: kubeadm,
-			wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --bootstrap-kubeconfig, --pod-infra-container-image (removed from the kubelet)"},
+			wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --pod-infra-container-image (removed from the kubelet)"},
 			check: func(t *testing.T, o *Options) {
+				if o.BootstrapKubeconfigPath != "/etc/kubernetes/bootstrap-kubelet.conf" || o.CertDir != filepath.Join(DefaultRootDir, "pki") {
+					t.Errorf("bootstrap flags: %q, %q", o.BootstrapKubeconfigPath, o.CertDir)
+				}
 				if o.KubeconfigPath != kubeconfig || o.ContainerRuntimeEndpoint != "unix:///var/run/containerd/containerd.sock" || o.Config.MaxPods != 50 {
 					t.Errorf("not honoured: %+v", o)
 				}
@@ -111,17 +114,22 @@ func TestKubeletFlags(t *testing.T) {
 					t.Error("--seccomp-default not applied")
 				}
 			}},
-		{name: "rotate-certificates refused", args: []string{"--rotate-certificates"}, wantErr: []string{"config from flags --rotate-certificates: rotateCertificates:", "issue 11"}},
-		{name: "rotate-server-certificates refused", args: []string{"--rotate-server-certificates"}, wantErr: []string{"serverTLSBootstrap:", "issue 11"}},
+		{name: "rotate-certificates", args: []string{"--rotate-certificates", "--rotate-server-certificates"}, check: func(t *testing.T, o *Options) {
+			if !o.Config.RotateCertificates || !o.Config.ServerTLSBootstrap {
+				t.Error("not set")
+			}
+		}},
 		{name: "pod-max-pids refused", args: []string{"--pod-max-pids=100"}, wantErr: []string{"podPidsLimit:"}},
 		{name: "enforce-node-allocatable refused", args: []string{"--enforce-node-allocatable=pods,kube-reserved"}, wantErr: []string{"enforceNodeAllocatable:", "kube-reserved"}},
 		{name: "manifest-url refused", args: []string{"--manifest-url=http://example.com/pods"}, wantErr: []string{"staticPodURL:"}},
 		{name: "unknown TLS version", args: []string{"--tls-min-version=TLS1.3"}, wantErr: []string{"tlsMinVersion:", `"TLS1.3"`}},
 		{name: "unknown cipher", args: []string{"--tls-cipher-suites=TLS_NOPE"}, wantErr: []string{"tlsCipherSuites:", "TLS_NOPE"}},
-		{name: "kubeconfig exists, bootstrap ignored", args: []string{"--kubeconfig", kubeconfig, "--bootstrap-kubeconfig", "/b.conf", "--cert-dir=/var/lib/kubelet/pki"},
-			wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --bootstrap-kubeconfig, --cert-dir"}},
-		{name: "bootstrap without kubeconfig", args: []string{"--kubeconfig", filepath.Join(dir, "missing.conf"), "--bootstrap-kubeconfig", "/b.conf"},
-			wantErr: []string{"--bootstrap-kubeconfig /b.conf", "TLS bootstrapping is not implemented", "create --kubeconfig", "missing.conf"}},
+		{name: "bootstrap and cert-dir", args: []string{"--kubeconfig", filepath.Join(dir, "missing.conf"), "--bootstrap-kubeconfig", "/b.conf", "--cert-dir=/var/lib/kubelet/pki"},
+			check: func(t *testing.T, o *Options) {
+				if o.BootstrapKubeconfigPath != "/b.conf" || o.CertDir != "/var/lib/kubelet/pki" {
+					t.Errorf("got %q, %q", o.BootstrapKubeconfigPath, o.CertDir)
+				}
+			}},
 		{name: "bootstrap and no --kubeconfig", args: []string{"--bootstrap-kubeconfig=/b.conf"}, wantErr: []string{"--bootstrap-kubeconfig", "--kubeconfig"}},
 		{name: "config-dir with drop-ins", args: []string{"--config-dir", dropIns}, wantErr: []string{"--config-dir", "10-a.conf"}},
 		{name: "empty config-dir", args: []string{"--config-dir", t.TempDir()}, wantWarn: []string{"kubelet flags not implemented by nodeagent and ignored: --config-dir"}},

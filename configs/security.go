@@ -31,18 +31,6 @@ type refusal struct {
 
 // refusals are checked by Validate after defaulting.
 var refusals = []refusal{
-	{"rotateCertificates", func(c *kubeletconfigv1beta1.KubeletConfiguration) string {
-		if c.RotateCertificates {
-			return "client certificate rotation is not implemented by nodeagent yet (issue 11); set it to false and renew the --kubeconfig client certificate before it expires"
-		}
-		return ""
-	}},
-	{"serverTLSBootstrap", func(c *kubeletconfigv1beta1.KubeletConfiguration) string {
-		if c.ServerTLSBootstrap {
-			return "serving certificate bootstrap and rotation are not implemented by nodeagent yet (issue 11); set it to false and give tlsCertFile and tlsPrivateKeyFile"
-		}
-		return ""
-	}},
 	{"podPidsLimit", func(c *kubeletconfigv1beta1.KubeletConfiguration) string {
 		if c.PodPidsLimit != nil && *c.PodPidsLimit > 0 {
 			return fmt.Sprintf("per-pod PID limits are not implemented by nodeagent, a pod could use every PID of the node; remove it or set -1 (got %d)", *c.PodPidsLimit)
@@ -226,9 +214,6 @@ var notSecurityRelevant = map[string]string{
 	"runOnce":                              "run mode",
 	"serializeImagePulls":                  "pull throughput",
 	"showHiddenMetricsForVersion":          "metrics",
-	"shutdownGracePeriod":                  "graceful node shutdown",
-	"shutdownGracePeriodByPodPriority":     "graceful node shutdown",
-	"shutdownGracePeriodCriticalPods":      "graceful node shutdown",
 	"singleProcessOOMKill":                 "OOM behaviour",
 	"staticPodURLHeader":                   "only used by staticPodURL, refused",
 	"streamingConnectionIdleTimeout":       "unused by the kubelet too since streams go to the runtime",

@@ -30,8 +30,6 @@ func TestValidateSecurity(t *testing.T) {
 		{"unknown cipher", func(c *kcfg) { c.TLSCipherSuites = []string{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "RC4"} }, []string{"tlsCipherSuites: Cipher suite RC4 not supported"}},
 		{"curves", func(c *kcfg) { c.TLSCurvePreferences = []int32{int32(tls.X25519), int32(tls.CurveP256)} }, nil},
 		{"unknown curve", func(c *kcfg) { c.TLSCurvePreferences = []int32{7} }, []string{"tlsCurvePreferences:"}},
-		{"rotateCertificates", func(c *kcfg) { c.RotateCertificates = true }, []string{"rotateCertificates: ", "issue 11"}},
-		{"serverTLSBootstrap", func(c *kcfg) { c.ServerTLSBootstrap = true }, []string{"serverTLSBootstrap: ", "issue 11"}},
 		{"podPidsLimit", func(c *kcfg) { c.PodPidsLimit = ptr.To[int64](1024) }, []string{"podPidsLimit: ", "got 1024"}},
 		{"podPidsLimit unlimited", func(c *kcfg) { c.PodPidsLimit = ptr.To[int64](-1) }, nil},
 		{"enforce pods", func(c *kcfg) { c.EnforceNodeAllocatable = []string{"pods"} }, nil},
@@ -53,8 +51,8 @@ func TestValidateSecurity(t *testing.T) {
 		{"image policy unknown", func(c *kcfg) { c.ImagePullCredentialsVerificationPolicy = "Sometimes" }, []string{`imagePullCredentialsVerificationPolicy: unknown policy "Sometimes"`}},
 		{"staticPodURL", func(c *kcfg) { c.StaticPodURL = "http://example.com/pods" }, []string{"staticPodURL: "}},
 		{"all at once", func(c *kcfg) {
-			c.RotateCertificates, c.StaticPodURL, c.TLSMinVersion = true, "http://x", "x"
-		}, []string{"rotateCertificates:", "staticPodURL:", "tlsMinVersion:"}},
+			c.PodPidsLimit, c.StaticPodURL, c.TLSMinVersion = ptr.To[int64](10), "http://x", "x"
+		}, []string{"podPidsLimit:", "staticPodURL:", "tlsMinVersion:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

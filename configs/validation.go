@@ -153,6 +153,7 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 	if cfg.EventBurst < 0 {
 		add("eventBurst", "must not be negative, got %d", cfg.EventBurst)
 	}
+	validateShutdown(cfg, add)
 	validateSecurity(cfg, add)
 	if len(errs) == 0 {
 		return nil
@@ -229,4 +230,31 @@ func validateThreshold(signal, value string) error {
 		return fmt.Errorf("must not be negative, got %q", value)
 	}
 	return nil
+}
+
+// validateShutdown checks the graceful node shutdown fields as the
+// kubelet does (its GracefulNodeShutdown and
+// GracefulNodeShutdownBasedOnPodPriority gates are on by default), and
+// refuses a negative number of seconds in shutdownGracePeriodByPodPriority.
+func validateShutdown(cfg *kubeletconfigv1beta1.KubeletConfiguration, add func(field, format string, args ...any)) {
+	total, critical := cfg.ShutdownGracePeriod.Duration, cfg.ShutdownGracePeriodCriticalPods.Duration
+	if critical > total {
+		add("shutdownGracePeriodCriticalPods", "must not exceed shutdownGracePeriod (%v), got %v", total, critical)
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"shutdownGracePeriod", total}, {"shutdownGracePeriodCriticalPods", critical}} {
+		if f.d < 0 || (f.d > 0 && f.d < time.Second) {
+			add(f.name, "must be 0 or at least 1s, got %v", f.d)
+		}
+	}
+	if len(cfg.ShutdownGracePeriodByPodPriority) > 0 && (total > 0 || critical > 0) {
+		add("shutdownGracePeriodByPodPriority", "cannot be set together with shutdownGracePeriod or shutdownGracePeriodCriticalPods")
+	}
+	for i, p := range cfg.ShutdownGracePeriodByPodPriority {
+		if p.ShutdownGracePeriodSeconds < 0 {
+			add(fmt.Sprintf("shutdownGracePeriodByPodPriority[%d].shutdownGracePeriodSeconds", i), "must not be negative, got %d", p.ShutdownGracePeriodSeconds)
+		}
+	}
 }

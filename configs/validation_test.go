@@ -53,6 +53,28 @@ func TestValidate(t *testing.T) {
 		{"eviction value", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
 			c.EvictionHard = map[string]string{"nodefs.available": "150%"}
 		}, `evictionHard["nodefs.available"]`},
+		{"shutdown", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriod.Duration, c.ShutdownGracePeriodCriticalPods.Duration = 30*time.Second, 10*time.Second
+		}, ""},
+		{"shutdown critical above total", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriod.Duration, c.ShutdownGracePeriodCriticalPods.Duration = 10*time.Second, 30*time.Second
+		}, "shutdownGracePeriodCriticalPods: must not exceed shutdownGracePeriod (10s), got 30s"},
+		{"shutdown below a second", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriod.Duration = 500 * time.Millisecond
+		}, "shutdownGracePeriod: must be 0 or at least 1s, got 500ms"},
+		{"shutdown negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriodCriticalPods.Duration = -time.Second
+		}, "shutdownGracePeriodCriticalPods: must be 0 or at least 1s"},
+		{"shutdown by priority", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriodByPodPriority = []kubeletconfigv1beta1.ShutdownGracePeriodByPodPriority{{Priority: 0, ShutdownGracePeriodSeconds: 20}, {Priority: 2000000000, ShutdownGracePeriodSeconds: 10}}
+		}, ""},
+		{"shutdown by priority and period", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriod.Duration = 30 * time.Second
+			c.ShutdownGracePeriodByPodPriority = []kubeletconfigv1beta1.ShutdownGracePeriodByPodPriority{{Priority: 0, ShutdownGracePeriodSeconds: 20}}
+		}, "shutdownGracePeriodByPodPriority: cannot be set together with shutdownGracePeriod"},
+		{"shutdown by priority negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ShutdownGracePeriodByPodPriority = []kubeletconfigv1beta1.ShutdownGracePeriodByPodPriority{{Priority: 0, ShutdownGracePeriodSeconds: -1}}
+		}, "shutdownGracePeriodByPodPriority[0].shutdownGracePeriodSeconds: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

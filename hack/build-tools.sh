@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the upstream components the harness runs (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, containerd v2,
+# kube-controller-manager, kube-scheduler, kubectl, kubeadm, containerd v2,
 # metrics-server) from the Go module proxy into a fixed cache directory. A second run rebuilds nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +44,9 @@ build_if_missing kube-apiserver "$here/tools" k8s.io/kubernetes/cmd/kube-apiserv
 build_if_missing kubectl "$here/tools" k8s.io/kubernetes/cmd/kubectl -ldflags "$ldflags"
 build_if_missing kube-controller-manager "$here/tools" k8s.io/kubernetes/cmd/kube-controller-manager -ldflags "$ldflags"
 build_if_missing kube-scheduler "$here/tools" k8s.io/kubernetes/cmd/kube-scheduler -ldflags "$ldflags"
+# kubeadm: the bootstrap-token and kubelet-config phases of "up", and the
+# second node of "join-node".
+build_if_missing kubeadm "$here/tools" k8s.io/kubernetes/cmd/kubeadm -ldflags "$ldflags"
 ctags="no_btrfs no_devmapper no_zfs"
 cldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version"
 build_if_missing containerd "$here/containerd" github.com/containerd/containerd/v2/cmd/containerd -tags "$ctags" -ldflags "$cldflags"

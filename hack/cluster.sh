@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Local single-node cluster whose only node is nodeagent.
+# Local cluster whose node is nodeagent; "join-node" adds a second node that
+# joins with kubeadm join and a bootstrap token.
 #
 #   hack/cluster.sh up     install, build, start everything (idempotent)
 #   hack/cluster.sh down   stop everything and remove what the harness made
 #   hack/cluster.sh agent-restart   restart only nodeagent
 #   hack/cluster.sh import-conformance-images   load the images hack/conformance.sh built
+#   hack/cluster.sh join-node        a second node joins with kubeadm join (JOIN_AGENT=nodeagent|kubelet)
+#   hack/cluster.sh join-node-down   remove it again ("down" does too)
+#   hack/cluster.sh join-agent-restart   restart only the second node's agent
+#   hack/cluster.sh join-node-exec CMD...   run CMD in the second node's network and mount namespaces
 #
 # Everything lives under $STATE (default /var/lib/nodeagent-harness) and talks
 # on loopback or on the harness's own addresses: the node's address is
@@ -27,6 +32,30 @@ POD_BRIDGE=nacni0
 POD_SUBNET=198.18.0.0/24
 SERVICE_CIDR=198.19.0.0/24
 CGROUP_ROOT=/nodeagent
+# The second node of "join-node": its own network namespace (veth into
+# nahost0), mount namespace, containerd, cgroup root and pod subnet. In its
+# mount namespace the paths of a kubeadm node (JOIN_PRIVATE) are private
+# directories under $JOIN/fs, so that kubeadm and the agent use the paths
+# they always use and nothing of the host's is touched.
+JOIN=$STATE/join
+JOIN_NODE=nodeagent-join
+JOIN_IP=192.0.2.11
+JOIN_NETNS=najoin
+JOIN_VETH=najoin0 # the host's end; eth0 in the netns
+JOIN_POD_BRIDGE=nacni1
+JOIN_POD_SUBNET=198.18.1.0/24
+JOIN_CGROUP_ROOT=/nodeagent-join
+JOIN_SOCK=$JOIN/run/containerd.sock
+JOIN_MNTNS=$JOIN/ns/mnt
+JOIN_PRIVATE=(/etc/kubernetes /var/lib/kubelet /var/lib/nodeagent /var/log/pods /var/log/containers /var/lib/cni)
+# Which agent the second node runs: nodeagent (default) or the upstream
+# kubelet. "join-node" takes JOIN_AGENT from the environment; the other
+# commands keep the agent of the last "join-node".
+if [[ ${1:-} == join-node ]]; then
+  JOIN_AGENT=${JOIN_AGENT:-nodeagent}
+else
+  JOIN_AGENT=${JOIN_AGENT:-$(cat "$JOIN/agent" 2>/dev/null || echo nodeagent)}
+fi
 PKI=$STATE/pki
 LOGS=$STATE/logs
 RUN=$STATE/run
@@ -71,9 +100,15 @@ install_packages() {
 build() {
   "$here/build-tools.sh"
   mkdir -p "$BIN"
-  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$BIN/nodeagent" ./cmd/nodeagent)
+  # Commit and build date for `nodeagent --version`, as make build does; the
+  # commit is "unknown" without git (hack/ldflags.sh never fails), and
+  # -buildvcs=false keeps the go command from asking git too. The date is
+  # the day only, so an unchanged tree still links from the build cache.
+  local ldflags
+  ldflags=$(BUILD_DATE=$(date -u +%Y-%m-%d) "$here/ldflags.sh")
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$BIN/nodeagent" ./cmd/nodeagent)
   mkdir -p "$CNI_BIN"
-  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$CNI_BIN/nodeagent-delegate" ./cmd/nodeagent-cni)
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$CNI_BIN/nodeagent-delegate" ./cmd/nodeagent-cni)
   local want
   want=$(cat "$here/images/main.go" /bin/busybox | sha256sum | cut -c1-16)
   if [[ ! -f "$CACHE/images/.stamp" || "$(cat "$CACHE/images/.stamp")" != "$want" ]]; then
@@ -101,6 +136,7 @@ down() (
   # Best effort: every step tolerates what is already gone.
   set +e +o pipefail
   log "stopping"
+  join_down
   for c in metrics-server kubelet nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $c; done
   # Leftovers of a run whose pid files are gone.
   pkill -f "$BIN/(nodeagent|kubelet|kube-|etcd|metrics-server)" 2>/dev/null || true
@@ -122,6 +158,8 @@ down() (
   for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
   ip link delete "$POD_BRIDGE" 2>/dev/null || true
   ip link delete "$HOST_BRIDGE" 2>/dev/null || true
+  ip route del "$JOIN_POD_SUBNET" 2>/dev/null || true
+  ip route del "$JOIN_IP/32" 2>/dev/null || true
   iptables -t nat -S 2>/dev/null | awk '/^-A POSTROUTING .*198\.18\.0\.0\/24/ {$1="-D"; print}' | while read -r r; do eval "iptables -t nat $r" 2>/dev/null || true; done
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -F "$c" 2>/dev/null || true; done
   for c in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t nat -X "$c" 2>/dev/null || true; done
@@ -138,6 +176,17 @@ network() {
   ip addr replace "$NODE_IP/32" dev "$HOST_BRIDGE"
   ip link set "$HOST_BRIDGE" up
   sysctl -qw net.ipv4.ip_forward=1 || true
+  join_routes_unreachable
+}
+
+# The second node's address and pod subnet are the harness's while it runs:
+# "join-node" routes them to the node, and otherwise they are unreachable,
+# never sent through the default route (the machine's own network may be
+# 192.0.2.0/24: a Node object left behind must not make metrics-server or
+# the apiserver look for 192.0.2.11 there).
+join_routes_unreachable() {
+  ip route replace unreachable "$JOIN_IP/32"
+  ip route replace unreachable "$JOIN_POD_SUBNET"
 }
 
 mkcert() { # name cn org [sans [ca]]
@@ -162,14 +211,14 @@ mkcert() { # name cn org [sans [ca]]
     -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
 }
 
-kubeconfig() { # file cert user
+kubeconfig() { # file cert user [server]
   cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: local
   cluster:
-    server: https://127.0.0.1:6443
+    server: ${4:-https://127.0.0.1:6443}
     certificate-authority: $PKI/ca.crt
 users:
 - name: $3
@@ -211,6 +260,8 @@ pki() {
   kubeconfig "$STATE/scheduler.kubeconfig" scheduler scheduler
   kubeconfig "$STATE/node.kubeconfig" node "system:node:$NODE_NAME"
   kubeconfig "$STATE/metrics-server.kubeconfig" metrics-server metrics-server
+  # kubeadm's: cluster-info hands its server (and CA) to joining nodes.
+  kubeconfig "$STATE/kubeadm-admin.kubeconfig" admin admin "https://$NODE_IP:6443"
 }
 
 start() { # name args...
@@ -231,9 +282,14 @@ wait_for() { # what timeout-seconds command...
   return 1
 }
 
+# containerd_config [base socket runtime-cni-dir pod-bridge pod-subnet delegate-socket]
+# writes containerd's config, its registry hosts and the two CNI configs
+# under base/containerd and base/cni; without arguments, node 1's.
 containerd_config() {
-  mkdir -p "$STATE/containerd/certs.d/_default" "$STATE/cni/net.d"
-  cat >"$STATE/containerd/certs.d/_default/hosts.toml" <<'EOF'
+  local base=${1:-$STATE} sock=${2:-$CTRD_SOCK} runtime_cni=${3:-$RUNTIME_CNI_DIR}
+  local bridge=${4:-$POD_BRIDGE} subnet=${5:-$POD_SUBNET} delegate_sock=${6:-$STATE/root/cni.sock}
+  mkdir -p "$base/containerd/certs.d/_default" "$base/cni/net.d"
+  cat >"$base/containerd/certs.d/_default/hosts.toml" <<'EOF'
 # Every pull goes to a closed loopback port: nothing leaves the machine.
 server = "http://127.0.0.1:1"
 
@@ -243,44 +299,44 @@ EOF
   # nodeagent runs the pod network (bridge + host-local + portmap); the
   # runtime's only network hands ADD/DEL/CHECK to nodeagent, and containerd
   # brings lo up itself (use_internal_loopback).
-  mkdir -p "$STATE/cni/runtime.d" "$STATE/cni/cache"
-  rm -f "$STATE/cni/runtime.d/99-loopback.conflist"
-  cat >"$STATE/cni/runtime.d/10-nodeagent.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "nodeagent", "plugins": [{"type": "nodeagent-delegate", "socket": "$STATE/root/cni.sock"}]}
+  mkdir -p "$base/cni/runtime.d" "$base/cni/cache"
+  rm -f "$base/cni/runtime.d/99-loopback.conflist"
+  cat >"$base/cni/runtime.d/10-nodeagent.conflist" <<EOF
+{"cniVersion": "1.0.0", "name": "nodeagent", "plugins": [{"type": "nodeagent-delegate", "socket": "$delegate_sock"}]}
 EOF
-  cat >"$STATE/cni/net.d/10-nodeagent-harness.conflist" <<EOF
+  cat >"$base/cni/net.d/10-nodeagent-harness.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "nodeagent-harness",
   "plugins": [
-    {"type": "bridge", "bridge": "$POD_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
 EOF
-  cat >"$STATE/containerd/config.toml" <<EOF
+  cat >"$base/containerd/config.toml" <<EOF
 version = 3
-root = "$STATE/containerd/root"
-state = "$STATE/containerd/state"
+root = "$base/containerd/root"
+state = "$base/containerd/state"
 
 [grpc]
-  address = "$CTRD_SOCK"
+  address = "$sock"
 
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["$CNI_BIN", "/usr/lib/cni"]
-    conf_dir = "$RUNTIME_CNI_DIR"
+    conf_dir = "$runtime_cni"
     use_internal_loopback = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-    Root = "$STATE/containerd/runc"
+    Root = "$base/containerd/runc"
 
 [plugins.'io.containerd.cri.v1.images']
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = "registry.k8s.io/pause:3.10.2"
   [plugins.'io.containerd.cri.v1.images'.registry]
-    config_path = "$STATE/containerd/certs.d"
+    config_path = "$base/containerd/certs.d"
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
@@ -392,6 +448,301 @@ reset_runtime() (
   "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete node "$NODE_NAME" --ignore-not-found >/dev/null
 )
 
+# What "kubeadm init" puts in a cluster for nodes that join it with a
+# bootstrap token, made by kubeadm's own phases against the running
+# apiserver (about a second): the cluster-info ConfigMap in kube-public (the
+# server https://$NODE_IP:6443 and the CA; the controller-manager's
+# bootstrapsigner signs it for each token), the RBAC bindings of the
+# bootstrappers (CSR create, nodeclient auto-approval) and of the nodes
+# (selfnodeclient renewals), and the kubeadm-config and kubelet-config
+# ConfigMaps. kubelet-config is the KubeletConfiguration of joining nodes:
+# kubeadm's defaults (rotateCertificates, webhook authentication and
+# authorization, the client CA /etc/kubernetes/pki/ca.crt, healthz on
+# 127.0.0.1:10248) and what these machines need: cgroupfs, no swap or cgroup
+# v1 refusal, a cgroup root other than node 1's, and the serving certificate
+# join-node provisions (the apiserver checks the node's serving certificate
+# against the cluster CA: --kubelet-certificate-authority).
+kubeadm_init_phases() {
+  cat >"$STATE/kubeadm.yaml" <<EOF
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+# The bootstrap-token phase always makes a token; this one is never used
+# (join-node makes its own) and soon gone.
+bootstrapTokens:
+- description: made by hack/cluster.sh up, unused
+  ttl: 1m0s
+localAPIEndpoint:
+  advertiseAddress: $NODE_IP
+  bindPort: 6443
+nodeRegistration:
+  name: $NODE_NAME
+  criSocket: unix://$CTRD_SOCK
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+clusterName: nodeagent-harness
+# Never a label such as stable-1, which kubeadm would look up on the internet.
+kubernetesVersion: $("$BIN/kubeadm" version -o short)
+controlPlaneEndpoint: $NODE_IP:6443
+networking:
+  serviceSubnet: $SERVICE_CIDR
+  podSubnet: 198.18.0.0/16
+  dnsDomain: cluster.local
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+cgroupRoot: $JOIN_CGROUP_ROOT
+failSwapOn: false
+failCgroupV1: false
+rotateCertificates: true
+resolvConf: $STATE/resolv.conf
+tlsCertFile: /var/lib/kubelet/pki/kubelet.crt
+tlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet.key
+volumePluginDir: /var/lib/kubelet/volume-plugins
+EOF
+  local k=(--kubeconfig "$STATE/kubeadm-admin.kubeconfig" --config "$STATE/kubeadm.yaml") phase
+  for phase in "bootstrap-token --skip-token-print" "upload-config all"; do
+    # shellcheck disable=SC2086 # the phase and its flag
+    if ! "$BIN/kubeadm" init phase $phase "${k[@]}" >>"$LOGS/kubeadm.log" 2>&1; then
+      log "kubeadm init phase $phase failed; last log lines:"
+      tail -n 20 "$LOGS/kubeadm.log" >&2
+      return 1
+    fi
+  done
+}
+
+# The second node ("join-node") joins as on a machine of its own: kubeadm
+# join with a bootstrap token and the CA's hash, and the agent started with
+# exactly the files kubeadm writes, as kubeadm's systemd drop-in starts the
+# kubelet: --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf
+# --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml
+# $KUBELET_KUBEADM_ARGS (/var/lib/kubelet/kubeadm-flags.env)
+# $KUBELET_EXTRA_ARGS (/etc/default/kubelet, here $JOIN/default-kubelet).
+# Without systemd, kubeadm's "systemctl restart kubelet" only warns; the
+# harness starts the agent once kubeadm has written its files, and kubeadm
+# then waits for the agent's healthz and the TLS bootstrap (kubelet.conf).
+in_join() { nsenter --net="/run/netns/$JOIN_NETNS" --mount="$JOIN_MNTNS" -- "$@"; }
+
+# Exit code 3: the second node cannot be made here (the e2e test skips).
+join_unavailable() { log "join-node unavailable: $*"; exit 3; }
+
+join_agent_bin() {
+  case $JOIN_AGENT in
+    nodeagent) echo "$BIN/nodeagent" ;;
+    kubelet) echo "$BIN/kubelet" ;;
+    *) log "JOIN_AGENT is nodeagent or kubelet, not $JOIN_AGENT"; exit 2 ;;
+  esac
+}
+
+start_join_agent() {
+  local bin kubeadm_args extra_args args
+  bin=$(join_agent_bin)
+  kubeadm_args=$(sed -n 's/^KUBELET_KUBEADM_ARGS="\(.*\)"$/\1/p' "$JOIN/fs/var/lib/kubelet/kubeadm-flags.env")
+  extra_args=$(sed -n 's/^KUBELET_EXTRA_ARGS="\(.*\)"$/\1/p' "$JOIN/default-kubelet")
+  read -r -a args <<<"$kubeadm_args $extra_args"
+  start join-agent nsenter --net="/run/netns/$JOIN_NETNS" --mount="$JOIN_MNTNS" -- "$bin" \
+    --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf \
+    --config=/var/lib/kubelet/config.yaml "${args[@]}"
+}
+
+join_node() {
+  [[ $(id -u) == 0 ]] || join_unavailable "must run as root"
+  { command -v nsenter && command -v unshare; } >/dev/null || join_unavailable "nsenter or unshare (util-linux) missing"
+  local bin kc=(--kubeconfig "$STATE/admin.kubeconfig")
+  bin=$(join_agent_bin)
+  [[ $JOIN_AGENT != kubelet ]] || "$here/build-tools.sh" --with-kubelet
+  [[ -x $BIN/kubeadm ]] || join_unavailable "$BIN/kubeadm is not built (hack/cluster.sh up builds it)"
+  [[ -x $bin ]] || join_unavailable "$bin is not built"
+  "$BIN/kubectl" "${kc[@]}" get --raw /readyz >/dev/null 2>&1 || { log "the cluster is not up (hack/cluster.sh up)"; return 1; }
+  "$BIN/kubectl" "${kc[@]}" -n kube-public get configmap cluster-info >/dev/null 2>&1 ||
+    join_unavailable "no cluster-info ConfigMap: the cluster was started by a hack/cluster.sh up without join support"
+  join_down
+  mkdir -p "$JOIN/run" "$JOIN/ns" "$LOGS" "$RUN"
+  echo "$JOIN_AGENT" >"$JOIN/agent"
+
+  # Network: eth0 in the netns at $JOIN_IP, its peer on the host's bridge;
+  # no default route, so nothing the node or its pods send leaves the machine.
+  ip netns add "$JOIN_NETNS"
+  ip link add "$JOIN_VETH" type veth peer name eth0 netns "$JOIN_NETNS"
+  ip link set "$JOIN_VETH" master "$HOST_BRIDGE" up
+  ip -n "$JOIN_NETNS" addr add "$JOIN_IP/24" dev eth0
+  ip -n "$JOIN_NETNS" link set eth0 up
+  ip -n "$JOIN_NETNS" link set lo up
+  # The host reaches the node, and its pods, on the bridge (replies to a pod
+  # that talks to the host included): see join_routes_unreachable.
+  ip route replace "$JOIN_IP/32" dev "$HOST_BRIDGE" src "$NODE_IP"
+  ip route replace "$JOIN_POD_SUBNET" via "$JOIN_IP" dev "$HOST_BRIDGE"
+
+  # Mount namespace, kept by a bind mount of its nsfs file (on a private
+  # mount, as unshare wants): the kubeadm node's paths are private there.
+  # Copies of node 1's mounts (pod volumes, rootfs, netns) are dropped.
+  mount --bind "$JOIN/ns" "$JOIN/ns"
+  mount --make-private "$JOIN/ns"
+  touch "$JOIN_MNTNS"
+  unshare --mount="$JOIN_MNTNS" --propagation slave true
+  local p
+  : >"$JOIN/created-mountpoints"
+  for p in "${JOIN_PRIVATE[@]}"; do
+    mkdir -p "$JOIN/fs$p"
+    if [[ ! -d $p ]]; then
+      mkdir "$p" # an empty mount point: the only change on the host
+      echo "$p" >>"$JOIN/created-mountpoints"
+    fi
+    nsenter --mount="$JOIN_MNTNS" -- mount --bind "$JOIN/fs$p" "$p"
+  done
+  nsenter --mount="$JOIN_MNTNS" -- sh -c "grep -oE ' ($STATE/|/run/netns/)[^ ]*' /proc/self/mounts | grep -v ' $JOIN' |
+    sort -r | while read -r m; do umount -l \"\$m\"; done"
+
+  for h in /sys/fs/cgroup/*/; do [[ $h == */unified/ ]] || mkdir -p "$h$JOIN_CGROUP_ROOT"; done
+  # The node's serving certificate, where the kubelet-config ConfigMap says.
+  mkcert join-node-serving "system:node:$JOIN_NODE" system:nodes "IP:$JOIN_IP,DNS:$JOIN_NODE"
+  install -d -m 700 "$JOIN/fs/var/lib/kubelet/pki"
+  mkdir -p "$JOIN/fs/etc/kubernetes/manifests" # as kubeadm's packages ship it
+  install -m 644 "$PKI/join-node-serving.crt" "$JOIN/fs/var/lib/kubelet/pki/kubelet.crt"
+  install -m 600 "$PKI/join-node-serving.key" "$JOIN/fs/var/lib/kubelet/pki/kubelet.key"
+  # /etc/default/kubelet: the node's address (with no default route there is
+  # nothing to find it by), a taint that keeps the scheduler's pods on node 1
+  # (pods that name the node still run: the agent only checks NoExecute),
+  # and nodeagent's CNI paths (node 1's plugins, this node's config).
+  local default_kubelet="--node-ip=$JOIN_IP --register-with-taints=nodeagent.io/join-node=true:NoSchedule --v=${JOIN_V:-2}"
+  [[ $JOIN_AGENT != nodeagent ]] || default_kubelet+=" --cni-conf-dir=$JOIN/cni/net.d --cni-bin-dir=/usr/lib/cni"
+  echo "KUBELET_EXTRA_ARGS=\"$default_kubelet\"" >"$JOIN/default-kubelet"
+
+  # containerd: node 1's config with this node's paths, pod bridge and
+  # subnet. With nodeagent, its CNI config delegates to the agent's
+  # <root-dir>/cni.sock (nodeagent's default root dir); with the kubelet, it
+  # runs the bridge config itself. Its pod netns are kept under its state dir
+  # (not in /run/netns beside node 1's), and NRI (one socket path per
+  # machine) is off.
+  local runtime_cni=$JOIN/cni/net.d
+  [[ $JOIN_AGENT != nodeagent ]] || runtime_cni=$JOIN/cni/runtime.d
+  containerd_config "$JOIN" "$JOIN_SOCK" "$runtime_cni" "$JOIN_POD_BRIDGE" "$JOIN_POD_SUBNET" /var/lib/nodeagent/cni.sock
+  sed -i 's/^  restrict_oom_score_adj = true$/&\n  netns_mounts_under_state_dir = true/' "$JOIN/containerd/config.toml"
+  printf "\n[plugins.'io.containerd.nri.v1.nri']\n  disable = true\n" >>"$JOIN/containerd/config.toml"
+  PATH=$BIN:$PATH start join-containerd nsenter --net="/run/netns/$JOIN_NETNS" --mount="$JOIN_MNTNS" -- \
+    "$BIN/containerd" --config "$JOIN/containerd/config.toml"
+  wait_for join-containerd 30 "$BIN/ctr" -a "$JOIN_SOCK" version
+  for f in pause busybox; do
+    in_join "$BIN/ctr" -a "$JOIN_SOCK" -n k8s.io images import --no-unpack=false "$CACHE/images/$f.tar" >/dev/null
+  done
+
+  # The token and the CA's hash, as "kubeadm token create --print-join-command" gives them.
+  local token id hash
+  "$BIN/kubectl" "${kc[@]}" delete node "$JOIN_NODE" --ignore-not-found >/dev/null
+  token=$("$BIN/kubeadm" token create --kubeconfig "$STATE/admin.kubeconfig" --ttl 15m --description "hack/cluster.sh join-node" 2>>"$LOGS/kubeadm.log")
+  id=${token%%.*}
+  echo "$id" >"$JOIN/token-id"
+  hash=$(openssl x509 -pubkey -noout -in "$PKI/ca.crt" | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
+  # kubeadm's discovery retries every 5 s until the bootstrapsigner has
+  # signed cluster-info for the new token: wait for that here instead.
+  wait_for kube-controller-manager 30 sh -c "'$BIN/kubectl' --kubeconfig '$STATE/admin.kubeconfig' -n kube-public \
+    get configmap cluster-info -o jsonpath='{.data.jws-kubeconfig-$id}' | grep -q ."
+
+  log "kubeadm join as $JOIN_NODE at $JOIN_IP ($JOIN_AGENT)"
+  timeout 150 nsenter --net="/run/netns/$JOIN_NETNS" --mount="$JOIN_MNTNS" -- "$BIN/kubeadm" join "$NODE_IP:6443" \
+    --token "$token" --discovery-token-ca-cert-hash "sha256:$hash" --node-name "$JOIN_NODE" \
+    --cri-socket "unix://$JOIN_SOCK" --ignore-preflight-errors=all -v 1 >>"$LOGS/join-kubeadm.log" 2>&1 &
+  local kubeadm_pid=$! flags=$JOIN/fs/var/lib/kubelet/kubeadm-flags.env
+  until [[ -s $flags ]]; do
+    if ! kill -0 "$kubeadm_pid" 2>/dev/null; then
+      log "kubeadm join ended before it wrote $flags; last log lines:"
+      tail -n 30 "$LOGS/join-kubeadm.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  start_join_agent
+  local agent_pid
+  agent_pid=$(cat "$RUN/join-agent.pid")
+  while kill -0 "$kubeadm_pid" 2>/dev/null; do
+    if ! kill -0 "$agent_pid" 2>/dev/null; then
+      log "$JOIN_AGENT exited while kubeadm join waited for it; last lines of $LOGS/join-agent.log:"
+      tail -n 30 "$LOGS/join-agent.log" >&2
+      kill "$kubeadm_pid" 2>/dev/null
+      return 1
+    fi
+    sleep 0.2
+  done
+  if ! wait "$kubeadm_pid"; then
+    log "kubeadm join failed; last log lines:"
+    tail -n 30 "$LOGS/join-kubeadm.log" >&2
+    log "last lines of $LOGS/join-agent.log:"
+    tail -n 30 "$LOGS/join-agent.log" >&2
+    return 1
+  fi
+  wait_for join-agent 60 "$BIN/kubectl" "${kc[@]}" wait --for=condition=Ready "node/$JOIN_NODE" --timeout=1s
+  log "node $JOIN_NODE is Ready ($JOIN_AGENT; hack/cluster.sh join-node-exec CMD runs CMD in its namespaces)"
+}
+
+# join_down removes the second node and whatever an earlier run of it left:
+# processes (by pid file, network and mount namespace, cgroup), mounts, the
+# netns with its veth (and its iptables rules), the host route, the mount
+# points it made, its state, and its Node object and token.
+join_down() (
+  set +e +o pipefail
+  stop_pid join-agent
+  # An agent whose pid file is gone: it would register the Node again.
+  local pid
+  for pid in $(ip netns pids "$JOIN_NETNS" 2>/dev/null); do
+    case $(readlink "/proc/$pid/exe") in
+      "$BIN/nodeagent"* | "$BIN/kubelet"*)
+        kill -9 "$pid" 2>/dev/null
+        for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done ;;
+    esac
+  done
+  # The Node object goes next, while the host's routes to the node still
+  # exist: nothing (metrics-server, kubectl logs) may then look for
+  # $JOIN_IP through the default route.
+  local kc=(--kubeconfig "$STATE/admin.kubeconfig" --request-timeout=5s)
+  if [[ -x $BIN/kubectl && -f $STATE/admin.kubeconfig ]] && "$BIN/kubectl" "${kc[@]}" get --raw /readyz >/dev/null 2>&1; then
+    "$BIN/kubectl" "${kc[@]}" delete node "$JOIN_NODE" --ignore-not-found >/dev/null 2>&1
+    [[ -f $JOIN/token-id ]] &&
+      "$BIN/kubectl" "${kc[@]}" -n kube-system delete secret "bootstrap-token-$(cat "$JOIN/token-id")" --ignore-not-found >/dev/null 2>&1
+  fi
+  if [[ -S $JOIN_SOCK ]]; then
+    for t in $("$BIN/ctr" -a "$JOIN_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+      "$BIN/ctr" -a "$JOIN_SOCK" -n k8s.io tasks kill -s KILL "$t" >/dev/null 2>&1
+    done
+  fi
+  # Its state goes too: no need to wait for a clean shutdown.
+  [[ -f $RUN/join-containerd.pid ]] && kill -9 "$(cat "$RUN/join-containerd.pid")" 2>/dev/null
+  rm -f "$RUN/join-containerd.pid"
+  local ns=
+  for pid in $(ip netns pids "$JOIN_NETNS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  mountpoint -q "$JOIN_MNTNS" 2>/dev/null && ns="mnt:[$(stat -L -c %i "$JOIN_MNTNS")]"
+  if [[ -n $ns ]]; then
+    for pid in /proc/[0-9]*; do
+      [[ $(readlink "$pid/ns/mnt" 2>/dev/null) == "$ns" ]] && kill -9 "${pid#/proc/}" 2>/dev/null
+    done
+  fi
+  pkill -9 -f "containerd-shim-runc-v2 .*-address $JOIN_SOCK" 2>/dev/null
+  local left
+  for _ in $(seq 50); do # the pods' processes
+    left=$(find /sys/fs/cgroup/*"$JOIN_CGROUP_ROOT" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+    [[ -z $left ]] && break
+    echo "$left" | xargs -r kill -9 2>/dev/null
+    sleep 0.1
+  done
+  grep -o " ${JOIN}[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  ip netns delete "$JOIN_NETNS" 2>/dev/null
+  ip link delete "$JOIN_VETH" 2>/dev/null
+  if ip link show "$HOST_BRIDGE" >/dev/null 2>&1; then
+    join_routes_unreachable
+  else
+    ip route del "$JOIN_POD_SUBNET" 2>/dev/null
+    ip route del "$JOIN_IP/32" 2>/dev/null
+  fi
+  for h in /sys/fs/cgroup/*/; do
+    [[ -d $h$JOIN_CGROUP_ROOT ]] && find "$h$JOIN_CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  if [[ -f $JOIN/created-mountpoints ]]; then
+    while read -r p; do rmdir "$p" 2>/dev/null; done <"$JOIN/created-mountpoints"
+  fi
+  rm -rf --one-file-system "$JOIN"
+  true
+)
+
 up() {
   [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }
   install_packages
@@ -422,7 +773,7 @@ up() {
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range "$SERVICE_CIDR" \
-    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --enable-bootstrap-token-auth \
     --allow-privileged=true --profiling=false --audit-log-path "$LOGS/audit.log" \
     --audit-policy-file "$here/audit-policy.yaml" --audit-log-maxsize 200 \
     --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
@@ -431,12 +782,20 @@ up() {
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --enable-aggregator-routing=true
   wait_for kube-apiserver 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz
+  # A second node left in etcd by an earlier run is gone with its network.
+  "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete node "$JOIN_NODE" --ignore-not-found >/dev/null
+  # Certificates issued through CSRs (the joined node's) live 2m30s, which
+  # with the signer's 5-minute backdating makes the node renew its client
+  # certificate 15 to 80 s after it got it: the join test sees a renewal.
+  # Nothing else of the harness gets its certificates through CSRs.
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$STATE/controller-manager.kubeconfig" \
+    --cluster-signing-duration 2m30s \
     --authentication-kubeconfig "$STATE/controller-manager.kubeconfig" --authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port 10257 \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --use-service-account-credentials --leader-elect=false --service-cluster-ip-range "$SERVICE_CIDR"
+    --use-service-account-credentials --leader-elect=false --service-cluster-ip-range "$SERVICE_CIDR" \
+    --controllers '*,bootstrapsigner,tokencleaner'
   start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig "$STATE/scheduler.kubeconfig" --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false
@@ -451,6 +810,7 @@ up() {
   wait_for nodeagent 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
   # The default service account appears once the controller-manager runs.
   wait_for kube-controller-manager 60 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get serviceaccount default
+  kubeadm_init_phases
   start_metrics_server
   cat <<EOF
 
@@ -481,5 +841,9 @@ case ${1:-} in
       "$BIN/ctr" -a "$CTRD_SOCK" -n k8s.io images import --no-unpack=false "$f" >/dev/null
     done ;;
   wait-node) wait_for "${2:-nodeagent}" 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s ;;
-  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node|import-conformance-images" >&2; exit 2 ;;
+  join-node) join_node ;;
+  join-node-down) join_down ;;
+  join-agent-restart) stop_pid join-agent; start_join_agent ;;
+  join-node-exec) shift; in_join "$@" ;;
+  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
 esac

@@ -88,10 +88,14 @@ type Controller struct {
 	nodeGone       chan struct{} // the watch saw our Node deleted
 	leasePoke      chan struct{} // ask the lease loop to renew now
 
-	mu         sync.Mutex
-	node       *v1.Node
-	notReady   map[string]string
-	lastReport time.Time
+	// syncMu serializes status syncs: the loop's and SyncStatus.
+	syncMu sync.Mutex
+
+	mu           sync.Mutex
+	node         *v1.Node
+	notReady     map[string]string
+	shuttingDown bool
+	lastReport   time.Time
 
 	lease *leaseState // owned by the lease loop
 }
@@ -194,6 +198,24 @@ func (c *Controller) SetNotReadyReason(source, message string) {
 	if old != message {
 		c.Poke()
 	}
+}
+
+// ShuttingDown holds the node NotReady for good with the kubelet's
+// message, "node is shutting down": graceful node shutdown (package
+// nodeshutdown) has begun, and the agent exits once it is done. The
+// status is posted at once.
+func (c *Controller) ShuttingDown() {
+	c.mu.Lock()
+	c.shuttingDown = true
+	c.mu.Unlock()
+	c.Poke()
+}
+
+// SyncStatus computes the status and posts it if it changed, now: the
+// kubelet's syncNodeStatus, for a caller that must know the status is
+// posted (the last one before the agent exits).
+func (c *Controller) SyncStatus(ctx context.Context) error {
+	return c.syncStatus(ctx)
 }
 
 // runStatus computes the status every StatusUpdateFrequency or on Poke and

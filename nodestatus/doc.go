@@ -42,11 +42,13 @@
 // the main client.
 //
 // Ready is True only when the runtime answers Status with RuntimeReady and
-// NetworkReady true and no other component has set a reason with
-// SetNotReadyReason; otherwise it is False with reason KubeletNotReady and
-// a message naming every problem. The runtime is asked on every tick and
-// every Poke, so an unreachable runtime turns the node NotReady within one
-// StatusUpdateFrequency.
+// NetworkReady true, no other component has set a reason with
+// SetNotReadyReason and the node is not shutting down (ShuttingDown, the
+// kubelet's message "node is shutting down"); otherwise it is False with
+// reason KubeletNotReady and a message naming every problem. The runtime
+// is asked on every tick and every Poke, so an unreachable runtime turns
+// the node NotReady within one StatusUpdateFrequency. SyncStatus posts the
+// status at once, for the last word before the agent exits.
 //
 // The host is read through the small Host interface (/proc/meminfo,
 // statfs, /proc/loadavg, /etc/machine-id, os-release, ...) so tests run

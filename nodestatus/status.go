@@ -3,6 +3,7 @@ package nodestatus
 import (
 	"context"
 	"fmt"
+	"net"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -62,13 +63,7 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 		logger.Error(pidErr, "Unable to read process counts")
 	}
 
-	st.Addresses = st.Addresses[:0:0]
-	for _, ip := range c.cfg.NodeIPs {
-		st.Addresses = append(st.Addresses, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
-	}
-	if c.cfg.Hostname != "" {
-		st.Addresses = append(st.Addresses, v1.NodeAddress{Type: v1.NodeHostName, Address: c.cfg.Hostname})
-	}
+	st.Addresses = append(st.Addresses[:0:0], Addresses(c.cfg.NodeIPs, c.cfg.Hostname)...)
 	st.DaemonEndpoints.KubeletEndpoint.Port = c.cfg.Port
 	st.DeclaredFeatures = append([]string(nil), c.cfg.DeclaredFeatures...)
 	c.setNodeInfo(ctx, &st.NodeInfo)
@@ -140,6 +135,10 @@ func pressureCondition(typ v1.NodeConditionType, err error, pressure bool, okRea
 	}
 }
 
+// shuttingDownMessage is the Ready message of a node that shuts down, the
+// kubelet's (its shutdown manager's ShutdownStatus error).
+const shuttingDownMessage = "node is shutting down"
+
 // readyCondition asks the runtime for its status and adds the not-ready
 // reasons set by other components.
 func (c *Controller) readyCondition(ctx context.Context) v1.NodeCondition {
@@ -157,6 +156,9 @@ func (c *Controller) readyCondition(ctx context.Context) v1.NodeCondition {
 	}
 
 	c.mu.Lock()
+	if c.shuttingDown {
+		problems = append(problems, shuttingDownMessage)
+	}
 	sources := make([]string, 0, len(c.notReady))
 	for s := range c.notReady {
 		sources = append(sources, s)
@@ -218,4 +220,17 @@ func mergeCondition(st *v1.NodeStatus, cond v1.NodeCondition, now time.Time) {
 		return
 	}
 	st.Conditions = append(st.Conditions, cond)
+}
+
+// Addresses are the node's addresses as its status reports them: each
+// node IP as InternalIP, then the host name.
+func Addresses(ips []net.IP, hostname string) []v1.NodeAddress {
+	var as []v1.NodeAddress
+	for _, ip := range ips {
+		as = append(as, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
+	}
+	if hostname != "" {
+		as = append(as, v1.NodeAddress{Type: v1.NodeHostName, Address: hostname})
+	}
+	return as
 }

@@ -154,3 +154,29 @@ func TestPressureConditions(t *testing.T) {
 		})
 	}
 }
+
+// A node that shuts down is NotReady with the kubelet's message, exactly,
+// and SyncStatus posts it at once.
+func TestShuttingDown(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHarness(t)
+	if err := h.c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.rt.set(nil, true)
+	if err := h.c.SyncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.c.ShuttingDown()
+	if err := h.c.SyncStatus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.client.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := condition(n, v1.NodeReady)
+	if ready.Status != v1.ConditionFalse || ready.Reason != "KubeletNotReady" || ready.Message != "node is shutting down" {
+		t.Errorf("Ready = %s %s %q, want False KubeletNotReady \"node is shutting down\"", ready.Status, ready.Reason, ready.Message)
+	}
+}

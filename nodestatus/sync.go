@@ -19,6 +19,8 @@ const statusUpdateRetries = 5
 // times aside) or StatusReportFrequency passed since the last post. The
 // first try starts from the Node last seen; a conflict refetches it.
 func (c *Controller) syncStatus(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
 	logger := klog.FromContext(ctx)
 	nodes := c.heartbeat.CoreV1().Nodes()
 	node := c.Node()

@@ -64,7 +64,8 @@ func unsupported(pod *v1.Pod) error {
 // admitOne returns the reason and message for refusing pod, or "", with
 // others the pods admitted before it. The checks run in the kubelet's
 // order: sysctls, then the node's predicates (OS, supplementalGroupsPolicy,
-// generalFilter), then AppArmor. Serialization and ordering are admission.go's.
+// generalFilter), then AppArmor, then the node's shutdown. Serialization
+// and ordering are admission.go's.
 func (s *Syncer) admitOne(pod *v1.Pod, others []*v1.Pod, node *v1.Node) (string, string) {
 	if err := unsupported(pod); err != nil {
 		return "UnsupportedPodSpec", err.Error()
@@ -84,8 +85,22 @@ func (s *Syncer) admitOne(pod *v1.Pod, others []*v1.Pod, node *v1.Node) (string,
 	if reason, msg := generalFilter(pod, others, node, alloc, s.cfg.MaxPods); reason != "" {
 		return reason, msg
 	}
-	return s.admitAppArmor(pod)
+	if reason, msg := s.admitAppArmor(pod); reason != "" {
+		return reason, msg
+	}
+	// The kubelet's shutdown manager, its last admit handler.
+	if s.cfg.ShuttingDown != nil && s.cfg.ShuttingDown() {
+		return nodeShutdownReason, nodeShutdownMessage
+	}
+	return "", ""
 }
+
+// Reason and message of a pod refused while the node shuts down, the
+// kubelet's.
+const (
+	nodeShutdownReason  = "NodeShutdown"
+	nodeShutdownMessage = "Pod was rejected as the node is shutting down."
+)
 
 // admitOS refuses, as the kubelet's predicates, a pod labelled for another
 // OS (kubernetes.io/os) or whose spec.os is not the node's.

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -64,20 +63,7 @@ func (s *Syncer) applyActiveDeadline(pod *v1.Pod, st *v1.PodStatus) {
 func (s *Syncer) failPastDeadline(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
 	klog.FromContext(ctx).V(2).Info("Pod is past its active deadline, killing it", "activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "startTime", pod.Status.StartTime)
 	s.recorder.Event(pod, v1.EventTypeNormal, deadlineReason, deadlineMessage)
-	if err := s.SyncTerminatingPod(ctx, pod, podGrace(pod)); err != nil {
-		return false, 0, err
-	}
-	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
-	if err != nil {
-		return false, 0, err
-	}
-	st, err := s.computeStatus(ctx, pod, state)
-	if err != nil {
-		return false, 0, err
-	}
-	s.applyActiveDeadline(pod, st)
-	st.Conditions = conditions(pod, st, state.readySandbox() != nil, metav1.NewTime(s.clock.Now()))
-	if err := s.status.Write(ctx, pod, st); err != nil {
+	if err := s.SyncTerminatingPod(ctx, pod, podGrace(pod), func(st *v1.PodStatus) { s.applyActiveDeadline(pod, st) }); err != nil {
 		return false, 0, err
 	}
 	return true, 0, nil

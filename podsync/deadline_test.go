@@ -87,7 +87,7 @@ func TestActiveDeadlinePasses(t *testing.T) {
 	// The worker then terminates the pod: nothing is left to stop, and
 	// nothing starts again.
 	n := e.containerCount()
-	if err := e.s.SyncTerminatingPod(t.Context(), pod, podGrace(pod)); err != nil {
+	if err := e.s.SyncTerminatingPod(t.Context(), pod, podGrace(pod), nil); err != nil {
 		t.Fatalf("SyncTerminatingPod: %v", err)
 	}
 	if e.containerCount() != n {

@@ -34,7 +34,13 @@
 // SyncTerminatingPod stops containers with the pod's grace period (the
 // runtime sends SIGTERM, then SIGKILL when the period ends), sidecars last
 // with what is left of it, and stops the sandbox; SyncTerminatedPod removes the pod's containers, sandboxes and
-// volumes and deletes a deleted pod's object.
+// volumes and deletes a deleted pod's object. When the agent itself ends
+// a pod (its active deadline, or a node shutdown through
+// podworkers.Kill), SyncTerminatingPod gets a status function, the
+// kubelet's PodStatusFunc: the conditions it adds (DisruptionTarget) are
+// written before the containers stop, its phase, reason and message
+// (Failed, DeadlineExceeded or Terminated) once nothing of the pod runs,
+// and that status is final.
 //
 // A running container whose spec hash (name and image, as the kubelet's
 // HashContainer, in the io.kubernetes.container.hash annotation) differs
@@ -59,7 +65,8 @@
 // fields_test.go decides every pod-spec field), unsafe sysctls
 // (SysctlForbidden), another OS (PodOSNotSupported), a Strict
 // supplementalGroupsPolicy the runtime cannot apply, AppArmor on a host
-// without it, and pods that do not fit. securityContext is honoured as
+// without it, pods that do not fit, and every new pod while the node shuts
+// down (NodeShutdown, Config.ShuttingDown). securityContext is honoured as
 // the kubelet's (security.go): seccomp, runAsNonRoot against the image's
 // user, SELinux, masked paths, a privileged sandbox for a privileged
 // container. Volume mounts (mounts.go) of agent-written volumes are

@@ -240,7 +240,7 @@ func TestEphemeralContainerStoppedWithPod(t *testing.T) {
 	pod = e.addDebugger(pod, "c")
 	e.sync(t, pod)
 	dbg := e.containerID(t, pod.UID, "dbg", 0)
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30, nil); err != nil {
 		t.Fatal(err)
 	}
 	stopped := strings.Join(e.rt.stoppedIDs(), ",")

@@ -2,13 +2,16 @@ package podsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -118,32 +121,77 @@ func (s *Syncer) removeContainerLog(ctx context.Context, c *runtimeapi.Container
 	if err != nil || restarts < 0 || name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
 		return
 	}
-	dir := filepath.Join(s.cfg.PodLogsDir,
-		c.Labels[cri.PodNamespaceLabel]+"_"+c.Labels[cri.PodNameLabel]+"_"+c.Labels[cri.PodUIDLabel], name)
-	current := filepath.Join(dir, strconv.Itoa(restarts)+".log")
-	rotated, _ := filepath.Glob(current + ".*")
-	for _, f := range append(rotated, current) {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			klog.FromContext(ctx).Error(err, "Removing the log of a removed container", "containerID", c.Id, "path", f)
+	// A pod that mounts /var/log/pods could have put links in the way:
+	// the directories are opened one by one without following any.
+	podDir := c.Labels[cri.PodNamespaceLabel] + "_" + c.Labels[cri.PodNameLabel] + "_" + c.Labels[cri.PodUIDLabel]
+	if !plainName(podDir) {
+		return
+	}
+	dir, err := openLogDir(s.cfg.PodLogsDir, podDir, name)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			klog.FromContext(ctx).Error(err, "Removing the log of a removed container", "containerID", c.Id)
+		}
+		return
+	}
+	defer dir.Close()
+	names, _ := dir.Readdirnames(-1)
+	current := strconv.Itoa(restarts) + ".log"
+	for _, n := range names {
+		if n != current && !strings.HasPrefix(n, current+".") {
+			continue
+		}
+		if err := unix.Unlinkat(int(dir.Fd()), n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			klog.FromContext(ctx).Error(err, "Removing the log of a removed container", "containerID", c.Id, "path", filepath.Join(dir.Name(), n))
 		}
 	}
+}
+
+// openLogDir opens root/names... without following a symbolic link in any
+// of the names.
+func openLogDir(root string, names ...string) (*os.File, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	path := root
+	for _, n := range names {
+		path = filepath.Join(path, n)
+		next, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		fd = next
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // ownerMarker is the file that marks a pod log directory as nodeagent's.
 // Log shippers match <dir>/<container>/*.log and never see it.
 const ownerMarker = ".nodeagent"
 
-// makePodLogDir creates the pod's log directory with the owner marker.
+// makePodLogDir creates the pod's log directory with the owner marker. A
+// symbolic link in its place (planted by a pod that mounts the log
+// directory) is refused, not followed.
 func (s *Syncer) makePodLogDir(pod *v1.Pod) error {
+	if err := os.MkdirAll(s.cfg.PodLogsDir, 0o755); err != nil {
+		return err
+	}
 	dir := s.podLogDir(pod)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ownerMarker), os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	d, err := openLogDir(s.cfg.PodLogsDir, filepath.Base(dir))
 	if err != nil {
-		return err
+		return fmt.Errorf("pod log directory: %w", err)
 	}
-	return f.Close()
+	defer d.Close()
+	fd, err := unix.Openat(int(d.Fd()), ownerMarker, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: filepath.Join(dir, ownerMarker), Err: err}
+	}
+	return unix.Close(fd)
 }
 
 // gcLogDirs removes /var/log/pods/<ns>_<name>_<uid> of pods that are gone,

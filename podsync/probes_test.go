@@ -156,7 +156,7 @@ func TestPreStopHookRunsBeforeStop(t *testing.T) {
 	e.rt.Lock()
 	e.rt.Called = nil
 	e.rt.Unlock()
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.rt.Lock()

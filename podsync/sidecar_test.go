@@ -79,7 +79,7 @@ func TestSyncPodSidecar(t *testing.T) {
 	}
 
 	// Terminating stops the sidecar.
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.rt.Lock()
@@ -111,7 +111,7 @@ func TestTerminatingStopsSidecarsLast(t *testing.T) {
 		}
 	}
 	e.containerID(t, pod.UID, "c", 0)
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30, nil); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
@@ -138,7 +138,7 @@ func TestSidecarFailedInit(t *testing.T) {
 	if st := e.status.get(pod.UID); !terminal || st.Phase != v1.PodRunning {
 		t.Fatalf("init failed, sidecar running: terminal %v, phase %s", terminal, st.Phase)
 	}
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 30, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err != nil {

@@ -444,6 +444,21 @@ func conditions(pod *v1.Pod, st *v1.PodStatus, sandboxReady bool, now metav1.Tim
 	return out
 }
 
+// refreshConditions computes again the conditions the agent owns in st,
+// after its phase changed, keeping the others (those a status function
+// added among them).
+func refreshConditions(pod *v1.Pod, st *v1.PodStatus, sandboxReady bool, now metav1.Time) {
+	fresh := conditions(pod, st, sandboxReady, now)
+	for i := range st.Conditions {
+		if !slices.Contains(ownedConditions, st.Conditions[i].Type) {
+			continue
+		}
+		if j := slices.IndexFunc(fresh, func(c v1.PodCondition) bool { return c.Type == st.Conditions[i].Type }); j >= 0 {
+			st.Conditions[i] = fresh[j]
+		}
+	}
+}
+
 func conditionStatus(ok bool) v1.ConditionStatus {
 	if ok {
 		return v1.ConditionTrue

@@ -96,6 +96,10 @@ type Config struct {
 	// GetSecret reads a Secret of the pod's namespace (imagePullSecrets);
 	// nil: pulls go without credentials.
 	GetSecret func(ctx context.Context, namespace, name string) (*v1.Secret, error)
+	// ShuttingDown reports that the node is shutting down (package
+	// nodeshutdown): admission refuses new pods, as the kubelet's
+	// shutdown manager. Nil: never.
+	ShuttingDown func() bool
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.
@@ -127,6 +131,9 @@ type Syncer struct {
 	// volumePaths holds, during a sync that set up a pod's volumes, their
 	// host paths (see keepVolumePaths).
 	volumePaths map[types.UID]map[string]string
+	// ended holds the pods whose final status the agent wrote when it
+	// ended them (writeEndStatus).
+	ended map[types.UID]bool
 	// admission decides new pods one at a time (admission.go).
 	admission admission
 }
@@ -143,6 +150,7 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 		sandboxIPs:   map[string][]string{},
 		netDown:      map[string]bool{},
 		volumePaths:  map[types.UID]map[string]string{},
+		ended:        map[types.UID]bool{},
 	}
 	return s
 }

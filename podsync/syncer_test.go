@@ -611,7 +611,7 @@ func TestSyncTerminatingPod(t *testing.T) {
 	pod := testPod("uid1", v1.RestartPolicyAlways)
 	e.sync(t, pod)
 
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5, nil); err != nil {
 		t.Fatalf("SyncTerminatingPod: %v", err)
 	}
 	id := e.containerID(t, pod.UID, "c", 0)
@@ -630,7 +630,7 @@ func TestSyncTerminatingPod(t *testing.T) {
 		t.Errorf("events = %v, want Killing", evs)
 	}
 	// Idempotent.
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5); err != nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5, nil); err != nil {
 		t.Fatalf("second SyncTerminatingPod: %v", err)
 	}
 }
@@ -640,7 +640,7 @@ func TestSyncTerminatingPodStopError(t *testing.T) {
 	pod := testPod("uid1", v1.RestartPolicyAlways)
 	e.sync(t, pod)
 	e.rt.InjectError("StopContainer", errors.New("stuck"))
-	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5); err == nil {
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 5, nil); err == nil {
 		t.Fatal("SyncTerminatingPod succeeded although a container did not stop")
 	}
 	for _, sb := range e.sandboxesOf(pod.UID) {
@@ -655,7 +655,7 @@ func TestSyncTerminatedPod(t *testing.T) {
 		e := newEnv(t)
 		pod := testPod("uid1", v1.RestartPolicyAlways)
 		e.sync(t, pod)
-		if err := e.s.SyncTerminatingPod(context.Background(), pod, 0); err != nil {
+		if err := e.s.SyncTerminatingPod(context.Background(), pod, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		now := metav1.Now()
@@ -698,7 +698,7 @@ func TestSyncTerminatedPod(t *testing.T) {
 		pod := testPod("uid1", v1.RestartPolicyNever)
 		e.sync(t, pod)
 		e.exit(e.containerID(t, pod.UID, "c", 0), 0)
-		if err := e.s.SyncTerminatingPod(context.Background(), pod, 30); err != nil {
+		if err := e.s.SyncTerminatingPod(context.Background(), pod, 30, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -18,7 +19,16 @@ import (
 
 // SyncTerminatingPod stops every container of the pod with gracePeriod
 // (the runtime sends SIGTERM, then SIGKILL when it ends), then the sandbox.
-func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePeriod int64) error {
+// end, if not nil, says how the agent itself ends the pod (active
+// deadline, node shutdown): see writeEndStatus.
+func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePeriod int64, end func(*v1.PodStatus)) error {
+	if end != nil {
+		// Before the probes go: the containers' readiness stays as it is
+		// until they stop.
+		if err := s.writeEndStatus(ctx, pod, end, false); err != nil {
+			return err
+		}
+	}
 	if s.cfg.Prober != nil {
 		s.cfg.Prober.RemovePod(pod.UID)
 	}
@@ -55,7 +65,51 @@ func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePerio
 		}
 	}
 	klog.FromContext(ctx).V(2).Info("Pod stopped", "gracePeriod", gracePeriod)
+	if end != nil {
+		return s.writeEndStatus(ctx, pod, end, true)
+	}
 	return nil
+}
+
+// writeEndStatus writes the status of a pod the agent ends itself, as end
+// edits the status computed from the runtime: the kubelet's PodStatusFunc
+// of a killed pod. Until the pod is stopped the phase, reason and message
+// stay what its containers say, as the kubelet holds a terminal phase back
+// while containers may run, so that only the conditions end adds (a
+// DisruptionTarget) show at once. Once it is stopped, the status is final:
+// SyncTerminatedPod does not compute it again.
+func (s *Syncer) writeEndStatus(ctx context.Context, pod *v1.Pod, end func(*v1.PodStatus), stopped bool) error {
+	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
+	if err != nil {
+		return err
+	}
+	st, err := s.computeStatus(ctx, pod, state)
+	if err != nil {
+		return err
+	}
+	phase, reason, message := st.Phase, st.Reason, st.Message
+	end(st)
+	if !stopped {
+		st.Phase, st.Reason, st.Message = phase, reason, message
+	}
+	refreshConditions(pod, st, state.readySandbox() != nil, metav1.NewTime(s.clock.Now()))
+	if err := s.status.Write(ctx, pod, st); err != nil {
+		return err
+	}
+	if stopped {
+		s.mu.Lock()
+		s.ended[pod.UID] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// endedByAgent reports whether the agent wrote the pod's final status when
+// it ended it (writeEndStatus).
+func (s *Syncer) endedByAgent(uid types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended[uid]
 }
 
 // minSidecarGrace is the least grace period a sidecar gets when the app
@@ -121,7 +175,7 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 		// The final status of a pod with sidecars that ran: SyncPod kept
 		// it Running while they ran; now they are stopped. Only a terminal
 		// phase is written: a pod ended otherwise keeps its status.
-		if hasSidecars(pod) {
+		if hasSidecars(pod) && !s.endedByAgent(pod.UID) {
 			state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
 			if err != nil {
 				return err
@@ -241,6 +295,7 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 func (s *Syncer) forget(uid types.UID) {
 	s.mu.Lock()
 	delete(s.waiting, uid)
+	delete(s.ended, uid)
 	s.mu.Unlock()
 	if s.cfg.Prober != nil {
 		s.cfg.Prober.RemovePod(uid)

@@ -17,6 +17,15 @@
 // for a deleted pod, the object can go. A terminated worker stays known
 // until the pod object is gone, so a late event cannot restart the pod.
 //
+// Kill terminates a pod for a reason of the node's rather than of its
+// object (graceful node shutdown, package nodeshutdown), as the kubelet's
+// SyncPodKill: the worker interrupts a sync in progress and terminates
+// the pod with a grace period capped by the kill's, and the kill's status
+// function reaches SyncTerminatingPod, which writes the pod's final status
+// through it (phase Failed, its reason, a DisruptionTarget condition).
+// Nothing outside the worker stops the pod's containers: the worker stays
+// the only one acting on its pod.
+//
 // The real work is behind the PodSyncer interface, which podsync
 // implements; this package holds only the worker state machine, tested
 // with a struct of funcs and a fake clock.

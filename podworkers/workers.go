@@ -19,8 +19,10 @@ type PodSyncer interface {
 	// not zero, asks for another sync after that long (back-off timers).
 	SyncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requeue time.Duration, err error)
 	// SyncTerminatingPod stops every container and the sandbox of the pod,
-	// giving containers gracePeriod seconds.
-	SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePeriod int64) error
+	// giving containers gracePeriod seconds. status is nil unless the pod
+	// was killed (Kill): then it edits the status the syncer writes for
+	// the pod, final once nothing of the pod runs.
+	SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePeriod int64, status func(*v1.PodStatus)) error
 	// SyncTerminatedPod releases what a stopped pod still holds. gone says
 	// the pod object no longer exists in the apiserver.
 	SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) error
@@ -59,6 +61,24 @@ type worker struct {
 	wake      chan struct{}
 	cancelRun context.CancelFunc
 	runGrace  int64 // grace period of the running termination
+	// kill is set by Kill: the pod terminates although its object does
+	// not say so.
+	kill *KillOptions
+	// done is closed once the pod is stopped (Terminated) or the worker
+	// ended.
+	done chan struct{}
+}
+
+// KillOptions ask a worker to terminate its pod for a reason of the
+// node's (graceful node shutdown), the kubelet's KillPodOptions.
+type KillOptions struct {
+	// GracePeriod caps the pod's termination grace period, in seconds; a
+	// shorter one of the pod's own (spec or deletion) still applies.
+	GracePeriod int64
+	// Status edits the status the syncer writes for the pod as it stops
+	// it (PodSyncer.SyncTerminatingPod): the phase, reason and conditions
+	// that tell why it ended.
+	Status func(*v1.PodStatus)
 }
 
 // New returns pod workers that call syncer. Errors are retried with a
@@ -81,7 +101,7 @@ func (w *Workers) Update(ctx context.Context, pod *v1.Pod) {
 	defer w.mu.Unlock()
 	wk, ok := w.workers[pod.UID]
 	if !ok {
-		wk = &worker{pod: pod, wake: make(chan struct{}, 1)}
+		wk = &worker{pod: pod, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		w.workers[pod.UID] = wk
 		w.wg.Add(1)
 		go w.run(ctx, pod.UID, wk)
@@ -100,6 +120,37 @@ func (w *Workers) Remove(uid types.UID) {
 		wk.gone = true
 		w.signal(wk)
 	}
+}
+
+// Kill asks the worker of uid to terminate its pod as opts say, whatever
+// its object says, and returns a channel that is closed once the pod is
+// stopped (its worker reached Terminated) or the workers are stopped. A
+// sync in progress is interrupted so that the termination starts at once,
+// as the kubelet's SyncPodKill. A second kill can only shorten the grace
+// period, and its Status, if any, replaces the first one's (the
+// kubelet's latest status function). For a pod without a worker, or
+// one already stopped, the channel is closed at once.
+func (w *Workers) Kill(uid types.UID, opts KillOptions) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wk, ok := w.workers[uid]
+	if !ok {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	if wk.kill == nil {
+		wk.kill = &KillOptions{GracePeriod: opts.GracePeriod}
+	}
+	wk.kill.GracePeriod = min(wk.kill.GracePeriod, opts.GracePeriod)
+	if opts.Status != nil {
+		wk.kill.Status = opts.Status
+	}
+	if wk.state == Syncing && wk.cancelRun != nil {
+		wk.cancelRun()
+	}
+	w.signal(wk)
+	return wk.done
 }
 
 // Wake asks the worker of uid, if any, to sync again.
@@ -143,9 +194,9 @@ func (w *Workers) signal(wk *worker) {
 	case wk.wake <- struct{}{}:
 	default:
 	}
-	// A grace period that shrinks (a second delete) interrupts a running
-	// termination so that the shorter period applies at once.
-	if wk.cancelRun != nil && wk.state == Terminating && gracePeriod(wk.pod, wk.gone) < wk.runGrace {
+	// A grace period that shrinks (a second delete, a kill) interrupts a
+	// running termination so that the shorter period applies at once.
+	if wk.cancelRun != nil && wk.state == Terminating && wk.gracePeriod() < wk.runGrace {
 		wk.cancelRun()
 	}
 }
@@ -153,6 +204,11 @@ func (w *Workers) signal(wk *worker) {
 // run is the worker goroutine of one pod.
 func (w *Workers) run(ctx context.Context, uid types.UID, wk *worker) {
 	defer w.wg.Done()
+	defer func() {
+		w.mu.Lock()
+		closeDone(wk)
+		w.mu.Unlock()
+	}()
 	logger := klog.FromContext(ctx).WithValues("podUID", uid)
 	var timer clock.Timer
 	var timerC <-chan time.Time
@@ -183,12 +239,16 @@ func (w *Workers) run(ctx context.Context, uid types.UID, wk *worker) {
 func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, wk *worker) (time.Duration, bool) {
 	w.mu.Lock()
 	pod, gone, state := wk.pod, wk.gone, wk.state
-	deleting := gone || pod.DeletionTimestamp != nil
+	var status func(*v1.PodStatus)
+	if wk.kill != nil {
+		status = wk.kill.Status
+	}
+	deleting := gone || pod.DeletionTimestamp != nil || wk.kill != nil
 	if state == Syncing && deleting {
 		state = Terminating
 		wk.state = Terminating
 	}
-	grace := gracePeriod(pod, gone)
+	grace := wk.gracePeriod()
 	wk.runGrace = grace
 	runCtx, cancel := context.WithCancel(ctx)
 	wk.cancelRun = cancel
@@ -208,7 +268,7 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 			requeue = time.Nanosecond
 		}
 	case Terminating:
-		err = w.syncer.SyncTerminatingPod(pctx, pod, grace)
+		err = w.syncer.SyncTerminatingPod(pctx, pod, grace, status)
 		if err == nil {
 			w.setState(wk, Terminated)
 			requeue = time.Nanosecond
@@ -242,7 +302,29 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 func (w *Workers) setState(wk *worker, s State) {
 	w.mu.Lock()
 	wk.state = s
+	if s == Terminated {
+		closeDone(wk)
+	}
 	w.mu.Unlock()
+}
+
+// closeDone closes wk.done once; w.mu must be held.
+func closeDone(wk *worker) {
+	select {
+	case <-wk.done:
+	default:
+		close(wk.done)
+	}
+}
+
+// gracePeriod is the grace period the pod terminates with: its own
+// (gracePeriod), capped by a kill's. w.mu must be held.
+func (wk *worker) gracePeriod() int64 {
+	g := gracePeriod(wk.pod, wk.gone)
+	if wk.kill != nil && wk.kill.GracePeriod < g {
+		g = wk.kill.GracePeriod
+	}
+	return g
 }
 
 // gracePeriod is the termination grace period the kubelet would use: the

@@ -17,10 +17,11 @@ var _ PodSyncer = (*fakeSyncer)(nil)
 
 // call is one call the workers made to the syncer.
 type call struct {
-	kind  string // "sync", "terminating", "terminated"
-	pod   *v1.Pod
-	grace int64
-	gone  bool
+	kind   string // "sync", "terminating", "terminated"
+	pod    *v1.Pod
+	grace  int64
+	gone   bool
+	status func(*v1.PodStatus)
 }
 
 // fakeSyncer records every call and runs the matching func, if set.
@@ -47,8 +48,8 @@ func (f *fakeSyncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Durat
 	return false, 0, nil
 }
 
-func (f *fakeSyncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, grace int64) error {
-	f.record(call{kind: "terminating", pod: pod, grace: grace})
+func (f *fakeSyncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, grace int64, status func(*v1.PodStatus)) error {
+	f.record(call{kind: "terminating", pod: pod, grace: grace, status: status})
 	if f.syncTerminating != nil {
 		return f.syncTerminating(ctx, pod, grace)
 	}
@@ -512,4 +513,174 @@ func TestErrorBackoffGrows(t *testing.T) {
 	stays(t, "no retry before 400ms", func() bool { return len(s.of("sync")) == 2 })
 	fc.Step(200 * time.Millisecond)
 	eventually(t, "third SyncPod", func() bool { return len(s.of("sync")) == 3 })
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill terminates a running pod whose object says nothing of it, with the
+// kill's grace period (unless the pod's own is shorter) and its status
+// function, and its channel closes once the pod is stopped.
+func TestKill(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		spec, kill int64
+		want       int64
+	}{
+		{"kill caps the spec", 30, 10, 10},
+		{"shorter spec wins", 5, 10, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			s := &fakeSyncer{}
+			s.syncTerminating = func(ctx context.Context, _ *v1.Pod, _ int64) error {
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			w, fc, ctx := setup(t, s)
+			pod := newPod("a", "1")
+			pod.Spec.TerminationGracePeriodSeconds = ptr(tc.spec)
+			w.Update(ctx, pod)
+			eventually(t, "SyncPod", func() bool { return len(s.of("sync")) == 1 })
+
+			done := w.Kill("a", KillOptions{GracePeriod: tc.kill, Status: func(st *v1.PodStatus) { st.Reason = "Killed" }})
+			eventually(t, "SyncTerminatingPod", func() bool { return len(s.of("terminating")) == 1 })
+			if closed(done) {
+				t.Fatal("kill done before the pod stopped")
+			}
+			if st, _ := w.Known("a"); st != Terminating {
+				t.Errorf("state %v, want Terminating", st)
+			}
+			close(release)
+			stepUntil(t, fc, "SyncTerminatedPod", func() bool { return len(s.of("terminated")) > 0 })
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				t.Fatal("kill not done after the pod stopped")
+			}
+			term := s.of("terminating")[0]
+			if term.grace != tc.want {
+				t.Errorf("grace %d, want %d", term.grace, tc.want)
+			}
+			var st v1.PodStatus
+			if term.status == nil {
+				t.Fatal("SyncTerminatingPod got no status function")
+			}
+			term.status(&st)
+			if st.Reason != "Killed" {
+				t.Errorf("status function is not the kill's: reason %q", st.Reason)
+			}
+			if got := s.of("terminated")[0]; got.gone {
+				t.Error("SyncTerminatedPod gone = true for a pod whose object exists")
+			}
+			if n := len(s.of("sync")); n != 1 {
+				t.Errorf("SyncPod called %d times, want 1", n)
+			}
+			// A later kill of the stopped pod is done at once.
+			if !closed(w.Kill("a", KillOptions{GracePeriod: 1})) {
+				t.Error("kill of a terminated pod not done at once")
+			}
+		})
+	}
+}
+
+// A kill interrupts a sync in progress (a long image pull, say): the pod
+// terminates at once rather than after the sync.
+func TestKillInterruptsSync(t *testing.T) {
+	s := &fakeSyncer{}
+	s.syncPod = func(ctx context.Context, _ *v1.Pod) (bool, time.Duration, error) {
+		<-ctx.Done()
+		return false, 0, ctx.Err()
+	}
+	w, fc, ctx := setup(t, s)
+	w.Update(ctx, newPod("a", "1"))
+	eventually(t, "SyncPod", func() bool { return len(s.of("sync")) == 1 })
+	done := w.Kill("a", KillOptions{GracePeriod: 3})
+	stepUntil(t, fc, "kill done", func() bool { return closed(done) })
+	if term := s.of("terminating"); len(term) != 1 || term[0].grace != 3 {
+		t.Errorf("SyncTerminatingPod calls %+v, want one with grace 3", term)
+	}
+	if n := len(s.of("sync")); n != 1 {
+		t.Errorf("SyncPod called %d times, want 1", n)
+	}
+}
+
+// A kill with a shorter grace period interrupts a termination under way
+// (a delete with 30 s), which starts again with the kill's period and
+// status; a kill with a longer period changes nothing.
+func TestKillShortensTermination(t *testing.T) {
+	s := &fakeSyncer{}
+	s.syncTerminating = func(ctx context.Context, _ *v1.Pod, grace int64) error {
+		if grace == 30 {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	w, fc, ctx := setup(t, s)
+	pod := newPod("a", "1")
+	now := metav1.Now()
+	pod.DeletionTimestamp = &now
+	pod.DeletionGracePeriodSeconds = ptr(int64(30))
+	w.Update(ctx, pod)
+	eventually(t, "SyncTerminatingPod", func() bool { return len(s.of("terminating")) == 1 })
+
+	w.Kill("a", KillOptions{GracePeriod: 60, Status: func(st *v1.PodStatus) { st.Reason = "first" }})
+	stays(t, "the running termination", func() bool { return len(s.of("terminating")) == 1 })
+	done := w.Kill("a", KillOptions{GracePeriod: 10})
+	stepUntil(t, fc, "kill done", func() bool { return closed(done) })
+	term := s.of("terminating")
+	if len(term) != 2 || term[1].grace != 10 {
+		t.Fatalf("SyncTerminatingPod calls %+v, want a second one with grace 10", term)
+	}
+	// A kill without a status function keeps the first one's.
+	var st v1.PodStatus
+	if term[1].status == nil {
+		t.Fatal("the second kill dropped the first one's status function")
+	}
+	term[1].status(&st)
+	if st.Reason != "first" {
+		t.Errorf("status function sets reason %q, want the first kill's", st.Reason)
+	}
+}
+
+// A kill of an unknown pod is done at once; one whose pod never stops is
+// done when the workers stop.
+func TestKillDone(t *testing.T) {
+	s := &fakeSyncer{}
+	s.syncTerminating = func(ctx context.Context, _ *v1.Pod, _ int64) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	fc := testingclock.NewFakeClock(time.Now())
+	w := New(s, fc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); w.Wait() }()
+
+	if !closed(w.Kill("nope", KillOptions{})) {
+		t.Error("kill of an unknown pod not done at once")
+	}
+	w.Update(ctx, newPod("a", "1"))
+	done := w.Kill("a", KillOptions{GracePeriod: 1})
+	eventually(t, "SyncTerminatingPod", func() bool { return len(s.of("terminating")) == 1 })
+	if closed(done) {
+		t.Fatal("kill done while the pod is stopping")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("kill not done after the workers stopped")
+	}
 }

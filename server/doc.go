@@ -5,9 +5,10 @@
 //
 // # Ports
 //
-// The API listens with TLS on address:port (10250), with the configured
-// serving certificate or a self-signed one generated once and kept under
-// RootDir/pki. Every request on it, known route or not, is authenticated and
+// The API listens with TLS on address:port (10250), with the serving
+// certificate GetCertificate gives at each handshake (package nodecerts
+// decides which: the configured files, a requested and rotated one, or a
+// self-signed one). Every request on it, known route or not, is authenticated and
 // authorized before routing, as the kubelet filters its whole container:
 // x509 client certificates against the client CA file, bearer tokens by a
 // cached TokenReview, anonymous only if enabled (otherwise 401). Authorization

@@ -42,13 +42,14 @@ type Config struct {
 	// HealthzBindAddress and HealthzPort: plain HTTP /healthz; port 0 is off.
 	HealthzBindAddress string
 	HealthzPort        int32
-	// TLSCertFile and TLSPrivateKeyFile: empty means a self-signed
-	// certificate generated once and kept under RootDir/pki.
-	TLSCertFile, TLSPrivateKeyFile string
-	RootDir                        string
-	PodLogsDir                     string
-	Authentication                 kubeletconfigv1beta1.KubeletAuthentication
-	Authorization                  kubeletconfigv1beta1.KubeletAuthorization
+	// GetCertificate gives the serving certificate of the TLS API at
+	// each handshake (package nodecerts: the configured files, reloaded
+	// when they change, a rotated one, or a self-signed one).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	RootDir        string
+	PodLogsDir     string
+	Authentication kubeletconfigv1beta1.KubeletAuthentication
+	Authorization  kubeletconfigv1beta1.KubeletAuthorization
 	// KubeletConfig is served by /configz.
 	KubeletConfig *kubeletconfigv1beta1.KubeletConfiguration
 	// RedirectStreaming answers exec, attach and portForward with a 302 to
@@ -299,19 +300,10 @@ func hasContainer(pod *v1.Pod, name string) bool {
 	return false
 }
 
-// tlsConfig loads the serving certificate or makes a self-signed one.
+// tlsConfig is the TLS API's configuration.
 func (s *Server) tlsConfig(ctx context.Context) (*tls.Config, error) {
-	certFile, keyFile := s.cfg.TLSCertFile, s.cfg.TLSPrivateKeyFile
-	if certFile == "" || keyFile == "" {
-		var err error
-		certFile, keyFile, err = selfSignedCert(ctx, s.cfg.RootDir, s.cfg.NodeName, s.cfg.Address)
-		if err != nil {
-			return nil, err
-		}
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load serving certificate %s: %w", certFile, err)
+	if s.cfg.GetCertificate == nil {
+		return nil, errors.New("no serving certificate")
 	}
 	minVersion := s.cfg.TLSMinVersion
 	if minVersion == 0 {
@@ -331,7 +323,7 @@ func (s *Server) tlsConfig(ctx context.Context) (*tls.Config, error) {
 		MinVersion:       minVersion,
 		CipherSuites:     s.cfg.TLSCipherSuites,
 		CurvePreferences: s.cfg.TLSCurvePreferences,
-		Certificates:     []tls.Certificate{cert},
+		GetCertificate:   s.cfg.GetCertificate,
 		// The x509 authenticator verifies client certificates against the
 		// client CA; the handshake only asks for one.
 		ClientAuth: tls.RequestClientCert,

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	certutil "k8s.io/client-go/util/cert"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critesting "k8s.io/cri-api/pkg/apis/testing"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -101,6 +104,7 @@ func newFixtureWith(t *testing.T, mutate func(*Config)) *fixture {
 		Authentication: kubeletconfigv1beta1.KubeletAuthentication{Anonymous: kubeletconfigv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(true)}},
 		Authorization:  kubeletconfigv1beta1.KubeletAuthorization{Mode: kubeletconfigv1beta1.KubeletAuthorizationModeAlwaysAllow},
 		KubeletConfig:  &kubeletconfigv1beta1.KubeletConfiguration{MaxPods: 7},
+		GetCertificate: selfSigned(t),
 	}
 	mutate(&cfg)
 	srv, err := New(cfg, Deps{Runtime: rt, Pods: func() []*v1.Pod { return []*v1.Pod{pod} }})
@@ -108,6 +112,20 @@ func newFixtureWith(t *testing.T, mutate func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{srv: srv, rt: rt, logsDir: logsDir}
+}
+
+// selfSigned serves a self-signed certificate made for the test.
+func selfSigned(t *testing.T) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	t.Helper()
+	crt, key, err := certutil.GenerateSelfSignedCertKey("node1", []net.IP{net.ParseIP("127.0.0.1")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil }
 }
 
 func (f *fixture) do(method, target string) *httptest.ResponseRecorder {

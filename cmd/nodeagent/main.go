@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/agent"
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/version"
 )
 
 func main() {
@@ -23,7 +22,7 @@ func main() {
 
 func run() int {
 	opts, warnings, err := configs.Parse(os.Args[1:])
-	if errors.Is(err, configs.ErrHelp) {
+	if errors.Is(err, configs.ErrHelp) || errors.Is(err, configs.ErrVersion) {
 		return 0
 	}
 	if err != nil {
@@ -31,15 +30,18 @@ func run() int {
 		return 1
 	}
 	defer klog.Flush()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// SIGINT stops the agent; SIGTERM too, or shuts the node down first
+	// when the config asks for graceful node shutdown.
+	ctx, shutdown, stop := agent.NotifySignals(context.Background(), opts.Config)
 	defer stop()
 	logger := klog.Background()
 	ctx = klog.NewContext(ctx, logger)
 	for _, w := range warnings {
 		logger.Info("Warning: " + w)
 	}
-	logger.Info("Starting nodeagent", "version", agent.Version, "node", opts.NodeName, "runtime", opts.ContainerRuntimeEndpoint)
-	if err := agent.Run(ctx, opts); err != nil {
+	build := version.Get()
+	logger.Info("Starting nodeagent", "version", build.Version, "commit", build.Commit, "built", build.Date, "node", opts.NodeName, "runtime", opts.ContainerRuntimeEndpoint)
+	if err := agent.Run(ctx, opts, shutdown); err != nil {
 		logger.Error(err, "nodeagent failed")
 		return 1
 	}

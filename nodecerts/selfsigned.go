@@ -1,4 +1,4 @@
-package server
+package nodecerts
 
 import (
 	"context"
@@ -13,10 +13,9 @@ import (
 )
 
 // selfSignedCert returns the paths of a self-signed serving certificate
-// under rootDir/pki, creating it on first use and reusing it afterwards,
-// as the kubelet does without tlsCertFile.
-func selfSignedCert(ctx context.Context, rootDir, nodeName, address string) (string, string, error) {
-	dir := filepath.Join(rootDir, "pki")
+// in dir, creating it on first use and reusing it afterwards, as the
+// kubelet does without tlsCertFile.
+func selfSignedCert(ctx context.Context, dir, nodeName, address string) (string, string, error) {
 	certFile, keyFile := filepath.Join(dir, "nodeagent.crt"), filepath.Join(dir, "nodeagent.key")
 	if ok, err := cert.CanReadCertAndKey(certFile, keyFile); err != nil {
 		return "", "", fmt.Errorf("read self-signed certificate: %w", err)

@@ -7,7 +7,10 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
 )
 
@@ -178,5 +181,38 @@ func TestShuttingDown(t *testing.T) {
 	ready := condition(n, v1.NodeReady)
 	if ready.Status != v1.ConditionFalse || ready.Reason != "KubeletNotReady" || ready.Message != "node is shutting down" {
 		t.Errorf("Ready = %s %s %q, want False KubeletNotReady \"node is shutting down\"", ready.Status, ready.Reason, ready.Message)
+	}
+}
+
+// NodeRestriction refuses a status update whose object carries taints the
+// node lifecycle controller has changed since: the node is fetched again
+// and the status posted on it.
+func TestStatusUpdateRefetchesAfterForbidden(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHarness(t)
+	if err := h.c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The controller adds a taint the agent's cached node does not have.
+	n, err := h.client.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Spec.Taints = append(n.Spec.Taints, v1.Taint{Key: v1.TaintNodeNotReady, Effect: v1.TaintEffectNoSchedule})
+	if _, err := h.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.client.PrependReactor("update", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		got := a.(k8stesting.UpdateAction).GetObject().(*v1.Node)
+		if len(got.Spec.Taints) != 2 {
+			return true, nil, apierrors.NewForbidden(v1.Resource("nodes"), "node1", errors.New(`node "node1" is not allowed to modify taints`))
+		}
+		return false, nil, nil
+	})
+	if err := h.c.syncStatus(ctx); err != nil {
+		t.Fatalf("status not posted after a refetch: %v", err)
 	}
 }

@@ -45,8 +45,11 @@ func (c *Controller) syncStatus(ctx context.Context) error {
 		}
 
 		result, err := nodes.UpdateStatus(ctx, updated, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) {
-			logger.V(4).Info("Conflict updating node status, refetching")
+		// Forbidden too: NodeRestriction refuses a status update whose
+		// object carries taints older than the stored ones (the node
+		// lifecycle controller's), as if the node changed them.
+		if apierrors.IsConflict(err) || apierrors.IsForbidden(err) {
+			logger.V(4).Info("Updating node status refused, refetching the node", "err", err)
 			node = nil
 			continue
 		}

@@ -273,7 +273,9 @@ start() { # name args...
 
 wait_for() { # what timeout-seconds command...
   local what=$1 t=$2; shift 2
-  for _ in $(seq $((t * 5))); do
+  # A deadline, not a count: each try may take a while itself.
+  local end=$((SECONDS + t))
+  while ((SECONDS < end)); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.2
   done

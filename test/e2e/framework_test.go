@@ -202,6 +202,32 @@ func harness(t *testing.T, sub string) {
 	}
 }
 
+// withAgentFlags restarts the harness's agent with extra flags after the
+// ones it has (agent-restart keeps them), and at cleanup restarts it with
+// the flags it had, and waits for the node to be Ready.
+func withAgentFlags(t *testing.T, extra ...string) {
+	t.Helper()
+	file := filepath.Join(state, "nodeagent.args")
+	old, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if old == nil {
+			_ = os.Remove(file)
+		} else {
+			_ = os.WriteFile(file, old, 0o644)
+		}
+		harness(t, "agent-restart")
+		harness(t, "wait-node")
+	})
+	args := strings.TrimSpace(strings.TrimSpace(string(old)) + " " + strings.Join(extra, " "))
+	if err := os.WriteFile(file, []byte(args+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	harness(t, "agent-restart")
+}
+
 func nodeReady(n *v1.Node) (bool, string) {
 	for _, c := range n.Status.Conditions {
 		if c.Type == v1.NodeReady {

@@ -119,7 +119,7 @@ func TestKubeadmJoin(t *testing.T) {
 	// the node renews its client certificate within about 80 s, with a CSR
 	// made as itself (selfnodeclient approval), and goes on working with
 	// the new one, its watches and the lease included.
-	renewed := waitRenewal(t, c, 150*time.Second)
+	renewed := waitRenewal(t, c, start, 150*time.Second)
 	t.Logf("client certificate renewed by CSR %s", renewed.Name)
 	since := time.Now()
 	waitFor(t, 30*time.Second, "a lease renewal after the certificate renewal", func() (bool, error) {
@@ -156,8 +156,8 @@ func TestKubeadmJoin(t *testing.T) {
 }
 
 // waitRenewal waits for a client certificate CSR the joined node made as
-// itself, approved and issued.
-func waitRenewal(t *testing.T, c kubernetes.Interface, timeout time.Duration) *certificatesv1.CertificateSigningRequest {
+// itself since the join, approved and issued.
+func waitRenewal(t *testing.T, c kubernetes.Interface, since time.Time, timeout time.Duration) *certificatesv1.CertificateSigningRequest {
 	t.Helper()
 	var renewed *certificatesv1.CertificateSigningRequest
 	waitFor(t, timeout, "a renewal CSR by system:node:"+joinNode, func() (bool, error) {
@@ -167,8 +167,9 @@ func waitRenewal(t *testing.T, c kubernetes.Interface, timeout time.Duration) *c
 		}
 		for i := range csrs.Items {
 			r := &csrs.Items[i]
+			// Not one of an earlier join's (CSRs outlive the node).
 			if r.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && r.Spec.Username == "system:node:"+joinNode &&
-				approved(r) && len(r.Status.Certificate) > 0 {
+				!r.CreationTimestamp.Time.Before(since.Truncate(time.Second)) && approved(r) && len(r.Status.Certificate) > 0 {
 				renewed = r
 				return true, nil
 			}

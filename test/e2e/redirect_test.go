@@ -7,8 +7,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +26,7 @@ func TestRedirectStreaming(t *testing.T) {
 	createPod(t, c, ns, busyboxPod("redir", "sleep 3600", v1.RestartPolicyAlways))
 	waitPod(t, c, ns, "redir", 60*time.Second, "running", running)
 
-	args := filepath.Join(state, "nodeagent.args")
-	if err := os.WriteFile(args, []byte("--redirect-container-streaming\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = os.Remove(args)
-		harness(t, "agent-restart")
-	})
-	harness(t, "agent-restart")
+	withAgentFlags(t, "--redirect-container-streaming")
 
 	hc := nodeClient(t, true)
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

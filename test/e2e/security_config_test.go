@@ -250,8 +250,6 @@ func TestSecurityConfigRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		"rotateCertificates":     {body: head + "rotateCertificates: true\n", want: "rotateCertificates"},
-		"serverTLSBootstrap":     {body: head + "serverTLSBootstrap: true\n", want: "serverTLSBootstrap"},
 		"podPidsLimit":           {body: head + "podPidsLimit: 4096\n", want: "podPidsLimit"},
 		"enforceNodeAllocatable": {body: head + "enforceNodeAllocatable: [pods, system-reserved]\n", want: "enforceNodeAllocatable"},
 		"staticPodURL":           {body: head + "staticPodURL: http://192.0.2.1/pods\n", want: "staticPodURL"},
@@ -259,7 +257,7 @@ func TestSecurityConfigRefused(t *testing.T) {
 			want: "imagePullCredentialsVerificationPolicy"},
 		"tlsMinVersion":   {body: head + "tlsMinVersion: TLS13\n", want: "tlsMinVersion"},
 		"tlsCipherSuites": {body: head + "tlsCipherSuites: [TLS_RSA_WITH_NOTHING]\n", want: "tlsCipherSuites"},
-		"flag":            {body: head, args: []string{"--rotate-certificates"}, want: "rotateCertificates"},
+		"flag":            {body: head, args: []string{"--pod-max-pids=100"}, want: "podPidsLimit"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

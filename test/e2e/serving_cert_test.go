@@ -40,7 +40,6 @@ func TestServingCertificateBootstrap(t *testing.T) {
 	c := client(t)
 	ctx := context.Background()
 	ns := namespace(t, c)
-	argsFile := filepath.Join(state, "nodeagent.args")
 	config := filepath.Join(state, "nodeagent-serving-e2e.yaml")
 	certDir := t.TempDir()
 
@@ -58,26 +57,9 @@ func TestServingCertificateBootstrap(t *testing.T) {
 	if err := os.WriteFile(config, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	oldArgs, err := os.ReadFile(argsFile)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = os.Remove(config)
-		if oldArgs == nil {
-			_ = os.Remove(argsFile)
-		} else {
-			_ = os.WriteFile(argsFile, oldArgs, 0o644)
-		}
-		harness(t, "agent-restart")
-		harness(t, "wait-node")
-	})
-	args := strings.TrimSpace(string(oldArgs)) + " --config " + config + " --cert-dir " + certDir
-	if err := os.WriteFile(argsFile, []byte(strings.TrimSpace(args)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = os.Remove(config) })
 	started := time.Now().Add(-time.Second)
-	harness(t, "agent-restart")
+	withAgentFlags(t, "--config", config, "--cert-dir", certDir)
 
 	// The CSR, as the node, for the kubelet-serving signer and the node's
 	// addresses.

@@ -47,7 +47,9 @@ vet:
 	go vet ./...
 
 # Unit tests with the race detector, after go vet (the e2e build tag too).
+# As root, the packages some unit tests use (dbus-daemon) are installed first.
 unit:
+	if [ "$$(id -u)" = 0 ]; then hack/cluster.sh packages; fi
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
 	go test -race -count=1 ./...

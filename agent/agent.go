@@ -19,6 +19,7 @@ import (
 	"github.com/nodeagent/nodeagent/cri"
 	"github.com/nodeagent/nodeagent/logrotate"
 	"github.com/nodeagent/nodeagent/nodecerts"
+	"github.com/nodeagent/nodeagent/nodeshutdown/logind"
 	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/pleg"
 	"github.com/nodeagent/nodeagent/podsync"
@@ -41,11 +42,13 @@ const gcPeriod = time.Minute
 //
 // The two ends differ for the pods. When ctx ends the agent stops and
 // leaves them running, for the next start to adopt. When shutdown is
-// closed (NotifySignals: SIGTERM with graceful node shutdown configured)
-// the node shuts down first: its pods are terminated as package
-// nodeshutdown says and the node is reported NotReady, then the agent
-// stops; ctx ending meanwhile cuts that short. A shutdown asked for before
-// the Node is registered only stops the agent: it knows no pods yet.
+// closed (NotifySignals: SIGTERM with graceful node shutdown configured),
+// or systemd-logind announces that the machine shuts down (withLogind,
+// with the same configuration), the node shuts down first: its pods are
+// terminated as package nodeshutdown says and the node is reported
+// NotReady, logind's inhibitor lock is released, then the agent stops;
+// ctx ending meanwhile cuts that short. A shutdown asked for before the
+// Node is registered only stops the agent: it knows no pods yet.
 func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) error {
 	logger := klog.FromContext(ctx).WithValues("node", opts.NodeName)
 	ctx = klog.NewContext(ctx, logger)
@@ -139,6 +142,9 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Run(ctx) }()
 
+	// From here on a shutdown is handled: logind's announcement of one
+	// joins SIGTERM.
+	shutdown, drained := withLogind(ctx, cfg, shutdown, logind.Run)
 	// Pods start only once the Node exists: the apiserver needs it for
 	// status and the Node authorizer for secrets, configmaps and tokens.
 	select {
@@ -153,8 +159,11 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	case err := <-identity.Failed():
 		return err
 	}
-	api.podFactory.Start(ctx.Done())
+	// Services and RuntimeClasses are in place before the first pod
+	// arrives: a sync must not find its RuntimeClass missing only because
+	// the cache is still filling.
 	api.svcFactory.WaitForCacheSync(ctx.Done())
+	api.podFactory.Start(ctx.Done())
 	api.podFactory.WaitForCacheSync(ctx.Done())
 	logger.Info("Pod informer synced", "pods", len(api.pods.Informer().GetStore().ListKeys()))
 
@@ -175,6 +184,7 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 		if err := pods.shutdown.Shutdown(ctx); err != nil {
 			logger.Info("Node shutdown cut short: stopping now", "reason", err)
 		}
+		drained()
 	case err = <-srvErr:
 	case err = <-identity.Failed():
 	}

@@ -14,6 +14,7 @@ import (
 	corev1informers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	nodelisters "k8s.io/client-go/listers/node/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -34,11 +35,16 @@ import (
 )
 
 // apiObjects are the informers the agent reads the apiserver through: the
-// pods bound to the node, and services for the containers' environment.
+// pods bound to the node, and from svcFactory (the whole cluster's
+// objects, synced before the first pod) services for the containers'
+// environment and RuntimeClasses for the pods' runtime handlers, as the
+// kubelet's runtimeclass.Manager (the Node authorizer lets a node list
+// and watch them).
 type apiObjects struct {
 	podFactory, svcFactory informers.SharedInformerFactory
 	pods                   corev1informers.PodInformer
 	services               corelisters.ServiceLister
+	runtimeClasses         nodelisters.RuntimeClassLister
 }
 
 func newAPIObjects(client kubernetes.Interface, nodeName string) *apiObjects {
@@ -48,6 +54,7 @@ func newAPIObjects(client kubernetes.Interface, nodeName string) *apiObjects {
 	svcFactory := informers.NewSharedInformerFactory(client, 0)
 	a := &apiObjects{podFactory: podFactory, svcFactory: svcFactory, pods: podFactory.Core().V1().Pods()}
 	a.services = svcFactory.Core().V1().Services().Lister()
+	a.runtimeClasses = svcFactory.Node().V1().RuntimeClasses().Lister()
 	return a
 }
 
@@ -139,7 +146,8 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		GetSecret: func(ctx context.Context, ns, name string) (*v1.Secret, error) {
 			return client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		},
-		ShuttingDown: func() bool { return p.shutdown.ShuttingDown() },
+		ShuttingDown:   func() bool { return p.shutdown.ShuttingDown() },
+		RuntimeClasses: api.runtimeClasses,
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	p.workers = podworkers.New(p.syncer, clk)
 	p.shutdown = nodeshutdown.New(nodeshutdown.Config{

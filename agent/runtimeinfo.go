@@ -21,7 +21,7 @@ type runtimeInfo struct{ c *cri.Client }
 
 var _ nodestatus.RuntimeInfo = runtimeInfo{}
 
-func (r runtimeInfo) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) {
+func (r runtimeInfo) Status(ctx context.Context) (*runtimeapi.StatusResponse, error) {
 	resp, err := r.c.Runtime.Status(ctx, false)
 	if err != nil {
 		return nil, err
@@ -29,7 +29,7 @@ func (r runtimeInfo) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, err
 	if resp.Status == nil {
 		return nil, fmt.Errorf("runtime returned no status")
 	}
-	return resp.Status, nil
+	return resp, nil
 }
 
 func (r runtimeInfo) Version(ctx context.Context) (*runtimeapi.VersionResponse, error) {

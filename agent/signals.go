@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodeagent/nodeagent/nodeshutdown"
+	"github.com/nodeagent/nodeagent/nodeshutdown/logind"
 )
 
 // NotifySignals turns the process's signals into the two ways the agent
@@ -52,4 +54,40 @@ func endings(parent context.Context, sigs <-chan os.Signal, graceful bool) (cont
 		}
 	}()
 	return ctx, shutdown, cancel
+}
+
+// withLogind adds systemd-logind's announcement of a shutdown to the
+// triggers of graceful node shutdown, when the feature is configured: it
+// starts watch (logind.Run) and returns a channel closed on SIGTERM (when
+// sigterm, from NotifySignals, is closed) or on logind's
+// PrepareForShutdown(true), whichever comes first, and drained, which Run
+// calls once the drain that follows is over: watch then releases logind's
+// inhibitor lock and the machine goes down. Both triggers run the same
+// drain, once. Without the feature it returns sigterm and starts nothing.
+func withLogind(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfiguration, sigterm <-chan struct{}, watch func(context.Context, logind.Config)) (shutdown <-chan struct{}, drained func()) {
+	groups := nodeshutdown.Groups(cfg)
+	if groups == nil {
+		return sigterm, func() {}
+	}
+	asked, over := make(chan struct{}), make(chan struct{})
+	var askOnce, overOnce sync.Once
+	ask := func() { askOnce.Do(func() { close(asked) }) }
+	go func() {
+		select {
+		case <-sigterm:
+			ask()
+		case <-ctx.Done():
+		}
+	}()
+	go watch(ctx, logind.Config{
+		GracePeriod: nodeshutdown.Period(groups),
+		Drain: func(ctx context.Context) {
+			ask()
+			select {
+			case <-over:
+			case <-ctx.Done():
+			}
+		},
+	})
+	return asked, func() { overOnce.Do(func() { close(over) }) }
 }

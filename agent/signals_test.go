@@ -9,6 +9,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"github.com/nodeagent/nodeagent/nodeshutdown/logind"
 )
 
 func isClosed[T any](ch <-chan T) bool {
@@ -94,4 +96,85 @@ func TestNotifySignalsGraceful(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, ctx.Done(), "ctx after SIGINT")
+}
+
+// With graceful node shutdown withLogind starts the logind watcher with
+// the total grace period; its Drain asks for the same shutdown SIGTERM
+// asks for and returns once Run says the drain is over. Without the
+// feature nothing is started and SIGTERM's channel is Run's.
+func TestWithLogind(t *testing.T) {
+	t.Run("off", func(t *testing.T) {
+		sigterm := make(chan struct{})
+		shutdown, drained := withLogind(context.Background(), &kubeletconfigv1beta1.KubeletConfiguration{}, sigterm,
+			func(context.Context, logind.Config) { t.Error("logind watched without graceful node shutdown") })
+		drained()
+		if shutdown != (<-chan struct{})(sigterm) {
+			t.Error("shutdown is not SIGTERM's channel")
+		}
+	})
+
+	cfg := &kubeletconfigv1beta1.KubeletConfiguration{}
+	cfg.ShutdownGracePeriod = metav1.Duration{Duration: 30 * time.Second}
+	cfg.ShutdownGracePeriodCriticalPods = metav1.Duration{Duration: 10 * time.Second}
+	start := func(t *testing.T) (sigterm chan struct{}, shutdown <-chan struct{}, drained func(), watched logind.Config) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		sigterm = make(chan struct{})
+		cfgs := make(chan logind.Config, 1)
+		shutdown, drained = withLogind(ctx, cfg, sigterm, func(_ context.Context, c logind.Config) { cfgs <- c })
+		select {
+		case watched = <-cfgs:
+		case <-time.After(5 * time.Second):
+			t.Fatal("logind not watched")
+		}
+		if watched.GracePeriod != 30*time.Second {
+			t.Errorf("GracePeriod %v, want 30s", watched.GracePeriod)
+		}
+		return sigterm, shutdown, drained, watched
+	}
+
+	t.Run("logind", func(t *testing.T) {
+		sigterm, shutdown, drained, watched := start(t)
+		over := make(chan struct{})
+		go func() {
+			defer close(over)
+			watched.Drain(context.Background())
+		}()
+		waitClosed(t, shutdown, "shutdown after PrepareForShutdown")
+		if isClosed(over) {
+			t.Fatal("Drain returned before the drain was over")
+		}
+		close(sigterm) // SIGTERM during the drain: the same shutdown
+		drained()
+		drained() // once is enough, twice does no harm
+		waitClosed(t, over, "Drain after drained")
+	})
+
+	t.Run("SIGTERM, then logind", func(t *testing.T) {
+		sigterm, shutdown, drained, watched := start(t)
+		close(sigterm)
+		waitClosed(t, shutdown, "shutdown after SIGTERM")
+		drained()
+		// logind's announcement after the drain: nothing more to wait for.
+		over := make(chan struct{})
+		go func() {
+			defer close(over)
+			watched.Drain(context.Background())
+		}()
+		waitClosed(t, over, "Drain after the drain")
+	})
+
+	t.Run("stopped during the drain", func(t *testing.T) {
+		_, shutdown, _, watched := start(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		over := make(chan struct{})
+		go func() {
+			defer close(over)
+			watched.Drain(ctx)
+		}()
+		waitClosed(t, shutdown, "shutdown after PrepareForShutdown")
+		cancel()
+		waitClosed(t, over, "Drain after its context ended")
+	})
 }

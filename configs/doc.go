@@ -124,11 +124,12 @@
 //
 // shutdownGracePeriod, shutdownGracePeriodCriticalPods and
 // shutdownGracePeriodByPodPriority are honoured (package nodeshutdown):
-// with them, SIGTERM terminates the node's pods as the kubelet does on
-// systemd-logind's shutdown signal (regular pods, then critical ones, each
-// within its share), marks the node NotReady and exits 0; without them
-// (shutdownGracePeriod 0, the default) SIGTERM stops the agent and leaves
-// the pods running. Validate checks them as the kubelet does: the critical
+// with them, SIGTERM or systemd-logind's shutdown signal (which nodeagent
+// watches with a delay inhibitor lock, package nodeshutdown/logind)
+// terminates the node's pods as the kubelet does (regular pods, then
+// critical ones, each within its share), marks the node NotReady and exits
+// 0; without them (shutdownGracePeriod 0, the default) SIGTERM stops the
+// agent and leaves the pods running, and logind is not watched. Validate checks them as the kubelet does: the critical
 // period not above the total, each 0 or at least 1s, and
 // shutdownGracePeriodByPodPriority not together with the other two; it
 // also refuses negative seconds there.

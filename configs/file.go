@@ -46,7 +46,7 @@ var implementedFields = map[string]bool{
 	"protectKernelDefaults": true,
 	// Implemented by podsync.
 	"seccompDefault": true, "allowedUnsafeSysctls": true,
-	// Graceful node shutdown on SIGTERM (package nodeshutdown).
+	// Graceful node shutdown on SIGTERM or logind's PrepareForShutdown (package nodeshutdown).
 	"shutdownGracePeriod": true, "shutdownGracePeriodCriticalPods": true, "shutdownGracePeriodByPodPriority": true,
 	// Security-relevant fields nodeagent does not implement: their default
 	// (off) is what nodeagent does and any other value stops it (see

@@ -90,6 +90,7 @@ install_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v curl >/dev/null || missing+=(curl)
   command -v tmux >/dev/null || missing+=(tmux) # the e2e test of terminal resizing
+  command -v dbus-daemon >/dev/null || missing+=(dbus-daemon) # nodeshutdown/logind's tests run a private bus
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq
@@ -332,6 +333,13 @@ state = "$base/containerd/state"
     conf_dir = "$runtime_cni"
     use_internal_loopback = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+    Root = "$base/containerd/runc"
+  # A second handler for RuntimeClasses, named as the upstream e2e suite's
+  # preconfigured one (e2eruntimeclass.PreconfiguredRuntimeClassHandler),
+  # runc again, as the GCE node e2e setup makes it.
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.test-handler]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.test-handler.options]
     Root = "$base/containerd/runc"
 
 [plugins.'io.containerd.cri.v1.images']
@@ -830,6 +838,7 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   build) install_packages; build ;;
+  packages) install_packages ;;
   agent-restart) stop_pid nodeagent; start_agent ;;
   agent-kill) [[ -f $RUN/nodeagent.pid ]] && kill -9 "$(cat "$RUN/nodeagent.pid")" 2>/dev/null; rm -f "$RUN/nodeagent.pid" ;;
   agent-start) start_agent ;;
@@ -847,5 +856,5 @@ case ${1:-} in
   join-node-down) join_down ;;
   join-agent-restart) stop_pid join-agent; start_join_agent ;;
   join-node-exec) shift; in_join "$@" ;;
-  *) echo "usage: $0 up|down|build|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|build|packages|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
 esac

@@ -50,19 +50,39 @@
 //
 // # What triggers it
 //
-// In nodeagent, SIGTERM does (package agent: NotifySignals), when the
-// feature is on; a second SIGTERM or a SIGINT stops the agent at once.
-// Without the feature SIGTERM stops the agent and leaves the pods running
-// for the next start to adopt. The kubelet instead takes a systemd-logind
-// inhibitor lock (delay mode, InhibitDelayMaxSec raised to the total grace
-// period) and starts on logind's PrepareForShutdown signal; nodeagent does
-// not talk to logind (that needs a D-Bus client and a logind to test
-// against). On a systemd host, run nodeagent as a unit ordered
-// After=containerd.service (so that the runtime still runs while the node
-// drains) with TimeoutStopSec above the total grace period: systemd's
-// SIGTERM at shutdown then drains the node. Note that a plain `systemctl
-// stop` or restart of that unit drains the node too; stop the agent with
-// SIGINT (`systemctl kill -s INT`) to keep the pods running.
+// When the feature is on, two things do (package agent), whichever comes
+// first, and both run the same drain once:
+//
+//   - SIGTERM (NotifySignals);
+//   - systemd-logind announcing that the machine shuts down or reboots
+//     (package nodeshutdown/logind, as the kubelet): nodeagent holds a
+//     "delay" inhibitor lock for shutdown, makes sure logind's
+//     InhibitDelayMaxUSec is at least the total grace period (if shorter,
+//     it writes /etc/systemd/logind.conf.d/99-nodeagent.conf and reloads
+//     logind, and logs that it did), drains the node on
+//     PrepareForShutdown(true) and releases the lock once the drain is
+//     over, so that the shutdown goes on; on PrepareForShutdown(false), a
+//     cancelled shutdown, it takes the lock again.
+//
+// A SIGTERM during a drain that logind started changes nothing; a second
+// signal, or SIGINT, stops the agent at once. Without the feature SIGTERM
+// stops the agent and leaves the pods running for the next start to
+// adopt, and logind is not watched. The agent watches logind once its
+// kubelet API server runs (a shutdown announced before the Node is
+// registered only stops the agent). Where there is no system bus or no
+// logind on it (a container, a host without systemd) it logs
+// once that only SIGTERM triggers the drain, and goes on.
+//
+// After the drain the agent stops (exit 0), whichever triggered it; the
+// kubelet instead keeps running, NotReady, until the machine is gone. So
+// a shutdown cancelled after its drain began leaves the pods terminated
+// and the agent stopped: run it as a systemd unit with Restart=always (as
+// kubeadm's kubelet.service), and the next start takes the lock again.
+// Order the unit After=containerd.service, so that the runtime still runs
+// while the node drains, and give it a TimeoutStopSec above the total
+// grace period: a plain `systemctl stop` or restart of the unit sends
+// SIGTERM and so drains the node too; stop the agent with SIGINT
+// (`systemctl kill -s INT`) to keep the pods running.
 //
 // The kubelet's shutdown state file and its graceful-shutdown start and
 // end time metrics are not implemented.

@@ -62,6 +62,17 @@ func Groups(cfg *kubeletconfigv1beta1.KubeletConfiguration) []Group {
 	return groups
 }
 
+// Period is the longest a shutdown of groups takes: the sum of their
+// seconds (the kubelet's periodRequested), what logind must let the drain
+// hold the machine's shutdown back for (package logind).
+func Period(groups []Group) time.Duration {
+	var sum int64
+	for _, g := range groups {
+		sum += g.GracePeriodSeconds
+	}
+	return time.Duration(sum) * time.Second
+}
+
 // Node is what a shutdown needs of the node's status (nodestatus).
 type Node interface {
 	// ShuttingDown holds the node NotReady with "node is shutting down".

@@ -55,6 +55,24 @@ func TestGroups(t *testing.T) {
 	}
 }
 
+// Period is the sum of the groups' seconds, as the kubelet's
+// periodRequested: what logind's InhibitDelayMaxUSec must cover.
+func TestPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		groups []Group
+		want   time.Duration
+	}{
+		{nil, 0},
+		{[]Group{{0, 20}, {CriticalPriority, 10}}, 30 * time.Second},
+		{[]Group{{0, 0}, {CriticalPriority, 0}}, 0},
+		{[]Group{{0, 60}, {100000, 30}, {2000001000, 5}}, 95 * time.Second},
+	} {
+		if got := Period(tc.groups); got != tc.want {
+			t.Errorf("Period(%v) = %v, want %v", tc.groups, got, tc.want)
+		}
+	}
+}
+
 func podWith(name string, priority *int32) *v1.Pod {
 	return &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name), Generation: 3},

@@ -15,9 +15,10 @@ import (
 
 // RuntimeInfo is what nodestatus needs from the container runtime.
 type RuntimeInfo interface {
-	// Status returns the CRI runtime conditions (RuntimeReady,
-	// NetworkReady); an error means the runtime is unreachable.
-	Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error)
+	// Status returns the CRI runtime status: its conditions
+	// (RuntimeReady, NetworkReady) and its runtime handlers; an error
+	// means the runtime is unreachable.
+	Status(ctx context.Context) (*runtimeapi.StatusResponse, error)
 	// Version returns e.g. RuntimeName "containerd", RuntimeVersion "v2.2.1".
 	Version(ctx context.Context) (*runtimeapi.VersionResponse, error)
 	// ListImages returns the images the runtime holds (status.images).

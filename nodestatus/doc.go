@@ -19,7 +19,9 @@
 //     memory less the 100Mi eviction threshold, pods, ephemeral-storage of
 //     RootDir less 10%, zero hugepages), addresses, nodeInfo, the kubelet
 //     endpoint port, declared features, the runtime's images (the
-//     biggest nodeStatusMaxImages, 50 by default) and the MemoryPressure,
+//     biggest nodeStatusMaxImages, 50 by default), the runtime's handlers
+//     with their features (runtimeHandlers, from CRI Status; kept while
+//     the runtime does not answer) and the MemoryPressure,
 //     DiskPressure, PIDPressure and Ready conditions. It is posted with
 //     UpdateStatus only if something other than heartbeat times changed, or
 //     when StatusReportFrequency (5m) passed since the last post: with node

@@ -75,7 +75,7 @@ func (r *fakeRuntime) set(err error, networkReady bool) {
 	r.err, r.networkReady = err, networkReady
 }
 
-func (r *fakeRuntime) Status(context.Context) (*runtimeapi.RuntimeStatus, error) {
+func (r *fakeRuntime) Status(context.Context) (*runtimeapi.StatusResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -85,9 +85,15 @@ func (r *fakeRuntime) Status(context.Context) (*runtimeapi.RuntimeStatus, error)
 	if !r.networkReady {
 		net = &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Reason: "NetworkPluginNotReady", Message: "cni plugin not initialized"}
 	}
-	return &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
-		{Type: runtimeapi.RuntimeReady, Status: true}, net,
-	}}, nil
+	return &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+			{Type: runtimeapi.RuntimeReady, Status: true}, net,
+		}},
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{
+			{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: true}},
+			{Name: "test-handler", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}},
+		},
+	}, nil
 }
 
 func (r *fakeRuntime) Version(context.Context) (*runtimeapi.VersionResponse, error) {

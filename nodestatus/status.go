@@ -68,6 +68,13 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 	st.DeclaredFeatures = append([]string(nil), c.cfg.DeclaredFeatures...)
 	c.setNodeInfo(ctx, &st.NodeInfo)
 	c.setImages(ctx, st)
+	sctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
+	defer cancel()
+	runtimeStatus, runtimeErr := c.rt.Status(sctx)
+	if runtimeErr == nil && runtimeStatus != nil {
+		// Kept as last known while the runtime is unreachable.
+		st.RuntimeHandlers = runtimeHandlers(runtimeStatus.GetRuntimeHandlers())
+	}
 
 	conds := []v1.NodeCondition{
 		pressureCondition(v1.NodeMemoryPressure, memErr, memAvail < memoryThreshold,
@@ -79,7 +86,7 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 		pressureCondition(v1.NodePIDPressure, pidErr, pids*100 > pidMax*pidThresholdPct,
 			"KubeletHasSufficientPID", "nodeagent has sufficient PID available",
 			"KubeletHasInsufficientPID", "nodeagent has insufficient PID available"),
-		c.readyCondition(ctx),
+		c.readyCondition(runtimeStatus, runtimeErr),
 	}
 	for _, cond := range conds {
 		mergeCondition(st, cond, now)
@@ -139,20 +146,17 @@ func pressureCondition(typ v1.NodeConditionType, err error, pressure bool, okRea
 // kubelet's (its shutdown manager's ShutdownStatus error).
 const shuttingDownMessage = "node is shutting down"
 
-// readyCondition asks the runtime for its status and adds the not-ready
-// reasons set by other components.
-func (c *Controller) readyCondition(ctx context.Context) v1.NodeCondition {
+// readyCondition judges the runtime's status (or the error asking for it)
+// and adds the not-ready reasons set by other components.
+func (c *Controller) readyCondition(resp *runtimeapi.StatusResponse, err error) v1.NodeCondition {
 	var problems []string
-	sctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
-	defer cancel()
-	status, err := c.rt.Status(sctx)
 	switch {
 	case err != nil:
 		problems = append(problems, fmt.Sprintf("container runtime is down: %v", err))
-	case status == nil:
+	case resp.GetStatus() == nil:
 		problems = append(problems, "container runtime is down: no status")
 	default:
-		problems = append(problems, runtimeProblems(status)...)
+		problems = append(problems, runtimeProblems(resp.GetStatus())...)
 	}
 
 	c.mu.Lock()
@@ -175,6 +179,21 @@ func (c *Controller) readyCondition(ctx context.Context) v1.NodeCondition {
 	}
 	return v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue,
 		Reason: "KubeletReady", Message: "nodeagent is posting ready status"}
+}
+
+// runtimeHandlers is the node's status.runtimeHandlers as the kubelet's
+// RuntimeHandlers setter makes it from CRI Status: every handler the
+// runtime reports ("" its default), with its features.
+func runtimeHandlers(handlers []*runtimeapi.RuntimeHandler) []v1.NodeRuntimeHandler {
+	out := make([]v1.NodeRuntimeHandler, len(handlers))
+	for i, h := range handlers {
+		rro, userns := h.GetFeatures().GetRecursiveReadOnlyMounts(), h.GetFeatures().GetUserNamespaces()
+		out[i] = v1.NodeRuntimeHandler{
+			Name:     h.GetName(),
+			Features: &v1.NodeRuntimeHandlerFeatures{RecursiveReadOnlyMounts: &rro, UserNamespaces: &userns},
+		}
+	}
+	return out
 }
 
 // runtimeProblems checks the RuntimeReady and NetworkReady conditions.

@@ -2,11 +2,13 @@ package nodestatus
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -215,4 +217,43 @@ func TestStatusUpdateRefetchesAfterForbidden(t *testing.T) {
 	if err := h.c.syncStatus(ctx); err != nil {
 		t.Fatalf("status not posted after a refetch: %v", err)
 	}
+}
+
+// status.runtimeHandlers lists the runtime's handlers with their features,
+// as the kubelet's RuntimeHandlers setter, and keeps them while the
+// runtime is unreachable.
+func TestRuntimeHandlers(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHarness(t)
+	h.rt.set(nil, true)
+	if err := h.c.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	want := []v1.NodeRuntimeHandler{
+		{Name: "", Features: &v1.NodeRuntimeHandlerFeatures{RecursiveReadOnlyMounts: &yes, UserNamespaces: &yes}},
+		{Name: "test-handler", Features: &v1.NodeRuntimeHandlerFeatures{RecursiveReadOnlyMounts: &yes, UserNamespaces: &no}},
+	}
+	for _, runtimeErr := range []error{nil, errRuntimeDown} {
+		h.clock.Step(10 * time.Second)
+		h.rt.set(runtimeErr, true)
+		if err := h.c.syncStatus(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n, err := h.client.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(n.Status.RuntimeHandlers, want) {
+			t.Errorf("runtime error %v: runtimeHandlers = %s, want %s", runtimeErr, handlerNames(n.Status.RuntimeHandlers), handlerNames(want))
+		}
+	}
+}
+
+func handlerNames(hs []v1.NodeRuntimeHandler) string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, fmt.Sprintf("%q{rro=%v userns=%v}", h.Name, *h.Features.RecursiveReadOnlyMounts, *h.Features.UserNamespaces))
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }

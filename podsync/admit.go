@@ -15,9 +15,6 @@ import (
 func unsupported(pod *v1.Pod) error {
 	var what []string
 	add := func(f string, a ...any) { what = append(what, fmt.Sprintf(f, a...)) }
-	if pod.Spec.RuntimeClassName != nil && *pod.Spec.RuntimeClassName != "" {
-		add("runtimeClassName")
-	}
 	if len(pod.Spec.ResourceClaims) > 0 {
 		add("resourceClaims")
 	}

@@ -4,7 +4,8 @@
 // SyncPod reads the pod's sandboxes and containers from the runtime (by the
 // pod UID label), creates the sandbox when there is no ready one (volumes
 // first, then RunPodSandbox with the kubelet's labels, log directory, DNS
-// and port mappings), runs init containers one after another, then starts
+// and port mappings, under the runtime handler of the pod's RuntimeClass:
+// runtimeclass.go), runs init containers one after another, then starts
 // the app containers, restarting exited ones as restartPolicy says with
 // the kubelet's crash-loop back-off, and finally writes the pod status it
 // computed from what the runtime reports. Nothing here polls: a sync runs

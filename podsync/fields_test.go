@@ -44,7 +44,7 @@ var honouredFields = map[string]string{
 	"PodSpec.Priority":                      "the scheduler's (no node-pressure eviction yet to rank by it)",
 	"PodSpec.DNSConfig":                     "dnsConfig",
 	"PodSpec.ReadinessGates":                "status.go",
-	"PodSpec.RuntimeClassName":              "refused unless empty (unsupported)",
+	"PodSpec.RuntimeClassName":              "runtimeHandler: the RuntimeClass's handler to RunPodSandbox (runtimeclass.go)",
 	"PodSpec.EnableServiceLinks":            "podenv",
 	"PodSpec.PreemptionPolicy":              "the scheduler's",
 	"PodSpec.Overhead":                      "podRequests (admission)",

@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/podenv"
 )
@@ -54,7 +55,7 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 			host = p
 		}
 		readOnly := m.ReadOnly || writtenByAgent(pod, m.Name)
-		rro, err := s.recursiveReadOnly(ctx, m, readOnly)
+		rro, err := s.recursiveReadOnly(ctx, pod, m, readOnly)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errConfig, err)
 		}
@@ -160,7 +161,7 @@ func expandSubPathExpr(expr string, env map[string]string) (string, error) {
 // it needs a read-only mount without propagation; Enabled fails when the
 // runtime cannot make it, IfPossible then falls back to a plain read-only
 // mount.
-func (s *Syncer) recursiveReadOnly(ctx context.Context, m v1.VolumeMount, readOnly bool) (bool, error) {
+func (s *Syncer) recursiveReadOnly(ctx context.Context, pod *v1.Pod, m v1.VolumeMount, readOnly bool) (bool, error) {
 	if m.RecursiveReadOnly == nil || *m.RecursiveReadOnly == v1.RecursiveReadOnlyDisabled {
 		return false, nil
 	}
@@ -170,7 +171,7 @@ func (s *Syncer) recursiveReadOnly(ctx context.Context, m v1.VolumeMount, readOn
 	if m.MountPropagation != nil && *m.MountPropagation != v1.MountPropagationNone {
 		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not compatible with propagation %q", m.Name, *m.MountPropagation)
 	}
-	supported := s.runtimeSupportsRRO(ctx)
+	supported := s.runtimeSupportsRRO(ctx, pod)
 	switch *m.RecursiveReadOnly {
 	case v1.RecursiveReadOnlyIfPossible:
 		return supported, nil
@@ -183,15 +184,23 @@ func (s *Syncer) recursiveReadOnly(ctx context.Context, m v1.VolumeMount, readOn
 	return false, fmt.Errorf("volume %q: unknown recursiveReadOnly mode %q", m.Name, *m.RecursiveReadOnly)
 }
 
-// runtimeSupportsRRO asks the runtime whether its default handler makes
-// recursive read-only mounts. Only mounts that ask for one pay for it.
-func (s *Syncer) runtimeSupportsRRO(ctx context.Context) bool {
+// runtimeSupportsRRO asks the runtime whether the handler of the pod's
+// RuntimeClass (the default one without) makes recursive read-only mounts,
+// as the kubelet's runtimeClassSupportsRecursiveReadOnlyMounts: no when
+// the RuntimeClass or the handler is unknown. Only mounts that ask for one
+// pay for it.
+func (s *Syncer) runtimeSupportsRRO(ctx context.Context, pod *v1.Pod) bool {
+	handler, err := s.runtimeHandler(pod)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Looking up the runtime handler")
+		return false
+	}
 	st, err := s.runtime.Status(ctx, false)
 	if err != nil {
 		return false
 	}
 	for _, h := range st.GetRuntimeHandlers() {
-		if h.GetName() == "" {
+		if h.GetName() == handler {
 			return h.GetFeatures().GetRecursiveReadOnlyMounts()
 		}
 	}

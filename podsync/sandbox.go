@@ -56,6 +56,15 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	}
 	s.keepVolumePaths(pod.UID, paths)
 	observePhase("volumes", volStart)
+	// The RuntimeClass first, as the kubelet's generatePodSandboxConfig:
+	// a missing one fails before the runtime is asked for anything.
+	handler, err := s.runtimeHandler(pod)
+	if err != nil {
+		return nil, s.failedSandbox(pod, err)
+	}
+	if handler != "" {
+		logger.V(2).Info("Running pod with runtime handler", "runtimeHandler", handler)
+	}
 	if err := s.makePodLogDir(pod); err != nil {
 		return nil, fmt.Errorf("create pod log directory: %w", err)
 	}
@@ -65,10 +74,9 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	}
 	start := s.clock.Now()
 	sbStart := time.Now()
-	id, err := s.runtime.RunPodSandbox(ctx, cfg, "")
+	id, err := s.runtime.RunPodSandbox(ctx, cfg, handler)
 	if err != nil {
-		s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-		return nil, fmt.Errorf("run sandbox: %w", err)
+		return nil, s.failedSandbox(pod, err)
 	}
 	observePhase("sandbox", sbStart)
 	sandboxID := id
@@ -103,8 +111,16 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	logger.V(2).Info("Started sandbox", "sandbox", id, "duration", s.clock.Since(start))
 	return &runtimeapi.PodSandbox{
 		Id: id, Metadata: cfg.Metadata, State: runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: start.UnixNano(),
-		Labels: cfg.Labels, Annotations: cfg.Annotations,
+		Labels: cfg.Labels, Annotations: cfg.Annotations, RuntimeHandler: handler,
 	}, nil
+}
+
+// failedSandbox reports a sandbox that could not be created as the
+// kubelet: a FailedCreatePodSandBox event with the cause, and the sync's
+// error a CreatePodSandboxError.
+func (s *Syncer) failedSandbox(pod *v1.Pod, err error) error {
+	s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+	return fmt.Errorf("%w: failed to create sandbox for pod %s: %w", errCreatePodSandbox, klog.KObj(pod), err)
 }
 
 // keepVolumePaths remembers the volume paths of a pod for the rest of the

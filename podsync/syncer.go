@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	nodelisters "k8s.io/client-go/listers/node/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -100,6 +101,10 @@ type Config struct {
 	// nodeshutdown): admission refuses new pods, as the kubelet's
 	// shutdown manager. Nil: never.
 	ShuttingDown func() bool
+	// RuntimeClasses reads the RuntimeClasses (node.k8s.io/v1) whose
+	// handler runs the sandbox of a pod naming one (runtimeclass.go); nil:
+	// such a pod's sandbox fails to be created.
+	RuntimeClasses nodelisters.RuntimeClassLister
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.

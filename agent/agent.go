@@ -38,7 +38,7 @@ const gcPeriod = time.Minute
 // Run runs the agent until ctx ends or shutdown is closed: the Node and
 // its network first, then the pod pipeline and the kubelet API, and once
 // the Node is registered the informers, static pods, the runtime's event
-// stream and garbage collection.
+// stream, garbage collection and local storage eviction.
 //
 // The two ends differ for the pods. When ctx ends the agent stops and
 // leaves them running, for the next start to adopt. When shutdown is
@@ -82,15 +82,40 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	if err != nil {
 		return err
 	}
+	// Until the Node is registered a shutdown only stops the agent, and
+	// must do so even while it waits for its certificate or the runtime.
+	startCtx, startCancel := context.WithCancel(ctx)
+	defer startCancel()
+	registered := make(chan struct{})
+	signalled := shutdown // withLogind replaces shutdown below
+	go func() {
+		select {
+		case <-signalled:
+			startCancel()
+		case <-registered:
+		case <-ctx.Done():
+		}
+	}()
+	stopped := func(err error) error {
+		select {
+		case <-signalled:
+			logger.Info("Node shutdown asked for before the node was registered: stopping")
+			return nil
+		default:
+			return err
+		}
+	}
 	nodecerts.RegisterMetrics()
-	clients, identity, err := newClients(ctx, opts)
+	// startCtx lives as long as ctx once the Node is registered: the
+	// certificate managers run on it.
+	clients, identity, err := newClients(startCtx, opts)
 	if err != nil {
-		return err
+		return stopped(err)
 	}
 	client := clients.main
-	rt, err := connectRuntime(ctx, opts)
+	rt, err := connectRuntime(startCtx, opts)
 	if err != nil {
-		return err
+		return stopped(err)
 	}
 
 	nodeCtl := newNodeController(opts, client, clients.heartbeat, rt, clk)
@@ -159,12 +184,21 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	case err := <-identity.Failed():
 		return err
 	}
+	close(registered)
 	// Services and RuntimeClasses are in place before the first pod
 	// arrives: a sync must not find its RuntimeClass missing only because
-	// the cache is still filling.
-	api.svcFactory.WaitForCacheSync(ctx.Done())
+	// the cache is still filling. A shutdown does not wait for the caches.
+	syncStop := make(chan struct{})
+	go func(shutdown <-chan struct{}) {
+		select {
+		case <-ctx.Done():
+		case <-shutdown:
+		}
+		close(syncStop)
+	}(shutdown)
+	api.svcFactory.WaitForCacheSync(syncStop)
 	api.podFactory.Start(ctx.Done())
-	api.podFactory.WaitForCacheSync(ctx.Done())
+	api.podFactory.WaitForCacheSync(syncStop)
 	logger.Info("Pod informer synced", "pods", len(api.pods.Informer().GetStore().ListKeys()))
 
 	if dir := cfg.StaticPodPath; dir != "" {
@@ -177,6 +211,9 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	}
 	go pleg.New(rt.Runtime, pods.workers.Wake, clk).Run(ctx)
 	go garbageCollect(ctx, pods.syncer, api.pods.Informer().GetStore(), pods.workers)
+	if deref(cfg.LocalStorageCapacityIsolation) {
+		go runEviction(ctx, pods.workers, srv, recorder, clk)
+	}
 
 	select {
 	case <-ctx.Done():

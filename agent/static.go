@@ -55,14 +55,6 @@ func (s *staticPods) set(ctx context.Context, pods []*v1.Pod) {
 	s.poke()
 }
 
-// known reports whether uid is a current static pod.
-func (s *staticPods) known(uid types.UID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.static[uid]
-	return ok
-}
-
 // mirrorChanged hands the mirror's status to its static pod's worker.
 func (s *staticPods) mirrorChanged(ctx context.Context, mirror *v1.Pod) {
 	uid, _ := staticpods.IsMirror(mirror)

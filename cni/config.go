@@ -139,14 +139,15 @@ func readList(file string) (*libcni.NetworkConfigList, error) {
 	if filepath.Ext(file) == ".conflist" {
 		return checkList(libcni.ConfListFromFile(file))
 	}
-	conf, err := libcni.ConfFromFile(file)
+	// The kubelet and containerd still read single-plugin .conf files.
+	conf, err := libcni.ConfFromFile(file) //nolint:staticcheck // deprecated format, still supported (see above)
 	if err != nil {
 		if list, lerr := libcni.ConfListFromFile(file); lerr == nil {
 			return checkList(list, nil)
 		}
 		return nil, err
 	}
-	return checkList(libcni.ConfListFromConf(conf))
+	return checkList(libcni.ConfListFromConf(conf)) //nolint:staticcheck // the same .conf support
 }
 
 func checkList(list *libcni.NetworkConfigList, err error) (*libcni.NetworkConfigList, error) {
@@ -204,7 +205,7 @@ func (m *Manager) Watch(ctx context.Context, onChange func(error)) {
 	if err != nil {
 		logger.Info("Watching the CNI conf dir by polling only", "confDir", m.cfg.ConfDir, "err", err)
 	} else {
-		defer w.Close()
+		defer func() { _ = w.Close() }()
 		events = w.Events
 		go func() {
 			for range w.Errors {

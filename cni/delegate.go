@@ -186,7 +186,7 @@ func toCNIError(err error) *types.Error {
 		}
 		return &types.Error{Code: cniErr.Code, Msg: err.Error(), Details: cniErr.Details}
 	}
-	code := uint(types.ErrInternal)
+	code := types.ErrInternal
 	if IsNotReady(err) {
 		code = types.ErrTryAgainLater
 	}

@@ -46,6 +46,8 @@ var implementedFields = map[string]bool{
 	"protectKernelDefaults": true,
 	// Implemented by podsync.
 	"seccompDefault": true, "allowedUnsafeSysctls": true,
+	// Local storage limits (package eviction).
+	"localStorageCapacityIsolation": true,
 	// Graceful node shutdown on SIGTERM or logind's PrepareForShutdown (package nodeshutdown).
 	"shutdownGracePeriod": true, "shutdownGracePeriodCriticalPods": true, "shutdownGracePeriodByPodPriority": true,
 	// Security-relevant fields nodeagent does not implement: their default
@@ -222,7 +224,7 @@ func checkReservedMemory(raw json.RawMessage) error {
 		Limits map[string]json.RawMessage `json:"limits"`
 	}
 	if json.Unmarshal(raw, &entries) != nil {
-		return nil
+		return nil //nolint:nilerr // the decoder reports the malformed input
 	}
 	for i, e := range entries {
 		for name, v := range e.Limits {

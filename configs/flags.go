@@ -106,7 +106,7 @@ func Parse(args []string) (*Options, []string, error) {
 	fs.AddGoFlagSet(gfs)
 
 	fs.Usage = func() {
-		fmt.Fprintf(usageOutput, "Usage: nodeagent [flags]\n\nFlags:\n%s", fs.FlagUsages())
+		_, _ = fmt.Fprintf(usageOutput, "Usage: nodeagent [flags]\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -57,6 +57,9 @@ var configFlags = []configFlag{
 	}},
 	{name: "healthz-port", field: "healthzPort", value: func(c *kc) pflag.Value { return optional(&c.HealthzPort, "int32", parseInt32) }},
 	{name: "healthz-bind-address", field: "healthzBindAddress", value: func(c *kc) pflag.Value { return plain(&c.HealthzBindAddress, "ip", parseIP) }},
+	{name: "local-storage-capacity-isolation", field: "localStorageCapacityIsolation", value: func(c *kc) pflag.Value {
+		return optional(&c.LocalStorageCapacityIsolation, "bool", strconv.ParseBool)
+	}},
 	{name: "pod-manifest-path", field: "staticPodPath", value: func(c *kc) pflag.Value { return plain(&c.StaticPodPath, "string", parseString) }},
 	{name: "file-check-frequency", field: "fileCheckFrequency", value: func(c *kc) pflag.Value {
 		return plain(&c.FileCheckFrequency, "duration", parseDuration)
@@ -155,7 +158,7 @@ var ignoredFlags = map[string][]string{
 	"bool": {
 		"exit-on-lock-contention", "experimental-allocatable-ignore-eviction",
 		"contention-profiling", "cpu-cfs-quota", "enable-controller-attach-detach", "kernel-memcg-notification",
-		"local-storage-capacity-isolation", "log-json-split-stream", "log-text-split-stream", "make-iptables-util-chains",
+		"log-json-split-stream", "log-text-split-stream", "make-iptables-util-chains",
 		"runonce", "keep-terminated-pod-volumes", "register-schedulable", "serialize-image-pulls",
 	},
 	"int32": {

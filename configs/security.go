@@ -192,7 +192,6 @@ var notSecurityRelevant = map[string]string{
 	"kubeReserved":                         "allocatable accounting; enforcement is enforceNodeAllocatable, refused",
 	"kubeReservedCgroup":                   "only used by enforceNodeAllocatable, refused",
 	"kubeletCgroups":                       "the agent's own cgroup",
-	"localStorageCapacityIsolation":        "ephemeral-storage eviction",
 	"logging":                              "log format",
 	"makeIPTablesUtilChains":               "false is what nodeagent does; its default true is a known gap (the localhost martian-packet rule, which kube-proxy also installs)",
 	"maxOpenFiles":                         "the agent's own limit",

@@ -376,7 +376,8 @@ func TestFollowAcrossRotation(t *testing.T) {
 		t.Fatalf("followed %q", got)
 	}
 	cancel()
-	<-done
+	// ReadLogs ends with an unwrapped "context cancelled": nothing to assert.
+	t.Logf("follower ended: %v", <-done)
 }
 
 func TestRunRotatesEveryInterval(t *testing.T) {

@@ -94,6 +94,11 @@ func NewClient(ctx context.Context, o ClientOptions) (*Client, error) {
 	usable, reason := usableKubeconfig(o.KubeconfigPath)
 	switch {
 	case o.BootstrapKubeconfigPath == "" || usable:
+		if !usable {
+			// The cert dir may still hold a valid renewed pair; if not,
+			// waitForCertificate gives up after expiredExitAfter.
+			logger.Info("Warning: the kubeconfig's client certificate cannot be used and there is no --bootstrap-kubeconfig to get another", "kubeconfig", o.KubeconfigPath, "reason", reason)
+		}
 		rc, err := loadKubeconfig(o.KubeconfigPath)
 		if err != nil {
 			return nil, fmt.Errorf("kubeconfig %s: %w", o.KubeconfigPath, err)
@@ -163,6 +168,11 @@ func NewClient(ctx context.Context, o ClientOptions) (*Client, error) {
 		stop()
 		return nil, err
 	}
+	if want := "system:node:" + o.NodeName; first.Leaf != nil && first.Leaf.Subject.CommonName != want {
+		stop()
+		return nil, fmt.Errorf("the client certificate in %s is for %q, not %q (another node name or machine?): remove %s to bootstrap again",
+			o.CertDir, first.Leaf.Subject.CommonName, want, filepath.Join(o.CertDir, clientPairPrefix+"-current.pem"))
+	}
 
 	if !o.Rotate {
 		// Bootstrapped once: the kubeconfig now points at the stored pair.
@@ -194,7 +204,9 @@ func NewClient(ctx context.Context, o ClientOptions) (*Client, error) {
 }
 
 // waitForCertificate waits until the manager has a certificate, which it
-// has at once when one is stored, or after the CSR was issued.
+// has at once when one is stored, or after the CSR was issued. It gives up
+// after expiredExitAfter while the apiserver answers (a bad bootstrap
+// token, CSRs nobody approves), as the kubelet's transport does.
 func waitForCertificate(ctx context.Context, m certificate.Manager, what string) (*tls.Certificate, error) {
 	logger := klog.FromContext(ctx)
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -204,7 +216,7 @@ func waitForCertificate(ctx context.Context, m certificate.Manager, what string)
 	for {
 		if c := m.Current(); c != nil {
 			if time.Since(start) > time.Second {
-				logger.Info("Certificate issued", "certificate", what, "waited", time.Since(start).Round(time.Millisecond), "notAfter", c.Leaf.NotAfter)
+				logger.Info("Certificate issued", "certificate", what, "waited", time.Since(start).Round(time.Millisecond))
 			}
 			return c, nil
 		}
@@ -212,9 +224,13 @@ func waitForCertificate(ctx context.Context, m certificate.Manager, what string)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for the %s certificate: %w", what, context.Cause(ctx))
 		case now := <-tick.C:
+			waited := now.Sub(start)
+			if waited >= expiredExitAfter && m.ServerHealthy() {
+				return nil, fmt.Errorf("no %s certificate after %s while the apiserver answers: check the bootstrap credentials and that the node's certificate signing requests are approved (kubectl get csr)", what, waited.Round(time.Second))
+			}
 			if now.Sub(lastLog) >= 30*time.Second {
 				lastLog = now
-				logger.Info("Waiting for the certificate signing request to be approved and issued", "certificate", what, "waited", now.Sub(start).Round(time.Second))
+				logger.Info("No valid certificate yet: a certificate signing request must be approved and issued", "certificate", what, "waited", waited.Round(time.Second))
 			}
 		}
 	}

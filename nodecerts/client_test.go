@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -459,10 +460,33 @@ func get(t *testing.T, rt http.RoundTripper, url string) string {
 		t.Errorf("GET %s: %v", url, err)
 		return ""
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Errorf("GET %s: %v", url, err)
 	}
 	return string(b)
+}
+
+// A stored pair of another node name is not used as this node's identity.
+func TestStoredPairOfAnotherNode(t *testing.T) {
+	dir := t.TempDir()
+	f := newFakeSigner(t, time.Hour)
+	o := ClientOptions{
+		KubeconfigPath:          filepath.Join(dir, "kubelet.conf"),
+		BootstrapKubeconfigPath: writeBootstrapKubeconfig(t, dir, f.ca.pem),
+		CertDir:                 filepath.Join(dir, "pki"),
+		NodeName:                "n1",
+	}
+	if _, err := NewClient(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(o.KubeconfigPath); err != nil {
+		t.Fatal(err)
+	}
+	o.NodeName = "n2"
+	_, err := NewClient(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), `"system:node:n1"`) {
+		t.Fatalf("got %v, want an error naming the stored certificate's node", err)
+	}
 }

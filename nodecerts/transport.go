@@ -55,7 +55,7 @@ func (t *rotatingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // CloseIdleConnections closes the current generation's idle connections
-// (client-go calls it when a heartbeat fails).
+// (utilnet.CloseIdleConnectionsFor reaches it through the clients).
 func (t *rotatingTransport) CloseIdleConnections() {
 	t.mu.Lock()
 	g := t.gen
@@ -68,9 +68,11 @@ func (t *rotatingTransport) CloseIdleConnections() {
 // the last generation: its requests fail, and the client's expiry watch
 // decides what happens.
 func (t *rotatingTransport) current() *generation {
-	cert := t.certs.Current()
+	// Read under the lock: a request that read the previous certificate
+	// must not switch back to it after another switched forward.
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	cert := t.certs.Current()
 	if cert == nil || cert == t.cert {
 		return t.gen
 	}

@@ -116,7 +116,9 @@ func (c *Controller) setNodeInfo(ctx context.Context, info *v1.NodeSystemInfo) {
 	info.OperatingSystem = goruntime.GOOS
 	info.Architecture = goruntime.GOARCH
 	info.KubeletVersion = c.cfg.AgentVersion
-	info.KubeProxyVersion = ""
+	// Cleared, as the kubelet does since the field's deprecation: a value an
+	// older agent wrote would otherwise stay.
+	info.KubeProxyVersion = "" //nolint:staticcheck // clearing the deprecated field
 
 	vctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
 	defer cancel()

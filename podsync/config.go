@@ -32,11 +32,11 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	}
 	env, err := s.env.Env(ctx, pod, c, podIP, podIPs, hostIP)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errConfig, err)
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	user, err := s.checkContainerSecurity(ctx, pod, c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errConfig, err)
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	envMap := map[string]string{}
 	var envs []*runtimeapi.KeyValue
@@ -125,7 +125,8 @@ func (s *Syncer) terminationFile(pod *v1.Pod, c *v1.Container) (string, error) {
 		return "", fmt.Errorf("create termination message file: %w", err)
 	}
 	if err := f.Chmod(0o666); err != nil {
-		f.Close()
+		_ = f.Close() // empty, and the Chmod error is the one to report
+		_ = os.Remove(f.Name())
 		return "", err
 	}
 	return f.Name(), f.Close()

@@ -61,7 +61,7 @@ func (s *Syncer) applyActiveDeadline(pod *v1.Pod, st *v1.PodStatus) {
 // the kubelet reports a terminal phase only once no container can run. It
 // returns SyncPod's results: the pod is terminal.
 func (s *Syncer) failPastDeadline(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
-	klog.FromContext(ctx).V(2).Info("Pod is past its active deadline, killing it", "activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "startTime", pod.Status.StartTime)
+	klog.FromContext(ctx).V(2).Info("Pod is past its active deadline, killing it", "activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "startTime", pod.Status.StartTime) //nolint:loggercheck // not nil: past the deadline means started
 	s.recorder.Event(pod, v1.EventTypeNormal, deadlineReason, deadlineMessage)
 	if err := s.SyncTerminatingPod(ctx, pod, podGrace(pod), func(st *v1.PodStatus) { s.applyActiveDeadline(pod, st) }); err != nil {
 		return false, 0, err

@@ -73,7 +73,7 @@ func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 		}
 		return nil, fmt.Errorf("read resolvConf: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())

@@ -63,7 +63,7 @@ var honouredFields = map[string]string{
 	"Container.Ports":                    "portMappings (hostPort), fitsHostPorts",
 	"Container.EnvFrom":                  "podenv",
 	"Container.Env":                      "podenv",
-	"Container.Resources":                "containerLinux, generalFilter",
+	"Container.Resources":                "containerLinux, generalFilter, eviction (ephemeral-storage limits)",
 	"Container.RestartPolicy":            "sidecars; refused on app containers (unsupported)",
 	"Container.VolumeMounts":             "mounts",
 	"Container.LivenessProbe":            "prober",
@@ -98,7 +98,7 @@ var honouredFields = map[string]string{
 	"LifecycleHandler.Sleep":              "hooks.go",
 
 	"VolumeSource.HostPath":    "volumes",
-	"VolumeSource.EmptyDir":    "volumes",
+	"VolumeSource.EmptyDir":    "volumes, eviction (sizeLimit)",
 	"VolumeSource.Secret":      "volumes",
 	"VolumeSource.DownwardAPI": "volumes",
 	"VolumeSource.ConfigMap":   "volumes",

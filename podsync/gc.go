@@ -134,7 +134,7 @@ func (s *Syncer) removeContainerLog(ctx context.Context, c *runtimeapi.Container
 		}
 		return
 	}
-	defer dir.Close()
+	defer func() { _ = dir.Close() }()
 	names, _ := dir.Readdirnames(-1)
 	current := strconv.Itoa(restarts) + ".log"
 	for _, n := range names {
@@ -158,7 +158,7 @@ func openLogDir(root string, names ...string) (*os.File, error) {
 	for _, n := range names {
 		path = filepath.Join(path, n)
 		next, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: path, Err: err}
 		}
@@ -186,7 +186,7 @@ func (s *Syncer) makePodLogDir(pod *v1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("pod log directory: %w", err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	fd, err := unix.Openat(int(d.Fd()), ownerMarker, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: filepath.Join(dir, ownerMarker), Err: err}

@@ -2,14 +2,13 @@ package podsync
 
 import (
 	"encoding/json"
-	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/dump"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/dump"
 
 	"github.com/nodeagent/nodeagent/cri"
 )
@@ -29,7 +28,7 @@ import (
 func containerHash(c *v1.Container) string {
 	j, _ := json.Marshal(map[string]string{"name": c.Name, "image": c.Image})
 	h := fnv.New32a()
-	fmt.Fprintf(h, "%v", dump.ForHash(j))
+	h.Write([]byte(dump.ForHash(j)))
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 

@@ -30,7 +30,7 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 	if len(c.VolumeMounts) > 0 && !fresh {
 		var err error
 		if vols, err = s.volumes.Setup(ctx, pod); err != nil {
-			return nil, fmt.Errorf("%w: volumes: %v", errConfig, err)
+			return nil, fmt.Errorf("%w: volumes: %w", errConfig, err)
 		}
 	}
 	var out []*runtimeapi.Mount
@@ -44,20 +44,20 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 		if m.SubPathExpr != "" {
 			var err error
 			if sub, err = expandSubPathExpr(m.SubPathExpr, env); err != nil {
-				return nil, fmt.Errorf("%w: subPathExpr %q of mount %q: %v", errConfig, m.SubPathExpr, m.MountPath, err)
+				return nil, fmt.Errorf("%w: subPathExpr %q of mount %q: %w", errConfig, m.SubPathExpr, m.MountPath, err)
 			}
 		}
 		if sub != "" {
 			p, err := s.volumes.SubPath(ctx, pod, m.Name, c.Name, i, host, sub)
 			if err != nil {
-				return nil, fmt.Errorf("%w: subPath %q of mount %q: %v", errConfig, sub, m.MountPath, err)
+				return nil, fmt.Errorf("%w: subPath %q of mount %q: %w", errConfig, sub, m.MountPath, err)
 			}
 			host = p
 		}
 		readOnly := m.ReadOnly || writtenByAgent(pod, m.Name)
 		rro, err := s.recursiveReadOnly(ctx, pod, m, readOnly)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errConfig, err)
+			return nil, fmt.Errorf("%w: %w", errConfig, err)
 		}
 		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
 		if m.MountPropagation != nil {

@@ -32,12 +32,12 @@ func TestMountsReadOnlyAndSubPathExpr(t *testing.T) {
 		{Name: "scratch", MountPath: "/expr", SubPathExpr: "$(POD_NAME)/logs"},
 		{Name: "scratch", MountPath: "/rro", ReadOnly: true, RecursiveReadOnly: &rro},
 	}
-	mounts, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"})
+	_, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"})
 	if err == nil || !strings.Contains(err.Error(), "recursive read-only mode, but it is not supported by the runtime") {
 		t.Fatalf("recursiveReadOnly Enabled on a runtime without it: %v", err)
 	}
 	c.VolumeMounts = c.VolumeMounts[:len(c.VolumeMounts)-1]
-	mounts, err = e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"})
+	mounts, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,7 +193,7 @@ func readTail(path string, limit int64) ([]byte, int64, error) {
 		return nil, 0, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, 0, &os.PathError{Op: "fstat", Path: path, Err: err}
@@ -204,7 +204,7 @@ func readTail(path string, limit int64) ([]byte, int64, error) {
 	off := max(st.Size-limit, 0)
 	buf := make([]byte, st.Size-off)
 	n, err := f.ReadAt(buf, off)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	return buf[:n], off, nil

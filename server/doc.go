@@ -111,7 +111,9 @@
 // links once, measured again after 200 times what measuring took, between
 // 1 s and the kubelet's 1 min) and its ephemeral-storage: writable layers,
 // logs and the local ephemeral volumes (emptyDir on disk, configMap) as
-// the kubelet counts them, against the root dir's filesystem.
+// the kubelet counts them, against the root dir's filesystem. PodStorage
+// hands the same pod stats, and whether the image filesystem is a device
+// of its own, to the eviction manager (package eviction).
 //
 // /metrics/cadvisor renders the full summary in cAdvisor's series and
 // labels (container, id = cgroup path, image, name = container ID,

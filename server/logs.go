@@ -175,7 +175,7 @@ func (s *Server) getContainerLogs(req *restful.Request, resp *restful.Response) 
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		writeError(logger, resp, fmt.Errorf("open log of container %q in pod %s: %v: %w", ctr, klog.KObj(pod), err, errBadRequest))
+		writeError(logger, resp, fmt.Errorf("open log of container %q in pod %s: %w: %w", ctr, klog.KObj(pod), err, errBadRequest))
 		return
 	}
 	_ = f.Close()
@@ -265,11 +265,11 @@ func pathWithin(dir, path string) (string, error) {
 	}
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", fmt.Errorf("log dir %s: %v: %w", dir, err, errBadRequest)
+		return "", fmt.Errorf("log dir %s: %w: %w", dir, err, errBadRequest)
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return "", fmt.Errorf("log path %q: %v: %w", path, err, errBadRequest)
+		return "", fmt.Errorf("log path %q: %w: %w", path, err, errBadRequest)
 	}
 	if !strings.HasPrefix(real, realDir+string(filepath.Separator)) {
 		return "", fmt.Errorf("log path %q resolves outside %s: %w", path, dir, errBadRequest)

@@ -60,7 +60,7 @@ func (s *Server) getSummary(req *restful.Request, resp *restful.Response) {
 	ctx := req.Request.Context()
 	logger := klog.FromContext(ctx)
 	if err := req.Request.ParseForm(); err != nil {
-		writeError(logger, resp, fmt.Errorf("parse form: %v: %w", err, errBadRequest))
+		writeError(logger, resp, fmt.Errorf("parse form: %w: %w", err, errBadRequest))
 		return
 	}
 	v := req.Request.Form["only_cpu_and_memory"]

@@ -146,8 +146,11 @@ func (s *Server) streamURL(ctx context.Context, kind string, req *restful.Reques
 		raw = r.Url
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return nil, opts, fmt.Errorf("runtime returned the stream URL %q: %v", raw, err)
+	if err != nil {
+		return nil, opts, fmt.Errorf("runtime returned the stream URL %q: %w", raw, err)
+	}
+	if u.Host == "" {
+		return nil, opts, fmt.Errorf("runtime returned the stream URL %q: no host", raw)
 	}
 	return u, opts, nil
 }

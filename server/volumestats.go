@@ -102,11 +102,11 @@ func measureVolume(dir string, now time.Time) podVolume {
 	seen := map[uint64]bool{}
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return nil // a file removed meanwhile, or unreadable: skip it
+			return nil //nolint:nilerr // a file removed meanwhile, or unreadable: skip it
 		}
 		info, err := d.Info()
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // removed since it was listed: skip it
 		}
 		st, ok := info.Sys().(*syscall.Stat_t)
 		if !ok {

@@ -317,7 +317,7 @@ func sameContent(dir, version string, payload map[string]file) bool {
 
 // sameFile compares an open regular file with f and closes it.
 func sameFile(of *os.File, f file) bool {
-	defer of.Close()
+	defer func() { _ = of.Close() }() // read only
 	fi, err := of.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != f.mode.Perm() || fi.Size() != int64(len(f.data)) {
 		return false
@@ -340,7 +340,7 @@ func countFiles(dir, rel string) (int, bool) {
 	}
 	d := os.NewFile(uintptr(fd), rel)
 	entries, err := d.ReadDir(-1)
-	d.Close()
+	_ = d.Close()
 	if err != nil {
 		return 0, false
 	}

@@ -28,7 +28,8 @@ type Mounter interface {
 }
 
 func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir string, src *v1.EmptyDirVolumeSource) error {
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	// World-writable as the kubelet's: any of the pod's users may write it.
+	if err := os.MkdirAll(dir, 0o777); err != nil { //nolint:gosec // see above
 		return err
 	}
 	medium := v1.StorageMediumDefault

@@ -21,7 +21,7 @@ func TestSetupHostPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	typ := func(t v1.HostPathType) *v1.HostPathType { return &t }
 	for _, tc := range []struct {
 		path string

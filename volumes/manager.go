@@ -22,7 +22,7 @@ import (
 const (
 	pluginEmptyDir  = "kubernetes.io~empty-dir"
 	pluginConfigMap = "kubernetes.io~configmap"
-	pluginSecret    = "kubernetes.io~secret"
+	pluginSecret    = "kubernetes.io~secret" //nolint:gosec // a directory name, not a credential
 	pluginProjected = "kubernetes.io~projected"
 	pluginDownward  = "kubernetes.io~downward-api"
 )

@@ -67,7 +67,7 @@ func (unixMounter) MountPoints(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return mountPointsUnder(bufio.NewScanner(f), dir)
 }
 

@@ -74,10 +74,10 @@ func openBeneath(root, rel string, flags int, mkdirMode uint32) (int, error) {
 				}
 			}
 		}
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		if err != nil {
 			if child >= 0 {
-				unix.Close(child)
+				_ = unix.Close(child)
 			}
 			if errors.Is(err, unix.ELOOP) {
 				return -1, fmt.Errorf("%s %w", cur, errSymlink)
@@ -86,16 +86,16 @@ func openBeneath(root, rel string, flags int, mkdirMode uint32) (int, error) {
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(child, &st); err != nil {
-			unix.Close(child)
+			_ = unix.Close(child)
 			return -1, &os.PathError{Op: "stat", Path: cur, Err: err}
 		}
 		switch {
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
 			// O_PATH|O_NOFOLLOW opens the link itself.
-			unix.Close(child)
+			_ = unix.Close(child)
 			return -1, fmt.Errorf("%s %w", cur, errSymlink)
 		case !last && st.Mode&unix.S_IFMT != unix.S_IFDIR:
-			unix.Close(child)
+			_ = unix.Close(child)
 			return -1, &os.PathError{Op: "open", Path: cur, Err: unix.ENOTDIR}
 		}
 		fd = child
@@ -106,7 +106,7 @@ func openBeneath(root, rel string, flags int, mkdirMode uint32) (int, error) {
 	if len(parts) == 0 {
 		// root itself, reopened with the caller's flags.
 		child, err := unix.Openat(fd, ".", flags|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		if err != nil {
 			return -1, &os.PathError{Op: "open", Path: root, Err: err}
 		}

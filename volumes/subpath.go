@@ -71,7 +71,7 @@ func (m *Manager) SubPath(ctx context.Context, pod *v1.Pod, volume, container st
 	if err != nil {
 		return "", err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return "", err

@@ -233,7 +233,7 @@ func downwardInputs(pod *v1.Pod) uint64 {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(h, "%q=%q\n", k, m[k])
+			_, _ = fmt.Fprintf(h, "%q=%q\n", k, m[k]) // a hash's Write never fails
 		}
 		h.Write([]byte{0})
 	}

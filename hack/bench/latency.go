@@ -62,7 +62,6 @@ func (w *watcher) follow(ctx context.Context, c kubernetes.Interface, ns, rv str
 			if !ok {
 				continue
 			}
-			rv = p.ResourceVersion
 			w.observe(p, ev.Type == watch.Deleted)
 		}
 		rv = w.catchUp(ctx, c, ns)

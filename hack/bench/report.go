@@ -138,10 +138,10 @@ func (f figure) format(unit string) string {
 		scale = 1e-6
 	}
 	p := func(v float64) string {
-		switch {
-		case unit == "cores" || unit == "s":
+		switch unit {
+		case "cores", "s":
 			return fmt.Sprintf("%.3f", v*scale)
-		case unit == "req":
+		case "req":
 			return fmt.Sprintf("%.1f", v*scale)
 		}
 		return fmt.Sprintf("%.0f", v*scale)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -41,7 +42,11 @@ func runCmd(args []string) error {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	defer c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	defer func() {
+		if err := c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: delete namespace %s: %v\n", ns, err)
+		}
+	}()
 	w, err := newWatcher(ctx, c, ns)
 	if err != nil {
 		return err

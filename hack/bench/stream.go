@@ -44,7 +44,11 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	if _, err := w.start(ctx, c, ns, p); err != nil {
 		return err
 	}
-	defer w.delete(ctx, c, ns, "stream")
+	defer func() {
+		if _, err := w.delete(ctx, c, ns, "stream"); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: delete pod stream:", err)
+		}
+	}()
 
 	// logs -f: everything the container writes, as it writes it.
 	n, d, err := countOutput(exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "-n", ns, "logs", "-f", "stream"), streamBytes)

@@ -112,7 +112,7 @@ func (w *watcher) session(ctx context.Context) (held bool, err error) {
 	if err != nil {
 		return false, &absentError{fmt.Errorf("connect to the system bus: %w", err)}
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	s := &session{conn: conn, logind: conn.Object(service, objectPath)}
 	was, err := s.inhibitDelayMax(ctx)
 	if err != nil {

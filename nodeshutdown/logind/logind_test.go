@@ -378,7 +378,7 @@ func TestIgnoresOthersSignals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer spoofer.Close()
+	defer func() { _ = spoofer.Close() }()
 	if err := spoofer.Emit(objectPath, managerIface+"."+prepareForShutdown, true); err != nil {
 		t.Fatal(err)
 	}

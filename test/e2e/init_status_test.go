@@ -96,7 +96,7 @@ func watchInit(t *testing.T, c kubernetes.Interface, ns, name string, timeout ti
 	var broken error
 	p := waitPod(t, c, ns, name, timeout, what, func(p *v1.Pod) bool {
 		if err := initInvariants(p, wasInit); err != nil && broken == nil {
-			broken = fmt.Errorf("%v; status: %s", err, describe(p))
+			broken = fmt.Errorf("%w; status: %s", err, describe(p))
 		}
 		return broken != nil || cond(p)
 	})
@@ -201,7 +201,7 @@ func TestInitContainerFailsRestartAlways(t *testing.T) {
 	until := func(done func(*v1.Pod) bool) func(*v1.Pod) bool {
 		return func(p *v1.Pod) bool {
 			if err := check(p); err != nil && broken == nil {
-				broken = fmt.Errorf("%v; status: %s", err, describe(p))
+				broken = fmt.Errorf("%w; status: %s", err, describe(p))
 			}
 			return broken != nil || done(p)
 		}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -68,8 +69,8 @@ func TestInvalidConfig(t *testing.T) {
 			}
 			cmd := exec.Command(filepath.Join(cache, "bin/nodeagent"), "--config", f, "--kubeconfig", "/nonexistent")
 			out, err := cmd.CombinedOutput()
-			ee, ok := err.(*exec.ExitError)
-			if !ok || ee.ExitCode() != 1 {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 				t.Fatalf("exit: %v, want code 1; output: %s", err, out)
 			}
 			if !strings.Contains(string(out), tc.want) {

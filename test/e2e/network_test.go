@@ -48,10 +48,13 @@ func httpGet(t *testing.T, url string, timeout time.Duration) string {
 		if err != nil {
 			return false, err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return false, fmt.Errorf("status %s, %v", resp.Status, err)
+		if err != nil {
+			return false, fmt.Errorf("status %s: %w", resp.Status, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("status %s", resp.Status)
 		}
 		body = string(b)
 		return true, nil

@@ -97,7 +97,7 @@ func TestServerStats(t *testing.T) {
 	// cAdvisor's series for the root cgroup, the pod and its container.
 	code, body := nodeGet(t, admin, "GET", "/metrics/cadvisor", "")
 	// The harness's cgroupRoot (/nodeagent) prefixes the ids.
-	podID := `/kubepods/burstable/pod` + string(ps.PodRef.UID) + `"`
+	podID := `/kubepods/burstable/pod` + ps.PodRef.UID + `"`
 	for _, want := range []string{
 		`container_cpu_usage_seconds_total{container="",id="/",image="",name="",namespace="",pod=""} `,
 		podID + `,image="",name="",namespace="` + ns + `",pod="stats"} `,

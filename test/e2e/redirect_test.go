@@ -41,7 +41,7 @@ func TestRedirectStreaming(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusFound {
 			return false, nil
 		}

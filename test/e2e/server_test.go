@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -170,7 +171,7 @@ func TestKubectlExec(t *testing.T) {
 		t.Fatalf("exec echo: %q", got)
 	}
 	err := kubectlCmd(context.Background(), "-n", ns, "exec", "exec", "--", "sh", "-c", "exit 7").Run()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 7 {
 		t.Fatalf("exit code: %v", err)
 	}
 	cmd := kubectlCmd(context.Background(), "-n", ns, "exec", "-i", "exec", "--", "sh", "-c", "tr a-z A-Z")

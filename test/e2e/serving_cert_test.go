@@ -28,7 +28,7 @@ func servedCert(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatalf("TLS to the node API: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return conn.ConnectionState().PeerCertificates[0]
 }
 

@@ -34,7 +34,7 @@ func logTimes(file string) (map[string]time.Time, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	out := map[string]time.Time{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -93,7 +94,7 @@ func TestWebSocketStreamsThroughNode(t *testing.T) {
 	})
 
 	err := kubectlCmd(context.Background(), "-n", ns, "exec", "ws", "--", "sh", "-c", "echo out; echo err >&2; exit 7").Run()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 7 {
 		t.Fatalf("exit code: %v", err)
 	}
 	cmd := kubectlCmd(context.Background(), "-n", ns, "exec", "-i", "ws", "--", "sh", "-c", "tr a-z A-Z; echo to-stderr >&2")
@@ -111,7 +112,7 @@ func TestWebSocketStreamsThroughNode(t *testing.T) {
 	defer cancel()
 	cmd = exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
 	out, err = cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "is-a-tty") {
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "is-a-tty") {
 		t.Fatalf("exec -it: %q %v", out, err)
 	}
 	if n := proxiedToNode(t, "exec"); n < before+4 {

@@ -1,0 +1,274 @@
+package eviction
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	resourcehelper "k8s.io/component-helpers/resource"
+	"k8s.io/klog/v2"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/clock"
+
+	"github.com/nodeagent/nodeagent/staticpods"
+)
+
+// The kubelet's reason and messages of local storage evictions
+// (pkg/kubelet/eviction/helpers.go).
+const (
+	Reason                 = "Evicted"
+	emptyDirMessageFmt     = "Usage of EmptyDir volume %q exceeds the limit %q. "
+	podStorageMessageFmt   = "Pod ephemeral local storage usage exceeds the total limit of containers %s. "
+	containerStorageMsgFmt = "Container %s exceeded its local ephemeral storage limit %q. "
+)
+
+// MonitoringPeriod is how often the limits are checked: the kubelet's
+// evictionMonitoringPeriod (a constant there, not a config field).
+const MonitoringPeriod = 10 * time.Second
+
+// gracePeriod is the grace period of an evicted pod, the kubelet's
+// immediateEvictionGracePeriodSeconds.
+const gracePeriod int64 = 1
+
+// systemCriticalPriority is the kubelet's scheduling.SystemCriticalPriority:
+// pods at or above it are critical and never evicted.
+const systemCriticalPriority int32 = 2000000000
+
+// Config wires a Manager.
+type Config struct {
+	// Pods returns the pods the node runs whose workers are not
+	// terminating.
+	Pods func() []*v1.Pod
+	// Stats returns the pods' stats with their storage usage, and
+	// whether the image filesystem is dedicated (server.Server.PodStorage).
+	Stats func(ctx context.Context) ([]statsapi.PodStats, bool, error)
+	// Kill asks the worker of pod to terminate it within gracePeriod
+	// seconds, with status editing its final status
+	// (podworkers.Workers.Kill).
+	Kill     func(pod *v1.Pod, gracePeriod int64, status func(*v1.PodStatus)) <-chan struct{}
+	Recorder record.EventRecorder
+	Clock    clock.WithTicker
+	// Period is how often Run checks; MonitoringPeriod when zero.
+	Period time.Duration
+}
+
+// Manager evicts pods over their local storage limits. Create it with New.
+type Manager struct {
+	cfg Config
+	// evicted are the pods already evicted, so that one is evicted (and
+	// its event recorded) once. Only Run's goroutine uses it.
+	evicted map[types.UID]bool
+}
+
+// New returns a Manager; nothing happens until Run or Synchronize.
+func New(cfg Config) *Manager {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Period <= 0 {
+		cfg.Period = MonitoringPeriod
+	}
+	return &Manager{cfg: cfg, evicted: map[types.UID]bool{}}
+}
+
+// Run checks the pods every period until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := m.cfg.Clock.NewTicker(m.cfg.Period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		m.Synchronize(ctx)
+	}
+}
+
+// Synchronize checks every pod once, as the kubelet's localStorageEviction,
+// and returns the pods it evicted.
+func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
+	logger := klog.FromContext(ctx)
+	var pods []*v1.Pod
+	live := map[types.UID]bool{}
+	for _, pod := range m.cfg.Pods() {
+		live[pod.UID] = true
+		if m.evicted[pod.UID] || pod.DeletionTimestamp != nil ||
+			pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed || !hasLimits(pod) {
+			continue
+		}
+		pods = append(pods, pod)
+	}
+	for uid := range m.evicted {
+		if !live[uid] {
+			delete(m.evicted, uid)
+		}
+	}
+	if len(pods) == 0 {
+		return nil // nothing to enforce: measure nothing
+	}
+	all, dedicatedImageFs, err := m.cfg.Stats(ctx)
+	if err != nil {
+		logger.Error(err, "Eviction manager: reading the pods' storage usage")
+		return nil
+	}
+	byUID := make(map[string]*statsapi.PodStats, len(all))
+	for i := range all {
+		byUID[all[i].PodRef.UID] = &all[i]
+	}
+	var evicted []*v1.Pod
+	for _, pod := range pods {
+		st := byUID[string(pod.UID)]
+		if st == nil {
+			continue
+		}
+		msg := violation(pod, st, dedicatedImageFs)
+		if msg == "" {
+			continue
+		}
+		if m.evict(logger, pod, msg) {
+			evicted = append(evicted, pod)
+		}
+	}
+	return evicted
+}
+
+// hasLimits reports whether the pod has a local storage limit to enforce:
+// an emptyDir sizeLimit or an ephemeral-storage limit.
+func hasLimits(pod *v1.Pod) bool {
+	for i := range pod.Spec.Volumes {
+		if ed := pod.Spec.Volumes[i].EmptyDir; ed != nil && ed.SizeLimit != nil && ed.SizeLimit.Sign() == 1 {
+			return true
+		}
+	}
+	_, ok := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})[v1.ResourceEphemeralStorage]
+	return ok
+}
+
+// violation returns the eviction message of the first limit the pod is
+// over, in the kubelet's order (emptyDir, pod, container), or "".
+func violation(pod *v1.Pod, st *statsapi.PodStats, dedicatedImageFs bool) string {
+	if msg := emptyDirViolation(pod, st); msg != "" {
+		return msg
+	}
+	if msg := podViolation(pod, st); msg != "" {
+		return msg
+	}
+	return containerViolation(pod, st, dedicatedImageFs)
+}
+
+// emptyDirViolation is the kubelet's emptyDirLimitEviction: the first
+// emptyDir (in spec order) whose usage is above its positive sizeLimit.
+func emptyDirViolation(pod *v1.Pod, st *statsapi.PodStats) string {
+	used := map[string]*resource.Quantity{}
+	for _, v := range st.VolumeStats {
+		if v.UsedBytes != nil {
+			used[v.Name] = resource.NewQuantity(int64(*v.UsedBytes), resource.BinarySI)
+		}
+	}
+	for i := range pod.Spec.Volumes {
+		vol := &pod.Spec.Volumes[i]
+		if vol.EmptyDir == nil {
+			continue
+		}
+		size, u := vol.EmptyDir.SizeLimit, used[vol.Name]
+		if u != nil && size != nil && size.Sign() == 1 && u.Cmp(*size) > 0 {
+			return fmt.Sprintf(emptyDirMessageFmt, vol.Name, size.String())
+		}
+	}
+	return ""
+}
+
+// podViolation is the kubelet's podEphemeralStorageLimitEviction: the
+// pod's ephemeral storage above the sum of its containers'
+// ephemeral-storage limits.
+func podViolation(pod *v1.Pod, st *statsapi.PodStats) string {
+	limit, ok := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})[v1.ResourceEphemeralStorage]
+	if !ok {
+		return ""
+	}
+	used := &resource.Quantity{}
+	if e := st.EphemeralStorage; e != nil && e.UsedBytes != nil {
+		used = resource.NewQuantity(int64(*e.UsedBytes), resource.BinarySI)
+	}
+	if used.Cmp(limit) > 0 {
+		return fmt.Sprintf(podStorageMessageFmt, limit.String())
+	}
+	return ""
+}
+
+// containerViolation is the kubelet's containerEphemeralStorageLimitEviction:
+// the first container (in the stats' order) whose logs, plus its writable
+// layer without a dedicated image filesystem, are above its
+// ephemeral-storage limit.
+func containerViolation(pod *v1.Pod, st *statsapi.PodStats, dedicatedImageFs bool) string {
+	limits := map[string]*resource.Quantity{}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if l := c.Resources.Limits.StorageEphemeral(); l != nil && l.Value() != 0 {
+			limits[c.Name] = l
+		}
+	}
+	if len(limits) == 0 {
+		return ""
+	}
+	for _, cs := range st.Containers {
+		limit, ok := limits[cs.Name]
+		if !ok {
+			continue
+		}
+		used := diskUsage(cs.Logs)
+		if !dedicatedImageFs {
+			used.Add(*diskUsage(cs.Rootfs))
+		}
+		if limit.Cmp(*used) < 0 {
+			return fmt.Sprintf(containerStorageMsgFmt, cs.Name, limit.String())
+		}
+	}
+	return ""
+}
+
+// diskUsage is a filesystem's used bytes, 0 when unknown.
+func diskUsage(fs *statsapi.FsStats) *resource.Quantity {
+	if fs == nil || fs.UsedBytes == nil {
+		return &resource.Quantity{Format: resource.BinarySI}
+	}
+	return resource.NewQuantity(int64(*fs.UsedBytes), resource.BinarySI)
+}
+
+// evict is the kubelet's evictPod: never a critical pod; an Evicted event,
+// then the pod's worker kills it with the eviction's final status. It
+// does not wait for the pod to stop.
+func (m *Manager) evict(logger klog.Logger, pod *v1.Pod, msg string) bool {
+	if critical(pod) {
+		logger.Error(nil, "Eviction manager: cannot evict a critical pod", "pod", klog.KObj(pod), "podUID", pod.UID, "message", msg)
+		return false
+	}
+	if m.cfg.Recorder != nil {
+		m.cfg.Recorder.Event(pod, v1.EventTypeWarning, Reason, msg)
+	}
+	logger.Info("Evicting pod", "pod", klog.KObj(pod), "podUID", pod.UID, "message", msg)
+	m.evicted[pod.UID] = true
+	m.cfg.Kill(pod, gracePeriod, func(st *v1.PodStatus) {
+		st.Phase = v1.PodFailed
+		st.Reason = Reason
+		st.Message = msg
+	})
+	return true
+}
+
+// critical is the kubelet's IsCriticalPod: static and mirror pods, and pods
+// of system-critical priority.
+func critical(pod *v1.Pod) bool {
+	if staticpods.IsStatic(pod) {
+		return true
+	}
+	if _, ok := staticpods.IsMirror(pod); ok {
+		return true
+	}
+	return pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority
+}

@@ -1,0 +1,50 @@
+package server
+
+import (
+	"context"
+	"os"
+	"syscall"
+
+	"k8s.io/klog/v2"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+)
+
+// PodStorage returns the stats of the node's pods as /stats/summary has
+// them, with the local storage each uses (volumes measured as volumeUsage
+// says, containers' writable layers from CRI stats, log files, the pod's
+// ephemeral storage), and whether the runtime's image filesystem is
+// another than the root dir's (the kubelet's HasDedicatedImageFs: then a
+// container's writable layer does not count against its
+// ephemeral-storage limit). The eviction manager reads it.
+func (s *Server) PodStorage(ctx context.Context) ([]statsapi.PodStats, bool, error) {
+	pods, err := s.stats.podStats(ctx, false, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	return pods, s.stats.dedicatedImageFs(ctx), nil
+}
+
+// dedicatedImageFs reports whether the runtime keeps its images on another
+// device than the root dir's; false when it cannot tell.
+func (p *statsProvider) dedicatedImageFs(ctx context.Context) bool {
+	if p.images == nil {
+		return false
+	}
+	resp, err := p.images.ImageFsInfo(ctx)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("ImageFsInfo failed; taking the image filesystem for the root dir's", "err", err)
+		return false
+	}
+	fss := resp.GetImageFilesystems()
+	if len(fss) == 0 || fss[0].GetFsId().GetMountpoint() == "" {
+		return false
+	}
+	image, err1 := os.Stat(fss[0].GetFsId().GetMountpoint())
+	root, err2 := os.Stat(p.rootDir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	is, ok1 := image.Sys().(*syscall.Stat_t)
+	rs, ok2 := root.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && is.Dev != rs.Dev
+}

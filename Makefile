@@ -5,7 +5,7 @@ STATE ?= /var/lib/nodeagent-harness
 export NODEAGENT_CACHE := $(CACHE)
 export NODEAGENT_STATE := $(STATE)
 
-.PHONY: all build install up down test unit e2e e2e-only vet bench conformance
+.PHONY: all build install up down test unit e2e e2e-only vet lint bench conformance
 
 # Build output, and the install layout of `make install`: the kubelet's
 # paths. DESTDIR stages the whole tree; PREFIX (or BINDIR) moves the
@@ -46,12 +46,19 @@ down:
 vet:
 	go vet ./...
 
-# Unit tests with the race detector, after go vet (the e2e build tag too).
+# golangci-lint (.golangci.yml), the e2e build tag too; built at the version
+# hack/lint/go.mod pins into $(CACHE)/bin on first use (hack/lint.sh).
+lint:
+	hack/lint.sh
+
+# Unit tests with the race detector, after go vet and the linter (the e2e
+# build tag too).
 # As root, the packages some unit tests use (dbus-daemon) are installed first.
 unit:
 	if [ "$$(id -u)" = 0 ]; then hack/cluster.sh packages; fi
 	go vet ./...
 	go vet -tags e2e ./test/e2e/
+	hack/lint.sh
 	go test -race -count=1 ./...
 
 # End-to-end tests against a fresh local cluster (root).

@@ -187,17 +187,24 @@ func TestGracefulDeletion(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
 	// Exits on SIGTERM: deleted well before its grace period ends.
-	quick := busyboxPod("quick", "trap 'exit 0' TERM; while true; do sleep 0.1; done", v1.RestartPolicyAlways)
+	quick := busyboxPod("quick", "trap 'exit 0' TERM; echo trapped; while true; do sleep 0.1; done", v1.RestartPolicyAlways)
 	grace := int64(30)
 	quick.Spec.TerminationGracePeriodSeconds = &grace
 	// Ignores SIGTERM: killed when its 4 s grace period ends.
-	stubborn := busyboxPod("stubborn", "trap '' TERM; while true; do sleep 0.1; done", v1.RestartPolicyAlways)
+	stubborn := busyboxPod("stubborn", "trap '' TERM; echo trapped; while true; do sleep 0.1; done", v1.RestartPolicyAlways)
 	g4 := int64(4)
 	stubborn.Spec.TerminationGracePeriodSeconds = &g4
 	createPod(t, c, ns, quick)
 	createPod(t, c, ns, stubborn)
 	waitPod(t, c, ns, "quick", 60*time.Second, "running", running)
 	waitPod(t, c, ns, "stubborn", 60*time.Second, "running", running)
+	// A shell deleted before it set its trap dies at once (or waits the
+	// whole period): wait for the traps.
+	for _, name := range []string{"quick", "stubborn"} {
+		waitFor(t, 30*time.Second, name+" trapping SIGTERM", func() (bool, error) {
+			return strings.Contains(kubectlOut(t, "logs", "-n", ns, name), "trapped"), nil
+		})
+	}
 
 	start := time.Now()
 	if err := c.CoreV1().Pods(ns).Delete(context.Background(), "quick", metav1.DeleteOptions{}); err != nil {

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -62,9 +63,11 @@ func TestLocalStorageEviction(t *testing.T) {
 				t.Errorf("%s: condition %+v; the kubelet sets no DisruptionTarget for local storage evictions", tc.name, cond)
 			}
 		}
-		if events := podEvents(t, c, ns, tc.name); !hasPrefix(events, "Evicted: "+tc.message) {
-			t.Errorf("%s: no Evicted event with the message; events: %q", tc.name, events)
-		}
+		// Events are written asynchronously.
+		waitFor(t, 15*time.Second, tc.name+": an Evicted event with the message", func() (bool, error) {
+			events := podEvents(t, c, ns, tc.name)
+			return hasPrefix(events, "Evicted: "+tc.message), fmt.Errorf("events: %q", events)
+		})
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("evictions took %s, want them within 30s", d)

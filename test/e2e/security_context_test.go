@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -91,9 +92,11 @@ func TestSecurityContextRunAsNonRoot(t *testing.T) {
 	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, want) {
 		t.Errorf("waiting message %q, want it to contain %q", msg, want)
 	}
-	if ev := podEvents(t, c, ns, "root-image"); !hasPrefix(ev, "Failed: Error: ") {
-		t.Errorf("no Failed event; events: %v", ev)
-	}
+	// Events are written asynchronously, after the status may be.
+	waitFor(t, 15*time.Second, "a Failed event", func() (bool, error) {
+		ev := podEvents(t, c, ns, "root-image")
+		return hasPrefix(ev, "Failed: Error: "), fmt.Errorf("events: %v", ev)
+	})
 
 	nonRoot := busyboxPod("uid-1000", "id -u", v1.RestartPolicyNever)
 	nonRoot.Spec.SecurityContext = &v1.PodSecurityContext{RunAsNonRoot: &yes}

@@ -132,6 +132,7 @@ func NewClient(ctx context.Context, o ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("client certificate store in %s: %w", o.CertDir, err)
 	}
 	mctx, stop := context.WithCancel(ctx)
+	clientsetFor := newClientset // the manager's goroutine must not read the seam
 	m, err := certificate.NewManager(&certificate.Config{
 		Ctx:  &mctx,
 		Name: "client",
@@ -139,13 +140,13 @@ func NewClient(ctx context.Context, o ClientOptions) (*Client, error) {
 			// The current certificate renews itself (selfnodeclient);
 			// without one, the bootstrap credentials ask.
 			if current == nil {
-				return newClientset(certConfig)
+				return clientsetFor(certConfig)
 			}
 			rc, err := withCertificate(userConfig, current)
 			if err != nil {
 				return nil, err
 			}
-			return newClientset(rc)
+			return clientsetFor(rc)
 		},
 		Template: &x509.CertificateRequest{Subject: pkix.Name{
 			CommonName:   "system:node:" + o.NodeName,

@@ -206,6 +206,15 @@ func TestBootstrapOnce(t *testing.T) {
 	if fi, err := os.Lstat(current); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("%s is not the link to the pair: %v %v", current, fi, err)
 	}
+	// The key, the pair and the kubeconfig are the node's secrets.
+	for path, want := range map[string]os.FileMode{o.CertDir: 0o700, current: 0o600, o.KubeconfigPath: 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+	}
 	data, err := os.ReadFile(current)
 	if err != nil {
 		t.Fatal(err)

@@ -115,6 +115,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 	})
 	go p.probes.Run(ctx)
 	status := &statusRouter{Writer: podstatus.NewWriter(client)}
+	memCapacity := nodestatus.MemoryCapacity()
 	p.syncer = podsync.New(podsync.Config{
 		NodeName:      opts.NodeName,
 		NodeIPs:       opts.NodeIPs,
@@ -130,8 +131,9 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		MaxPods:       int(cfg.MaxPods),
 		ActivePods:    func() []*v1.Pod { return arrived.order(p.workers.Pods()) },
 		Allocatable:   allocatable,
-		Network:       network,
-		Prober:        p.probes,
+		MemoryCapacity: func() int64 { return memCapacity },
+		Network: network,
+		Prober:  p.probes,
 		PodCIDRs: func() []string {
 			if n := nodeCtl.Node(); n != nil {
 				return n.Spec.PodCIDRs

@@ -34,10 +34,6 @@ const MonitoringPeriod = 10 * time.Second
 // immediateEvictionGracePeriodSeconds.
 const gracePeriod int64 = 1
 
-// systemCriticalPriority is the kubelet's scheduling.SystemCriticalPriority:
-// pods at or above it are critical and never evicted.
-const systemCriticalPriority int32 = 2000000000
-
 // Config wires a Manager.
 type Config struct {
 	// Pods returns the pods the node runs whose workers are not
@@ -244,7 +240,7 @@ func diskUsage(fs *statsapi.FsStats) *resource.Quantity {
 // then the pod's worker kills it with the eviction's final status. It
 // does not wait for the pod to stop.
 func (m *Manager) evict(logger klog.Logger, pod *v1.Pod, msg string) bool {
-	if critical(pod) {
+	if staticpods.IsCritical(pod) {
 		logger.Error(nil, "Eviction manager: cannot evict a critical pod", "pod", klog.KObj(pod), "podUID", pod.UID, "message", msg)
 		return false
 	}
@@ -259,16 +255,4 @@ func (m *Manager) evict(logger klog.Logger, pod *v1.Pod, msg string) bool {
 		st.Message = msg
 	})
 	return true
-}
-
-// critical is the kubelet's IsCriticalPod: static and mirror pods, and pods
-// of system-critical priority.
-func critical(pod *v1.Pod) bool {
-	if staticpods.IsStatic(pod) {
-		return true
-	}
-	if _, ok := staticpods.IsMirror(pod); ok {
-		return true
-	}
-	return pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority
 }

@@ -15,6 +15,8 @@ import (
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/nodeagent/nodeagent/staticpods"
 )
 
 // kill records the kills a Manager asks for.
@@ -109,7 +111,7 @@ const mi = 1 << 20
 
 func TestSynchronize(t *testing.T) {
 	critical := pod("crit", "10Mi")
-	critical.Spec.Priority = ptr.To(systemCriticalPriority)
+	critical.Spec.Priority = ptr.To(staticpods.SystemCriticalPriority)
 	static := pod("static", "10Mi")
 	static.Annotations = map[string]string{"kubernetes.io/config.source": "file"}
 	deleting := pod("del", "10Mi")

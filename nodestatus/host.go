@@ -34,6 +34,16 @@ type SystemInfo struct {
 	OSImage       string
 }
 
+// MemoryCapacity is the machine's memory (MemTotal) in bytes, the node's
+// memory capacity; 0 if /proc/meminfo cannot be read.
+func MemoryCapacity() int64 {
+	total, _, err := procHost{}.Memory()
+	if err != nil {
+		return 0
+	}
+	return int64(total)
+}
+
 // procHost is the real Host.
 type procHost struct{}
 

@@ -24,6 +24,9 @@ type admission struct {
 	mu sync.Mutex
 	// verdicts holds the reason a pod was refused, "" when admitted.
 	verdicts map[types.UID]verdict
+	// allocated holds the resources granted to the containers of each
+	// admitted pod (resize.go); admission counts those of the others.
+	allocated map[types.UID]allocation
 }
 
 type verdict struct{ reason, message string }
@@ -46,8 +49,14 @@ func (s *Syncer) admit(pod *v1.Pod) (string, string) {
 		node = s.cfg.Node()
 	}
 	admitted, waiting := a.split(pod, active)
+	for i, p := range admitted {
+		admitted[i] = a.allocated[p.UID].apply(p)
+	}
 	for _, p := range waiting {
 		reason, msg := s.admitOne(p, admitted, node)
+		if reason == "" {
+			a.allocated[p.UID] = specAllocation(p)
+		}
 		if p.UID == pod.UID {
 			a.verdicts[pod.UID] = verdict{reason, msg}
 			return reason, msg
@@ -109,6 +118,9 @@ func (a *admission) forgetGone(active []*v1.Pod) {
 	if a.verdicts == nil {
 		a.verdicts = map[types.UID]verdict{}
 	}
+	if a.allocated == nil {
+		a.allocated = map[types.UID]allocation{}
+	}
 	live := make(map[types.UID]bool, len(active))
 	for _, p := range active {
 		live[p.UID] = true
@@ -116,6 +128,11 @@ func (a *admission) forgetGone(active []*v1.Pod) {
 	for uid := range a.verdicts {
 		if !live[uid] {
 			delete(a.verdicts, uid)
+		}
+	}
+	for uid := range a.allocated {
+		if !live[uid] {
+			delete(a.allocated, uid)
 		}
 	}
 }

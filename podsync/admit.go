@@ -39,9 +39,6 @@ func unsupported(pod *v1.Pod) error {
 		if len(c.RestartPolicyRules) > 0 {
 			add("%s %q: restartPolicyRules", kind, c.Name)
 		}
-		if len(c.ResizePolicy) > 0 {
-			add("%s %q: resizePolicy", kind, c.Name)
-		}
 		for _, d := range c.VolumeDevices {
 			add("%s %q: volumeDevices %q", kind, c.Name, d.Name)
 		}
@@ -72,14 +69,7 @@ func (s *Syncer) admitOne(pod *v1.Pod, others []*v1.Pod, node *v1.Node) (string,
 			return reason, msg
 		}
 	}
-	var alloc v1.ResourceList
-	switch {
-	case node != nil:
-		alloc = node.Status.Allocatable
-	case s.cfg.Allocatable != nil:
-		alloc = s.cfg.Allocatable()
-	}
-	if reason, msg := generalFilter(pod, others, node, alloc, s.cfg.MaxPods); reason != "" {
+	if reason, msg := generalFilter(pod, others, node, s.allocatable(node), s.cfg.MaxPods); reason != "" {
 		return reason, msg
 	}
 	if reason, msg := s.admitAppArmor(pod); reason != "" {

@@ -78,6 +78,17 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 				}
 				continue
 			}
+			if cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				resized, r, err := s.resizeRunning(ctx, pod, state, c, cur, sandbox)
+				if err != nil {
+					return 0, true, err
+				}
+				changed = changed || resized
+				requeue = minPositive(requeue, r)
+				if resized && !initialized {
+					return requeue, changed, nil // the next sync sees it as it runs now
+				}
+			}
 			if !initialized && (cur.State != runtimeapi.ContainerState_CONTAINER_RUNNING || !s.probeStarted(pod, c, cur.Id)) {
 				return requeue, changed, nil // wait until it runs and has started
 			}
@@ -111,6 +122,8 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur):
 			r, _, err = s.restartChanged(ctx, pod, state, c, cur, sandbox, "Container "+c.Name+" definition changed, will be restarted")
 			started = true // the old one stopped, at least
+		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
+			started, r, err = s.resizeRunning(ctx, pod, state, c, cur, sandbox)
 		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED:
 			continue
 		case cur != nil && !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode):
@@ -274,6 +287,7 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		return fmt.Errorf("create container %q: %w", c.Name, err)
 	}
 	observePhase("create", t)
+	s.setActuated(pod.UID, c.Name, id, c.Resources)
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	t = time.Now()
 	if err := s.runtime.StartContainer(ctx, id); err != nil {

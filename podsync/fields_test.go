@@ -63,7 +63,8 @@ var honouredFields = map[string]string{
 	"Container.Ports":                    "portMappings (hostPort), fitsHostPorts",
 	"Container.EnvFrom":                  "podenv",
 	"Container.Env":                      "podenv",
-	"Container.Resources":                "containerLinux, generalFilter, eviction (ephemeral-storage limits)",
+	"Container.Resources":                "containerLinux, generalFilter, eviction (ephemeral-storage limits), resize.go (in-place resize)",
+	"Container.ResizePolicy":             "resize.go: RestartContainer restarts the container on a resize",
 	"Container.RestartPolicy":            "sidecars; refused on app containers (unsupported)",
 	"Container.VolumeMounts":             "mounts",
 	"Container.LivenessProbe":            "prober",
@@ -128,7 +129,6 @@ var refusedFields = map[string]string{
 	"PodSpec.HostUsers":            "hostUsers: false",
 	"PodSpec.ResourceClaims":       "resourceClaims",
 	"PodSpec.Resources":            "pod-level resources",
-	"Container.ResizePolicy":       "resizePolicy",
 	"Container.RestartPolicyRules": "restartPolicyRules",
 	"Container.VolumeDevices":      "volumeDevices",
 

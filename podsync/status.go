@@ -62,6 +62,7 @@ func (s *Syncer) computeStatus(ctx context.Context, pod *v1.Pod, state *podState
 		st.Reason, st.Message = pod.Status.Reason, pod.Status.Message
 	}
 	st.Conditions = conditions(pod, st, sandbox != nil, now)
+	st.Conditions = append(st.Conditions, s.resizeConditions(pod, state, now)...)
 	return st, nil
 }
 
@@ -99,6 +100,13 @@ func (s *Syncer) containerStatuses(ctx context.Context, pod *v1.Pod, specs []v1.
 		switch {
 		case cur != nil:
 			cs = s.runtimeStatus(ctx, pod, c, cur, prior, hadPrior)
+			// What the node granted c and what it runs with (resize.go).
+			var priorStatus *v1.ContainerStatus
+			if hadPrior {
+				priorStatus = &prior
+			}
+			cs.AllocatedResources = c.Resources.Requests.DeepCopy()
+			cs.Resources = statusResources(c, cur, priorStatus, s.actuatedResources(pod.UID, c.Name, cur.Id))
 			if prev != nil {
 				cs.LastTerminationState = s.containerState(ctx, pod, c.Name, prev)
 			}

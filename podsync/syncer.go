@@ -68,6 +68,9 @@ type Config struct {
 	ActivePods func() []*v1.Pod
 	// Allocatable returns the node's allocatable resources, if known.
 	Allocatable func() v1.ResourceList
+	// MemoryCapacity returns the node's memory capacity in bytes (the
+	// OOM score of burstable containers); nil or 0: not known.
+	MemoryCapacity func() int64
 	// Network wires pod networks when the agent owns networking (CNI);
 	// nil when the runtime does.
 	Network Network
@@ -141,6 +144,8 @@ type Syncer struct {
 	ended map[types.UID]bool
 	// admission decides new pods one at a time (admission.go).
 	admission admission
+	// resizes holds the state of each pod's in-place resizes (resize.go).
+	resizes map[types.UID]*resizeState
 }
 
 type waitReason struct{ reason, message string }
@@ -213,7 +218,9 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	if s.pastDeadline(pod) { // activeDeadlineSeconds: deadline.go
 		return s.failPastDeadline(ctx, pod)
 	}
-	var requeue time.Duration
+	// From here on pod is as the node runs it: with the resources granted
+	// to its containers, which a resize may not have been yet (resize.go).
+	pod, requeue := s.allocate(ctx, pod)
 	sandbox := state.readySandbox()
 	if sandbox == nil && !podDone(pod, state) {
 		defer s.forgetVolumePaths(pod.UID)

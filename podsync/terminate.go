@@ -296,6 +296,7 @@ func (s *Syncer) forget(uid types.UID) {
 	s.mu.Lock()
 	delete(s.waiting, uid)
 	delete(s.ended, uid)
+	delete(s.resizes, uid)
 	s.mu.Unlock()
 	if s.cfg.Prober != nil {
 		s.cfg.Prober.RemovePod(uid)

@@ -38,6 +38,28 @@ func IsMirror(pod *v1.Pod) (types.UID, bool) {
 	return types.UID(h), ok
 }
 
+// SystemCriticalPriority is the kubelet's scheduling.SystemCriticalPriority:
+// pods at or above it are critical.
+const SystemCriticalPriority int32 = 2000000000
+
+// IsCritical is the kubelet's IsCriticalPod: static and mirror pods, and
+// pods of system-critical priority (never evicted).
+func IsCritical(pod *v1.Pod) bool {
+	if IsStatic(pod) {
+		return true
+	}
+	if _, ok := IsMirror(pod); ok {
+		return true
+	}
+	return pod.Spec.Priority != nil && *pod.Spec.Priority >= SystemCriticalPriority
+}
+
+// IsNodeCritical is the kubelet's IsNodeCriticalPod: a critical pod of
+// priority class system-node-critical (the lowest OOM score adjustment).
+func IsNodeCritical(pod *v1.Pod) bool {
+	return IsCritical(pod) && pod.Spec.PriorityClassName == "system-node-critical"
+}
+
 // Read returns the static pods defined in dir. Files that do not hold a
 // valid pod are named in the returned warnings and skipped.
 func Read(dir, nodeName string) ([]*v1.Pod, []string) {

@@ -109,9 +109,6 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		Recorder: recorder,
 		Clock:    clk,
 		Wake:     func(uid types.UID) { p.workers.Wake(uid) },
-		Kill: func(ctx context.Context, pod *v1.Pod, container, id string, t prober.Type, msg string) {
-			p.syncer.KillUnhealthy(ctx, pod, container, id, t.String(), msg)
-		},
 	})
 	go p.probes.Run(ctx)
 	status := &statusRouter{Writer: podstatus.NewWriter(client)}

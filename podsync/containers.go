@@ -50,6 +50,15 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur, _ := state.latest(c.Name)
+		if isSidecar(c) && cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			stopped, err := s.killUnhealthy(ctx, pod, state, c, cur)
+			if err != nil {
+				return 0, changed, err
+			}
+			if stopped != nil {
+				cur, changed = stopped, true
+			}
+		}
 		if isSidecar(c) {
 			if cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED {
 				if podDone(pod, state) {
@@ -118,7 +127,20 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 		var r time.Duration
 		var started bool
 		var err error
+		killed := false
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			// A liveness or startup failure kills it here; the cases
+			// below restart it unless the restartPolicy is Never, whatever
+			// its exit code, as the kubelet's computePodActions.
+			var stopped *runtimeapi.ContainerStatus
+			if stopped, err = s.killUnhealthy(ctx, pod, state, c, cur); stopped != nil {
+				cur, changed, killed = stopped, true, true
+			}
+		}
 		switch {
+		case err != nil:
+		case killed && pod.Spec.RestartPolicy != v1.RestartPolicyNever:
+			r, started, err = s.maybeStart(ctx, pod, c, cur, sandbox)
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur):
 			r, _, err = s.restartChanged(ctx, pod, state, c, cur, sandbox, "Container "+c.Name+" definition changed, will be restarted")
 			started = true // the old one stopped, at least

@@ -26,8 +26,10 @@
 // a container is ready when it runs and its readiness probe (if any)
 // succeeded, and started when its startup probe (if any) succeeded. A
 // prober result change wakes the pod's worker; a liveness or startup
-// failure calls KillUnhealthy, which stops the container, and the normal
-// restart path (restartPolicy, crash-loop back-off) brings it back.
+// failure is recorded by the prober and acted on by the worker's sync
+// (killUnhealthy), the one place that acts on the pod: it stops the
+// container, and the restart path (restartPolicy, crash-loop back-off)
+// brings it back.
 // Lifecycle hooks run here: postStart right after StartContainer (a
 // failure kills the container, reason PostStartHookError), preStop before
 // every StopContainer of a live container, within the grace period.

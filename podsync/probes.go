@@ -2,6 +2,7 @@ package podsync
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/prober"
 )
 
 // Prober runs the probes of running containers (package prober) and
@@ -24,6 +27,9 @@ type Prober interface {
 	// container instance (false when there is none yet).
 	Ready(uid types.UID, container, containerID string) bool
 	Started(uid types.UID, container, containerID string) bool
+	// Failed reports whether the liveness or startup probe of a
+	// container instance failed, which one, and its last output.
+	Failed(uid types.UID, container, containerID string) (prober.Type, string, bool)
 }
 
 // probeReady says whether a running container instance is ready: it has
@@ -75,28 +81,49 @@ func (s *Syncer) syncProbes(ctx context.Context, pod *v1.Pod, state *podState, p
 	}
 }
 
-// KillUnhealthy stops a container whose liveness or startup probe failed
-// (probe is "Liveness" or "Startup"); the normal restart path then
-// restarts it as restartPolicy says. It is the prober's kill callback.
-func (s *Syncer) KillUnhealthy(ctx context.Context, pod *v1.Pod, container, containerID, probe, message string) {
-	logger := klog.FromContext(ctx)
-	spec := specOf(pod, container)
-	if spec == nil {
-		return
+// killUnhealthy stops the running container cur of c if its liveness or
+// startup probe failed, as the kubelet's computePodActions does, in the
+// pod's worker; the caller's restart path then restarts it as its
+// restartPolicy says. It returns the stopped container's status, nil if
+// cur is healthy.
+func (s *Syncer) killUnhealthy(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus) (*runtimeapi.ContainerStatus, error) {
+	if s.cfg.Prober == nil {
+		return nil, nil
+	}
+	probe, output, failed := s.cfg.Prober.Failed(pod.UID, c.Name, cur.Id)
+	if !failed {
+		return nil, nil
 	}
 	grace := podGrace(pod)
-	p := spec.LivenessProbe
-	if probe == "Startup" {
-		p = spec.StartupProbe
+	p := c.LivenessProbe
+	if probe == prober.Startup {
+		p = c.StartupProbe
 	}
 	if p != nil && p.TerminationGracePeriodSeconds != nil {
 		grace = *p.TerminationGracePeriodSeconds
 	}
-	s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s failed %s probe, will be restarted", container, strings.ToLower(probe))
-	logger.V(1).Info("Killing unhealthy container", "container", container, "containerID", containerID, "probe", probe, "output", message)
-	if err := s.stopContainer(ctx, pod, spec, containerID, s.podIPOf(ctx, pod, nil), grace); err != nil {
-		logger.Error(err, "Killing unhealthy container", "container", container)
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(probe.String()))
+	klog.FromContext(ctx).V(1).Info("Killing unhealthy container", "container", c.Name, "containerID", cur.Id, "probe", probe, "output", output)
+	if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), grace); err != nil {
+		return nil, fmt.Errorf("kill container %q, which failed its %s probe: %w", c.Name, strings.ToLower(probe.String()), err)
 	}
+	resp, err := s.runtime.ContainerStatus(ctx, cur.Id, false)
+	if err != nil || resp.GetStatus() == nil {
+		// Stopped all the same: what the restart path needs of it.
+		return &runtimeapi.ContainerStatus{ //nolint:nilerr // the stop succeeded
+			Id: cur.Id, Metadata: cur.Metadata, State: runtimeapi.ContainerState_CONTAINER_EXITED,
+			CreatedAt: cur.CreatedAt, StartedAt: cur.StartedAt, FinishedAt: s.clock.Now().UnixNano(), ExitCode: 137,
+			Image: cur.Image, ImageRef: cur.ImageRef, Labels: cur.Labels, Annotations: cur.Annotations,
+		}, nil
+	}
+	st := resp.Status
+	if st.Labels == nil {
+		st.Labels = cur.Labels
+	}
+	if st.Annotations == nil {
+		st.Annotations = cur.Annotations
+	}
+	return st, nil
 }
 
 // podGrace is the pod's termination grace period (30s by default).

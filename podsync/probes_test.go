@@ -10,6 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodeagent/nodeagent/prober"
 )
 
 var _ Prober = (*fakeProber)(nil)
@@ -20,6 +22,8 @@ type fakeProber struct {
 	ready   map[string]bool
 	started map[string]bool
 	added   map[string]string
+	// failed holds the container IDs whose liveness probe failed.
+	failed map[string]bool
 }
 
 func newFakeProber() *fakeProber {
@@ -54,6 +58,21 @@ func (f *fakeProber) Started(_ types.UID, c, _ string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.started[c]
+}
+
+func (f *fakeProber) Failed(_ types.UID, _, id string) (prober.Type, string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return prober.Liveness, "boom", f.failed[id]
+}
+
+func (f *fakeProber) fail(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed == nil {
+		f.failed = map[string]bool{}
+	}
+	f.failed[id] = true
 }
 
 func probeEnv(t *testing.T) (*env, *fakeProber) {
@@ -103,8 +122,10 @@ func TestProbesReadyAndStarted(t *testing.T) {
 	}
 }
 
+// A failed liveness probe is acted on by the pod's worker: the sync kills
+// the container with the probe's grace period and starts it again.
 func TestKillUnhealthy(t *testing.T) {
-	e, _ := probeEnv(t)
+	e, p := probeEnv(t)
 	pod := testPod("uid1", v1.RestartPolicyAlways)
 	grace := int64(7)
 	pod.Spec.Containers[0].LivenessProbe = execProbe()
@@ -113,20 +134,27 @@ func TestKillUnhealthy(t *testing.T) {
 	name := pod.Spec.Containers[0].Name
 	id := e.containerID(t, pod.UID, name, 0)
 	e.events()
-	e.s.KillUnhealthy(context.Background(), pod, name, id, "Liveness", "boom")
+	p.fail(id)
+	pod.Status = *e.status.get(pod.UID)
+	e.sync(t, pod)
 	e.rt.Lock()
 	state := e.rt.Containers[id].State
 	e.rt.Unlock()
 	if state != runtimeapi.ContainerState_CONTAINER_EXITED {
-		t.Fatalf("container state %v after a liveness kill", state)
+		t.Fatalf("container state %v after a liveness failure", state)
 	}
-	if evs := e.events(); !hasEvent(evs, "failed liveness probe, will be restarted") {
+	if evs := e.events(); !hasEvent(evs, "Container c failed liveness probe, will be restarted") {
 		t.Fatalf("events %v, want Killing", evs)
 	}
-	// The normal restart path brings it back.
-	e.sync(t, pod)
+	if got := e.rt.stoppedIDs(); len(got) != 1 || got[0] != id {
+		t.Fatalf("stopped %v, want %s", got, id)
+	}
+	// The same sync started it again.
 	if cs := e.status.get(pod.UID).ContainerStatuses[0]; cs.RestartCount != 1 || cs.State.Running == nil {
-		t.Fatalf("after restart: %+v", cs)
+		t.Fatalf("after the liveness kill: %+v", cs)
+	}
+	if _, ok := e.find(pod.UID, name, 1); !ok {
+		t.Fatal("no new instance")
 	}
 }
 

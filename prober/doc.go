@@ -18,10 +18,11 @@
 //
 // Nothing polls the results: every change of a result calls Wake with the
 // pod UID, so the pod worker syncs and writes the status at once. A
-// liveness or startup failure calls Kill, which stops the container (the
-// syncer's normal restart path then restarts it as restartPolicy says);
-// the worker then ends, and the next instance of the container gets new
-// workers. Every failed attempt records an Unhealthy event, as the kubelet
+// liveness or startup failure is recorded (Failed) and wakes the pod's
+// worker, which kills the container in its sync, the one place that acts
+// on the pod (the restart path then restarts it as restartPolicy says);
+// the probe's worker ends, and the next instance of the container gets
+// new workers. Every failed attempt records an Unhealthy event, as the kubelet
 // does.
 //
 // The handlers are exec (CRI ExecSync; exit code 0 is success), httpGet

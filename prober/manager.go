@@ -34,9 +34,6 @@ func (t Type) String() string {
 	return "Unknown"
 }
 
-// KillFunc stops a container whose liveness or startup probe failed.
-type KillFunc func(ctx context.Context, pod *v1.Pod, container, containerID string, t Type, message string)
-
 // ProbeFunc runs one attempt of a probe and reports success and output.
 type ProbeFunc func(ctx context.Context, p *v1.Probe, t Target) (bool, string)
 
@@ -48,8 +45,6 @@ type Config struct {
 	Clock    clock.WithTicker
 	// Wake asks the pod's worker to sync (and write the status) again.
 	Wake func(types.UID)
-	// Kill stops a container whose liveness or startup probe failed.
-	Kill KillFunc
 	// Probe runs one attempt; nil runs the real handlers over Runtime.
 	Probe ProbeFunc
 }
@@ -70,6 +65,10 @@ type worker struct {
 type result struct {
 	containerID string
 	ok          bool
+	// failed is set when a liveness or startup probe reached its
+	// failureThreshold, with the last attempt's output.
+	failed bool
+	output string
 }
 
 // Manager runs the probe workers of the node's containers.
@@ -224,16 +223,37 @@ func (m *Manager) Started(uid types.UID, container, containerID string) bool {
 	return m.Result(uid, container, containerID, Startup)
 }
 
+// Failed reports whether the liveness or startup probe of a container
+// instance failed (reached its failureThreshold): the container must be
+// killed. It returns the probe and the output of its last attempt. The
+// pod's worker asks, and kills, so that a kill never races a sync.
+func (m *Manager) Failed(uid types.UID, container, containerID string) (Type, string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range []Type{Startup, Liveness} {
+		if r, ok := m.results[key{uid, container, t}]; ok && r.containerID == containerID && r.failed {
+			return t, r.output, true
+		}
+	}
+	return 0, "", false
+}
+
 // set records a result and says whether it changed; it is ignored when
 // the worker was replaced or removed meanwhile.
 func (m *Manager) set(k key, containerID string, ok bool) bool {
+	return m.record(k, result{containerID: containerID, ok: ok})
+}
+
+// record sets the result of k's worker, unless the worker was replaced or
+// removed meanwhile, and says whether it changed.
+func (m *Manager) record(k key, r result) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w, live := m.workers[k]
-	if !live || w.containerID != containerID {
+	if !live || w.containerID != r.containerID {
 		return false
 	}
 	old := m.results[k]
-	m.results[k] = result{containerID: containerID, ok: ok}
-	return old.containerID != containerID || old.ok != ok
+	m.results[k] = r
+	return old != r
 }

@@ -15,15 +15,14 @@ import (
 
 // fakeProbes answers probe attempts with what the test sets per type.
 type fakeProbes struct {
-	mu     sync.Mutex
-	ok     map[string]bool
-	calls  chan string
-	wakes  chan types.UID
-	killed chan string
+	mu    sync.Mutex
+	ok    map[string]bool
+	calls chan string
+	wakes chan types.UID
 }
 
 func newFake() *fakeProbes {
-	return &fakeProbes{ok: map[string]bool{}, calls: make(chan string, 100), wakes: make(chan types.UID, 100), killed: make(chan string, 10)}
+	return &fakeProbes{ok: map[string]bool{}, calls: make(chan string, 100), wakes: make(chan types.UID, 100)}
 }
 
 func (f *fakeProbes) set(which string, ok bool) {
@@ -57,10 +56,7 @@ func setup(t *testing.T) (*Manager, *fakeProbes, *clocktesting.FakeClock) {
 		Clock:    clk,
 		Recorder: record.NewFakeRecorder(100),
 		Wake:     func(uid types.UID) { f.wakes <- uid },
-		Kill: func(_ context.Context, _ *v1.Pod, container, id string, typ Type, _ string) {
-			f.killed <- container + "/" + id + "/" + typ.String()
-		},
-		Probe: f.probe,
+		Probe:    f.probe,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -125,7 +121,7 @@ func TestInitialDelay(t *testing.T) {
 	recv(t, f.calls, "probe after the delay")
 }
 
-func TestLivenessKills(t *testing.T) {
+func TestLivenessFailure(t *testing.T) {
 	m, f, clk := setup(t)
 	f.set("live", true)
 	m.Add(context.Background(), testPod(v1.Container{LivenessProbe: probe("live", 2)}), "app", "c1", "", clk.Now())
@@ -133,15 +129,18 @@ func TestLivenessKills(t *testing.T) {
 	f.set("live", false)
 	clk.Step(time.Second)
 	recv(t, f.calls, "first failure")
-	select {
-	case k := <-f.killed:
-		t.Fatalf("killed after one failure of two: %s", k)
-	case <-time.After(100 * time.Millisecond):
+	time.Sleep(100 * time.Millisecond)
+	if typ, _, failed := m.Failed("uid1", "app", "c1"); failed {
+		t.Fatalf("%s failed after one failure of two", typ)
 	}
 	clk.Step(time.Second)
 	recv(t, f.calls, "second failure")
-	if k := recv(t, f.killed, "kill"); k != "app/c1/Liveness" {
-		t.Fatalf("killed %s", k)
+	recv(t, f.wakes, "wake on failure")
+	if typ, out, failed := m.Failed("uid1", "app", "c1"); !failed || typ != Liveness || out != "live said no" {
+		t.Fatalf("Failed = %s, %q, %v; want Liveness, the output, true", typ, out, failed)
+	}
+	if _, _, failed := m.Failed("uid1", "app", "c2"); failed {
+		t.Fatal("another instance reported failed")
 	}
 	// The same instance is not probed again; a new one is.
 	m.Add(context.Background(), testPod(v1.Container{LivenessProbe: probe("live", 2)}), "app", "c1", "", clk.Now())

@@ -58,15 +58,14 @@ func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, started
 					return // started: not probed again for this instance
 				}
 			case !ok && failures >= failureThreshold:
-				changed := m.set(k, t.ContainerID, false)
 				if k.t == Liveness || k.t == Startup {
-					if m.cfg.Kill != nil {
-						m.cfg.Kill(ctx, t.Pod, k.container, t.ContainerID, k.t, out)
+					// The pod's worker kills the container (Failed).
+					if m.record(k, result{containerID: t.ContainerID, failed: true, output: out}) {
+						m.cfg.Wake(k.uid)
 					}
-					m.cfg.Wake(k.uid)
 					return // the next instance gets new workers
 				}
-				if changed {
+				if m.set(k, t.ContainerID, false) {
 					m.cfg.Wake(k.uid)
 				}
 			}

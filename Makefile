@@ -80,6 +80,7 @@ bench:
 # 'NodeConformance && !Serial && !Disruptive && !Flaky'; FOCUS=regex narrows)
 # in PROCS ginkgo processes (default 4) against a fresh local cluster;
 # AGENT=kubelet runs them against the upstream kubelet instead. Builds
-# e2e.test, agnhost and the ginkgo CLI; records docs/conformance.md.
+# e2e.test, agnhost, nonewprivs, their images and the ginkgo CLI; records
+# docs/conformance.md.
 conformance:
 	hack/conformance.sh

@@ -61,12 +61,15 @@ for arg in "$@"; do
   # The upstream kubelet is only for the side-by-side benchmark.
   --with-kubelet)
     build_if_missing kubelet "$here/tools" k8s.io/kubernetes/cmd/kubelet -ldflags "$ldflags" ;;
-  # The upstream e2e suite, agnhost and the ginkgo CLI (which runs e2e.test
-  # in parallel processes) are only for make conformance. The CLI is the
-  # version of the ginkgo library e2e.test is built with: the tools module's.
+  # The upstream e2e suite, agnhost, nonewprivs and the ginkgo CLI (which
+  # runs e2e.test in parallel processes) are only for make conformance. The
+  # CLI is the version of the ginkgo library e2e.test is built with: the
+  # tools module's. nonewprivs (static, CGO off) is the nnp binary of the
+  # nonewprivs image.
   --with-conformance)
     GOCMD="test -c" build_if_missing e2e.test "$here/tools" k8s.io/kubernetes/test/e2e -ldflags "$ldflags"
     build_if_missing agnhost "$here/tools" k8s.io/kubernetes/test/images/agnhost -ldflags "$ldflags"
+    build_if_missing nonewprivs "$here/tools" k8s.io/kubernetes/test/images/nonewprivs -ldflags "-s -w"
     ginkgo_version=$(awk '$1 == "github.com/onsi/ginkgo/v2" { print $2 }' "$here/tools/go.mod")
     STAMP_EXTRA="ginkgo $ginkgo_version" build_if_missing ginkgo "$here/tools" github.com/onsi/ginkgo/v2/ginkgo -ldflags "-s -w" ;;
   *) echo "build-tools.sh: unknown argument $arg" >&2; exit 2 ;;

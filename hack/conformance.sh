@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Upstream conformance (the v1.36.3 e2e suite) against the local cluster:
-# builds e2e.test, agnhost and the ginkgo CLI (only here, never for make up /
-# make test), the agnhost image, (re)starts the cluster, loads the image and
-# runs the selected specs in parallel with the ginkgo CLI.
+# builds e2e.test, agnhost, nonewprivs and the ginkgo CLI (only here, never
+# for make up / make test), the agnhost and nonewprivs images, (re)starts the
+# cluster, loads the images and runs the selected specs in parallel with the
+# ginkgo CLI.
 #
 #   LABEL  ginkgo label filter; default, when FOCUS is not set,
 #          'NodeConformance && !Serial && !Disruptive && !Flaky': every
@@ -85,12 +86,15 @@ if [[ $DRY_RUN == 1 ]]; then
   exit $rc
 fi
 
+# The images are rebuilt when what they are made of changes: the builder,
+# busybox, the agnhost and nonewprivs binaries and the host's curl, nc and
+# dash (cluster.sh import-conformance-images loads every .tar of $images).
 images=$CACHE/images/conformance
-want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" /usr/bin/curl /bin/nc.openbsd /bin/dash | sha256sum | cut -c1-16)
-if [[ ! -f $images/.stamp || "$(cat "$images/.stamp")" != "$want" ]]; then
-  log "building the agnhost image"
+want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" /usr/bin/curl /bin/nc.openbsd /bin/dash | sha256sum | cut -c1-16)
+if [[ ! -f $images/.stamp || "$(cat "$images/.stamp")" != "$want" || ! -f $images/agnhost.tar || ! -f $images/nonewprivs.tar ]]; then
+  log "building the agnhost and nonewprivs images"
   mkdir -p "$images"
-  (cd "$here/images" && go run . -agnhost "$BIN/agnhost" -out "$images")
+  (cd "$here/images" && go run . -agnhost "$BIN/agnhost" -nonewprivs "$BIN/nonewprivs" -out "$images")
   echo "$want" >"$images/.stamp"
 fi
 log "build: $((SECONDS - t0)) s"

@@ -3,10 +3,16 @@
 // busybox-static binary with every applet linked. It writes docker-archive
 // tarballs that `ctr images import` loads.
 //
-// With -agnhost BINARY it writes only agnhost.tar instead, the upstream e2e
-// image for make conformance: /agnhost (entrypoint, default arg pause) over
-// the busybox layer, plus the host's curl, netcat-openbsd (as /bin/nc) and
-// dash (as /bin/sh) with the shared libraries ldd names, at the same paths.
+// With -agnhost BINARY and/or -nonewprivs BINARY it writes only the upstream
+// e2e images for make conformance instead:
+//   - agnhost.tar: /agnhost (entrypoint, default arg pause) and a second
+//     name for it, /agnhost-2 (the Containers specs override the command
+//     with it), over the busybox layer, plus the host's curl,
+//     netcat-openbsd (as /bin/nc) and dash (as /bin/sh) with the shared
+//     libraries ldd names, at the same paths.
+//   - nonewprivs.tar: the busybox layer and the nonewprivs binary (which
+//     prints its effective uid) setuid root as /usr/local/bin/nnp, default
+//     command nnp, as the upstream image has it.
 package main
 
 import (
@@ -31,12 +37,17 @@ import (
 func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "path of a static busybox binary")
 	out := flag.String("out", ".", "output directory")
-	agnhost := flag.String("agnhost", "", "path of an agnhost binary: build only agnhost.tar")
+	agnhost := flag.String("agnhost", "", "path of an agnhost binary: build agnhost.tar (and no pause or busybox image)")
+	nonewprivs := flag.String("nonewprivs", "", "path of a static nonewprivs binary: build nonewprivs.tar (and no pause or busybox image)")
 	flag.Parse()
 	var err error
 	if *agnhost != "" {
 		err = runAgnhost(*busybox, *agnhost, *out)
-	} else {
+	}
+	if err == nil && *nonewprivs != "" {
+		err = runNonewprivs(*busybox, *nonewprivs, *out)
+	}
+	if *agnhost == "" && *nonewprivs == "" {
 		err = run(*busybox, *out)
 	}
 	if err != nil {
@@ -116,50 +127,102 @@ func runAgnhost(busybox, agnhost, out string) error {
 			files[strings.TrimPrefix(l, "/")] = l
 		}
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(0, 0)
-	dirs := map[string]bool{}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
+	entries := make([]layerFile, 0, len(files)+1)
+	for p, src := range files {
+		entries = append(entries, layerFile{name: p, src: src, mode: 0o755})
 	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		// Parent directories first (bin/, usr/ and usr/bin/ are in the
-		// busybox layer already; writing them again is harmless).
-		parts := strings.Split(p, "/")
-		for i := 1; i < len(parts); i++ {
-			d := strings.Join(parts[:i], "/") + "/"
-			if !dirs[d] {
-				dirs[d] = true
-				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: mod}); err != nil {
-					return err
-				}
-			}
-		}
-		data, err := os.ReadFile(files[p]) // follows symlinks: the real library
-		if err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o755, Size: int64(len(data)), ModTime: mod}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	data := buf.Bytes()
-	extra, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	// The upstream image copies /agnhost to /agnhost-2; a hard link is the
+	// same file under a second name without a second 60 MB in the layer.
+	entries = append(entries, layerFile{name: "agnhost-2", link: "agnhost", mode: 0o755})
+	extra, err := filesLayer(entries)
 	if err != nil {
 		return err
 	}
 	cfg := v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"},
 		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
 	return writeImage(out+"/agnhost.tar", []string{"registry.k8s.io/e2e-test-images/agnhost:2.63.0"}, cfg, base, extra)
+}
+
+// runNonewprivs writes nonewprivs.tar, the image of the Security Context
+// AllowPrivilegeEscalation specs: they run its default command as uid 1000
+// and read "Effective uid: N" from the log, 0 when the setuid bit took
+// effect, 1000 when no_new_privs kept it from doing so. The upstream image
+// is alpine with the binary setuid root as /usr/local/bin/nnp; the busybox
+// layer stands in for alpine here.
+func runNonewprivs(busybox, nonewprivs, out string) error {
+	base, err := busyboxLayer(busybox)
+	if err != nil {
+		return err
+	}
+	extra, err := filesLayer([]layerFile{{name: "usr/local/bin/nnp", src: nonewprivs, mode: 0o4755}})
+	if err != nil {
+		return err
+	}
+	cfg := v1.Config{Cmd: []string{"nnp"},
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	return writeImage(out+"/nonewprivs.tar", []string{"registry.k8s.io/e2e-test-images/nonewprivs:1.4"}, cfg, base, extra)
+}
+
+// layerFile is one entry of filesLayer: a regular file with the contents of
+// the host file src (symlinks followed) and the given mode, or, when link
+// is set, a hard link to the entry named link. A link's mode must be its
+// target's: containerd's unpacking chmods the link's path, hence the shared
+// inode, to the mode of the link's header.
+type layerFile struct {
+	name, src, link string
+	mode            int64
+}
+
+// filesLayer makes one layer of the given files, with their parent
+// directories (mode 0755) ahead of them. Regular files come first, sorted
+// by name, then the hard links, so that each link's target precedes it.
+func filesLayer(files []layerFile) (v1.Layer, error) {
+	sorted := append([]layerFile(nil), files...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if (sorted[i].link == "") != (sorted[j].link == "") {
+			return sorted[i].link == ""
+		}
+		return sorted[i].name < sorted[j].name
+	})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mod := time.Unix(0, 0)
+	dirs := map[string]bool{}
+	for _, f := range sorted {
+		// Parent directories first (bin/, usr/ and usr/bin/ are in the
+		// busybox layer already; writing them again is harmless).
+		parts := strings.Split(f.name, "/")
+		for i := 1; i < len(parts); i++ {
+			d := strings.Join(parts[:i], "/") + "/"
+			if !dirs[d] {
+				dirs[d] = true
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: mod}); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if f.link != "" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: f.name, Linkname: f.link, Mode: f.mode, ModTime: mod}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		data, err := os.ReadFile(f.src) // follows symlinks: the real library
+		if err != nil {
+			return nil, err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(data)), ModTime: mod}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }
 
 // lddPaths lists the absolute paths of the shared libraries (and the

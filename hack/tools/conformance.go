@@ -4,7 +4,8 @@ package tools
 
 // What make conformance builds: the upstream e2e suite (go test -c
 // k8s.io/kubernetes/test/e2e, whose test file imports these packages),
-// agnhost, the image most of its specs run, and the ginkgo CLI that runs
+// agnhost, the image most of its specs run, nonewprivs (the nnp binary of
+// the AllowPrivilegeEscalation specs' image) and the ginkgo CLI that runs
 // e2e.test in parallel processes (same ginkgo version as the suite's).
 import (
 	_ "github.com/onsi/ginkgo/v2"
@@ -37,5 +38,6 @@ import (
 	_ "k8s.io/kubernetes/test/e2e/storage/external"
 	_ "k8s.io/kubernetes/test/e2e/windows"
 	_ "k8s.io/kubernetes/test/images/agnhost"
+	_ "k8s.io/kubernetes/test/images/nonewprivs"
 	_ "k8s.io/kubernetes/test/utils/format"
 )

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -40,11 +41,23 @@ func newNodeController(opts *configs.Options, client, heartbeat kubernetes.Inter
 // sends WebSocket exec, attach and port-forward to the node as they came.
 const extendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
 
-// declaredFeatures are the features the node declares in its status.
+// initContainerResize is the node feature under which the apiserver lets a
+// resize change the resources of regular init containers (podsync's
+// resize.go applies them, to a running one as to app containers).
+const initContainerResize = "InPlacePodVerticalScalingInitContainers"
+
+// declaredFeatures are the features the node declares in its status, in
+// the order the kubelet lists them (sorted by name). Of the others
+// k8s.io/component-helpers/nodedeclaredfeatures knows, the pod fields
+// they serve are refused by nodeagent: pod-level resources
+// (InPlacePodLevelResourcesVerticalScaling), restartPolicyRules
+// (RestartAllContainersOnContainerExits) and hostUsers: false
+// (UserNamespacesHostNetworkSupport).
 func declaredFeatures(opts *configs.Options) []string {
-	var fs []string
+	fs := []string{initContainerResize}
 	if opts.DeclareWebSocketStreaming {
 		fs = append(fs, extendWebSocketsToKubelet)
 	}
+	slices.Sort(fs)
 	return fs
 }

@@ -109,8 +109,13 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
 			continue
 		}
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			// Running: resized if it must be, then waited for.
+			resized, r, err := s.resizeRunning(ctx, pod, state, c, cur, sandbox)
+			return minPositive(requeue, r), changed || resized, err
+		}
 		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			return requeue, changed, nil // running or being created: wait for it
+			return requeue, changed, nil // being created: wait for it
 		}
 		if cur != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 			return requeue, changed, nil // failed for good: the pod fails

@@ -50,9 +50,10 @@ import (
 //
 // Not done: the pod's own cgroup (pod<uid>) carries no limits of its own
 // (nodeagent does not write pod cgroup limits), so only the containers'
-// cgroups change; regular init containers are not resized (the apiserver
-// allows it only on nodes that declare the feature, which nodeagent does
-// not).
+// cgroups change. Regular init containers are resized as the others (the
+// node declares InPlacePodVerticalScalingInitContainers, without which
+// the apiserver refuses it); one that is done keeps its grant for the
+// status.
 
 // deferredRetry is how often a deferred resize is tried again; the
 // kubelet also retries when a pod leaves or another resize ends.

@@ -38,7 +38,8 @@ const gcPeriod = time.Minute
 // Run runs the agent until ctx ends or shutdown is closed: the Node and
 // its network first, then the pod pipeline and the kubelet API, and once
 // the Node is registered the informers, static pods, the runtime's event
-// stream, garbage collection and local storage eviction.
+// stream, garbage collection (of pods and containers, and of images:
+// package imagegc) and local storage eviction.
 //
 // The two ends differ for the pods. When ctx ends the agent stops and
 // leaves them running, for the next start to adopt. When shutdown is
@@ -118,7 +119,10 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 		return stopped(err)
 	}
 
-	nodeCtl := newNodeController(opts, client, clients.heartbeat, rt, clk)
+	nodeCtl, err := newNodeController(ctx, opts, client, clients.heartbeat, rt, clk)
+	if err != nil {
+		return err
+	}
 	go nodeCtl.Run(ctx)
 	cniManager, err := startNetwork(ctx, opts, rt, nodeCtl)
 	if err != nil {
@@ -163,6 +167,10 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	srv, err := newServer(opts, clients.auth, serving, rt, api, pods)
 	if err != nil {
 		return fmt.Errorf("kubelet API server: %w", err)
+	}
+	imageGC, err := newImageGC(opts, rt, srv, recorder, clk)
+	if err != nil {
+		return fmt.Errorf("image garbage collection: %w", err)
 	}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Run(ctx) }()
@@ -214,6 +222,7 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	if deref(cfg.LocalStorageCapacityIsolation) {
 		go runEviction(ctx, pods.workers, srv, recorder, clk)
 	}
+	go imageGC.Run(ctx)
 
 	select {
 	case <-ctx.Done():

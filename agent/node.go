@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -13,10 +15,28 @@ import (
 )
 
 // newNodeController configures the Node's registration, status and lease;
-// the lease and the status go through the heartbeat client.
-func newNodeController(opts *configs.Options, client, heartbeat kubernetes.Interface, rt *cri.Client, clk clock.WithTicker) *nodestatus.Controller {
+// the lease and the status go through the heartbeat client. As the
+// kubelet, it refuses reservations (kubeReserved, systemReserved and the
+// evictionHard thresholds of memory and disk) above the node's capacity.
+func newNodeController(ctx context.Context, opts *configs.Options, client, heartbeat kubernetes.Interface, rt *cri.Client, clk clock.WithTicker) (*nodestatus.Controller, error) {
 	cfg := opts.Config
-	return nodestatus.New(client, nodestatus.Config{
+	kubeReserved, err := configs.ReservedResources(cfg.KubeReserved)
+	if err != nil {
+		return nil, fmt.Errorf("kubeReserved: %w", err)
+	}
+	systemReserved, err := configs.ReservedResources(cfg.SystemReserved)
+	if err != nil {
+		return nil, fmt.Errorf("systemReserved: %w", err)
+	}
+	thresholds, err := configs.HardEvictionThresholds(cfg.EvictionHard)
+	if err != nil {
+		return nil, fmt.Errorf("evictionHard: %w", err)
+	}
+	evictionHard := make(map[string]nodestatus.Threshold, len(thresholds))
+	for signal, t := range thresholds {
+		evictionHard[signal] = nodestatus.Threshold(t)
+	}
+	ctl := nodestatus.New(client, nodestatus.Config{
 		NodeName:              opts.NodeName,
 		NodeIPs:               opts.NodeIPs,
 		Hostname:              opts.NodeName,
@@ -31,10 +51,17 @@ func newNodeController(opts *configs.Options, client, heartbeat kubernetes.Inter
 		StatusReportFrequency: cfg.NodeStatusReportFrequency.Duration,
 		LeaseDuration:         time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second,
 		RootDir:               opts.RootDir,
+		KubeReserved:          kubeReserved,
+		SystemReserved:        systemReserved,
+		EvictionHard:          evictionHard,
 		AgentVersion:          Version,
 		DeclaredFeatures:      declaredFeatures(opts),
 		HeartbeatClient:       heartbeat,
 	}, runtimeInfo{rt}, clk)
+	if err := ctl.CheckAllocatable(ctx); err != nil {
+		return nil, err
+	}
+	return ctl, nil
 }
 
 // extendWebSocketsToKubelet is the node feature under which the apiserver

@@ -113,6 +113,16 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 	go p.probes.Run(ctx)
 	status := &statusRouter{Writer: podstatus.NewWriter(client)}
 	memCapacity := nodestatus.MemoryCapacity()
+	activePods := func() []*v1.Pod {
+		if p.workers == nil {
+			return nil // setting up: no pod yet
+		}
+		return arrived.order(p.workers.Pods())
+	}
+	podCgroups, err := setupPodCgroups(ctx, cfg, memCapacity, activePods)
+	if err != nil {
+		return nil, err
+	}
 	p.syncer = podsync.New(podsync.Config{
 		NodeName:       opts.NodeName,
 		NodeIPs:        opts.NodeIPs,
@@ -126,7 +136,8 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		ClusterDomain:  cfg.ClusterDomain,
 		ResolvConf:     deref(cfg.ResolverConfig),
 		MaxPods:        int(cfg.MaxPods),
-		ActivePods:     func() []*v1.Pod { return arrived.order(p.workers.Pods()) },
+		ActivePods:     activePods,
+		PodCgroups:     podCgroups,
 		Allocatable:    allocatable,
 		MemoryCapacity: func() int64 { return memCapacity },
 		Network:        network,

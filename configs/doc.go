@@ -40,7 +40,7 @@
 // so that a value nodeagent cannot honour is refused whether it comes from
 // the file or a flag. Kubelet flags nodeagent does not implement
 // (--feature-gates, config flags of unimplemented fields such as
-// --image-gc-high-threshold, and a few flags the kubelet has removed but old
+// --eviction-soft, and a few flags the kubelet has removed but old
 // unit files still pass, such as --pod-infra-container-image) are accepted
 // with their types and named in one warning as ignored; --config-dir is an
 // error when it holds drop-in .conf files, since ignoring them would break
@@ -92,7 +92,9 @@
 //
 // Refused (security.go), with the value nodeagent's behaviour matches:
 //
-//   - podPidsLimit above 0 (no per-pod PID limit is set);
+//   - podPidsLimit above 0 with the systemd cgroup driver or without
+//     cgroupsPerQOS (nodeagent writes pids.max of the pod cgroups only
+//     with cgroupsPerQOS and the cgroupfs driver, package podcgroups);
 //   - enforceNodeAllocatable with system-reserved, kube-reserved or their
 //     -compressible forms (no cgroup limits on system daemons);
 //   - imagePullCredentialsVerificationPolicy AlwaysVerify or
@@ -133,6 +135,41 @@
 // period not above the total, each 0 or at least 1s, and
 // shutdownGracePeriodByPodPriority not together with the other two; it
 // also refuses negative seconds there.
+//
+// # Image garbage collection
+//
+// imageGCHighThresholdPercent, imageGCLowThresholdPercent,
+// imageMinimumGCAge and imageMaximumGCAge (and the flags
+// --image-gc-high-threshold, --image-gc-low-threshold and
+// --minimum-image-ttl-duration) are honoured by package imagegc, with the
+// kubelet's defaults (85, 80, 2m, 0) and its validation: the thresholds
+// within [0, 100] and the low one below the high one, the ages not
+// negative, and a maximum age, when set, above the minimum one.
+//
+// # Node allocatable and pressure
+//
+// kubeReserved, systemReserved and evictionHard (with
+// mergeDefaultEvictionSettings, and the flags --kube-reserved,
+// --system-reserved and --eviction-hard) are honoured by package
+// nodestatus as the kubelet's node status honours them: allocatable is
+// the capacity less both reservations (cpu, memory, ephemeral-storage)
+// and less the memory.available and nodefs.available thresholds (a
+// percentage is of the capacity), never below zero; the MemoryPressure,
+// DiskPressure and PIDPressure conditions follow the memory.available,
+// nodefs.available, nodefs.inodesFree, imagefs.available,
+// imagefs.inodesFree and pid.available thresholds, and a signal without
+// one never sets its condition. evictionHard evicts no pod: nodeagent has
+// no node-pressure eviction (package eviction enforces only the pods'
+// local storage limits), and evictionSoft, evictionMinimumReclaim,
+// evictionPressureTransitionPeriod and the other eviction fields stay
+// ignored. Validation is the kubelet's: only cpu, memory,
+// ephemeral-storage and pid can be reserved, with a quantity not below
+// zero; an evictionHard value is a quantity above zero or a percentage,
+// "0%" and "100%" setting no threshold. A reservation above the node's
+// capacity is no configuration error; as the kubelet, the agent refuses
+// to start with it. A pid reservation is accepted but is not in the
+// node's status, which has no pid capacity: the kubelet uses it only for
+// the pids limit of the kubepods cgroup.
 //
 // # Validation and host checks
 //

@@ -48,6 +48,16 @@ var implementedFields = map[string]bool{
 	"seccompDefault": true, "allowedUnsafeSysctls": true,
 	// Local storage limits (package eviction).
 	"localStorageCapacityIsolation": true,
+	// Image garbage collection (package imagegc).
+	"imageGCHighThresholdPercent": true, "imageGCLowThresholdPercent": true,
+	"imageMinimumGCAge": true, "imageMaximumGCAge": true,
+	// Node allocatable and the pressure conditions (package nodestatus).
+	// evictionHard sets those conditions and holds memory and disk back
+	// from allocatable, but no pod is evicted for node pressure: nodeagent
+	// has no node-pressure eviction (package eviction enforces only the
+	// pods' local storage limits).
+	"kubeReserved": true, "systemReserved": true,
+	"evictionHard": true, "mergeDefaultEvictionSettings": true,
 	// Graceful node shutdown on SIGTERM or logind's PrepareForShutdown (package nodeshutdown).
 	"shutdownGracePeriod": true, "shutdownGracePeriodCriticalPods": true, "shutdownGracePeriodByPodPriority": true,
 	// Security-relevant fields nodeagent does not implement: their default

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -59,9 +60,12 @@ type Options struct {
 	// node's status.declaredFeatures, so that the apiserver passes
 	// WebSocket exec/attach/port-forward through for the agent to translate.
 	DeclareWebSocketStreaming bool
-	CNIConfDir                string // --cni-conf-dir
-	CNIBinDir                 string // --cni-bin-dir, comma-separated list allowed
-	CNICacheDir               string // --cni-cache-dir
+	// ImageGCPeriod (--image-gc-period) is how often image garbage
+	// collection runs: the kubelet's fixed 5 minutes by default.
+	ImageGCPeriod time.Duration
+	CNIConfDir    string // --cni-conf-dir
+	CNIBinDir     string // --cni-bin-dir, comma-separated list allowed
+	CNICacheDir   string // --cni-cache-dir
 
 	// Config is the KubeletConfiguration, fully defaulted and validated, with
 	// the flags that override it applied.
@@ -94,6 +98,7 @@ func Parse(args []string) (*Options, []string, error) {
 	fs.StringToStringVar(&o.NodeLabels, "node-labels", nil, "Labels to add when registering the node, key=value pairs separated by commas.")
 	fs.BoolVar(&o.RedirectContainerStreaming, "redirect-container-streaming", false, "Answer exec, attach and port-forward with a redirect to the runtime's streaming server instead of proxying (for clients that talk to the node directly and can reach that server; the apiserver does not follow redirects).")
 	fs.BoolVar(&o.DeclareWebSocketStreaming, "declare-websocket-streaming", false, "Declare the ExtendWebSocketsToKubelet feature in the node status, so that the apiserver sends WebSocket exec, attach and port-forward to the node (which translates them to the runtime's SPDY) instead of translating them itself.")
+	fs.DurationVar(&o.ImageGCPeriod, "image-gc-period", 5*time.Minute, "How often image garbage collection runs (the kubelet's is a fixed 5m; imageGC* config fields set what it removes).")
 	fs.StringVar(&o.NetworkPlugin, "network-plugin", NetworkPluginCNI, "Who sets up pod networking: \"cni\" (nodeagent runs CNI plugins) or \"runtime\" (the CRI runtime does).")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", DefaultCNIConfDir, "Directory of CNI network configurations.")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", DefaultCNIBinDir, "Directory, or comma-separated directories, of CNI plugin binaries.")

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	cliflag "k8s.io/component-base/cli/flag"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
 
@@ -96,6 +97,20 @@ var configFlags = []configFlag{
 	{name: "container-log-max-files", field: "containerLogMaxFiles", value: func(c *kc) pflag.Value {
 		return optional(&c.ContainerLogMaxFiles, "int32", parseInt32)
 	}},
+	{name: "image-gc-high-threshold", field: "imageGCHighThresholdPercent", value: func(c *kc) pflag.Value {
+		return optional(&c.ImageGCHighThresholdPercent, "int32", parseInt32)
+	}},
+	{name: "image-gc-low-threshold", field: "imageGCLowThresholdPercent", value: func(c *kc) pflag.Value {
+		return optional(&c.ImageGCLowThresholdPercent, "int32", parseInt32)
+	}},
+	{name: "minimum-image-ttl-duration", field: "imageMinimumGCAge", value: func(c *kc) pflag.Value {
+		return plain(&c.ImageMinimumGCAge, "duration", parseDuration)
+	}},
+	{name: "kube-reserved", field: "kubeReserved", value: func(c *kc) pflag.Value { return cliflag.NewMapStringString(&c.KubeReserved) }},
+	{name: "system-reserved", field: "systemReserved", value: func(c *kc) pflag.Value { return cliflag.NewMapStringString(&c.SystemReserved) }},
+	{name: "eviction-hard", field: "evictionHard", value: func(c *kc) pflag.Value {
+		return cliflag.NewLangleSeparatedMapStringString(&c.EvictionHard)
+	}},
 	{name: "event-qps", field: "eventRecordQPS", value: func(c *kc) pflag.Value { return optional(&c.EventRecordQPS, "int32", parseInt32) }},
 	{name: "event-burst", field: "eventBurst", value: func(c *kc) pflag.Value { return plain(&c.EventBurst, "int32", parseInt32) }},
 	// Security-relevant: honoured, or refused by Validate (security.go).
@@ -147,11 +162,11 @@ var ignoredFlags = map[string][]string{
 		// config flags
 		"cpu-manager-policy", "cpu-manager-policy-options",
 		"eviction-minimum-reclaim", "eviction-soft", "eviction-soft-grace-period", "feature-gates", "hairpin-mode",
-		"kube-api-content-type", "kube-reserved", "kube-reserved-cgroup", "kubelet-cgroups", "log-json-info-buffer-size",
+		"kube-api-content-type", "kube-reserved-cgroup", "kubelet-cgroups", "log-json-info-buffer-size",
 		"log-text-info-buffer-size", "logging-format", "manifest-url-header", "memory-manager-policy",
-		"pod-cidr", "qos-reserved", "reserved-cpus", "reserved-memory", "system-cgroups", "system-reserved",
+		"pod-cidr", "qos-reserved", "reserved-cpus", "reserved-memory", "system-cgroups",
 		"system-reserved-cgroup", "topology-manager-policy",
-		"topology-manager-policy-options", "topology-manager-scope", "volume-plugin-dir", "eviction-hard",
+		"topology-manager-policy-options", "topology-manager-scope", "volume-plugin-dir",
 		// removed from the kubelet, still found in older unit files
 		"container-runtime", "pod-infra-container-image", "seccomp-profile-root",
 	},
@@ -163,11 +178,11 @@ var ignoredFlags = map[string][]string{
 	},
 	"int32": {
 		"maximum-dead-containers", "maximum-dead-containers-per-container",
-		"eviction-max-pod-grace-period", "image-gc-high-threshold", "image-gc-low-threshold",
+		"eviction-max-pod-grace-period",
 		"node-status-max-images", "oom-score-adj", "pods-per-core", "registry-burst", "registry-qps",
 	},
 	"int64":    {"max-open-files"},
-	"duration": {"minimum-container-ttl-duration", "sync-frequency", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "eviction-pressure-transition-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "minimum-image-ttl-duration", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
+	"duration": {"minimum-container-ttl-duration", "sync-frequency", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "eviction-pressure-transition-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
 }
 
 // removedFlags are in ignoredFlags although the current kubelet has dropped

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,9 +57,7 @@ func TestKubeletFlags(t *testing.T) {
 				"flag --port is deprecated, set field port in the config file instead",
 				"flag --cluster-dns is deprecated, set field clusterDNS in the config file instead",
 				"flag --anonymous-auth is deprecated, set field authentication.anonymous.enabled in the config file instead",
-				// Config fields nodeagent does not honour are not taken from
-				// flags either: they are named as ignored.
-				"kubelet flags not implemented by nodeagent and ignored: --eviction-hard",
+				"flag --eviction-hard is deprecated, set field evictionHard in the config file instead",
 			},
 			check: func(t *testing.T, o *Options) {
 				c := o.Config
@@ -78,6 +77,11 @@ func TestKubeletFlags(t *testing.T) {
 				if c.NodeStatusReportFrequency.Duration != 20*time.Second {
 					t.Errorf("defaults not applied after flags: nodeStatusReportFrequency %v", c.NodeStatusReportFrequency)
 				}
+				// The flag replaces the defaults, which are not merged
+				// without mergeDefaultEvictionSettings.
+				if !maps.Equal(c.EvictionHard, map[string]string{"memory.available": "200Mi", "nodefs.available": "5%"}) {
+					t.Errorf("evictionHard = %v", c.EvictionHard)
+				}
 			}},
 		{name: "deprecated flag without config file", args: []string{"--read-only-port=10255", "--anonymous-auth"},
 			check: func(t *testing.T, o *Options) {
@@ -85,9 +89,9 @@ func TestKubeletFlags(t *testing.T) {
 					t.Errorf("config = %+v", o.Config)
 				}
 			}},
-		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--image-gc-high-threshold", "90", "--make-iptables-util-chains", "--cgroup-driver=systemd"},
+		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--pods-per-core", "10", "--make-iptables-util-chains", "--cgroup-driver=systemd"},
 			wantWarn: []string{
-				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --image-gc-high-threshold, --make-iptables-util-chains",
+				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --make-iptables-util-chains, --pods-per-core",
 				"flag --cgroup-driver is deprecated, set field cgroupDriver in the config file instead",
 			}},
 		{name: "security flags set their fields",
@@ -119,7 +123,12 @@ func TestKubeletFlags(t *testing.T) {
 				t.Error("not set")
 			}
 		}},
-		{name: "pod-max-pids refused", args: []string{"--pod-max-pids=100"}, wantErr: []string{"podPidsLimit:"}},
+		{name: "pod-max-pids", args: []string{"--pod-max-pids=100"}, check: func(t *testing.T, o *Options) {
+			if *o.Config.PodPidsLimit != 100 {
+				t.Errorf("podPidsLimit = %d", *o.Config.PodPidsLimit)
+			}
+		}},
+		{name: "pod-max-pids refused with systemd", args: []string{"--pod-max-pids=100", "--cgroup-driver=systemd"}, wantErr: []string{"podPidsLimit:"}},
 		{name: "enforce-node-allocatable refused", args: []string{"--enforce-node-allocatable=pods,kube-reserved"}, wantErr: []string{"enforceNodeAllocatable:", "kube-reserved"}},
 		{name: "manifest-url refused", args: []string{"--manifest-url=http://example.com/pods"}, wantErr: []string{"staticPodURL:"}},
 		{name: "unknown TLS version", args: []string{"--tls-min-version=TLS1.3"}, wantErr: []string{"tlsMinVersion:", `"TLS1.3"`}},
@@ -137,6 +146,38 @@ func TestKubeletFlags(t *testing.T) {
 		{name: "wrong flag type", args: []string{"--max-pods=many"}, wantErr: []string{"--max-pods"}},
 		{name: "wrong ignored flag type", args: []string{"--maximum-dead-containers=x"}, wantErr: []string{"--maximum-dead-containers"}},
 		{name: "bad IP", args: []string{"--address=localhost"}, wantErr: []string{"--address", "localhost"}},
+		{name: "image gc flags set their fields",
+			args:     []string{"--image-gc-high-threshold=90", "--image-gc-low-threshold", "70", "--minimum-image-ttl-duration=5m"},
+			wantWarn: []string{"flag --image-gc-high-threshold is deprecated, set field imageGCHighThresholdPercent in the config file instead"},
+			check: func(t *testing.T, o *Options) {
+				c := o.Config
+				if *c.ImageGCHighThresholdPercent != 90 || *c.ImageGCLowThresholdPercent != 70 || c.ImageMinimumGCAge.Duration != 5*time.Minute {
+					t.Errorf("image gc: high %d low %d minimum age %v", *c.ImageGCHighThresholdPercent, *c.ImageGCLowThresholdPercent, c.ImageMinimumGCAge)
+				}
+			}},
+		{name: "image gc flags validated", args: []string{"--image-gc-high-threshold=70"},
+			wantErr: []string{"config from flags --image-gc-high-threshold: imageGCLowThresholdPercent: must be less than imageGCHighThresholdPercent (70), got 80"}},
+		{name: "reserved flags replace the file's and add up when repeated",
+			args: []string{"--config", writeFile(t, header+"kubeReserved: {memory: 2Gi, pid: \"100\"}\nsystemReserved: {cpu: 100m}\n"),
+				"--kube-reserved=cpu=500m,memory=1Gi", "--kube-reserved", "ephemeral-storage=1Gi", "--system-reserved=memory=500Mi"},
+			wantWarn: []string{
+				"flag --kube-reserved is deprecated, set field kubeReserved in the config file instead",
+				"flag --system-reserved is deprecated, set field systemReserved in the config file instead",
+			},
+			check: func(t *testing.T, o *Options) {
+				c := o.Config
+				if !maps.Equal(c.KubeReserved, map[string]string{"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "1Gi"}) {
+					t.Errorf("kubeReserved = %v", c.KubeReserved)
+				}
+				if !maps.Equal(c.SystemReserved, map[string]string{"memory": "500Mi"}) {
+					t.Errorf("systemReserved = %v", c.SystemReserved)
+				}
+			}},
+		{name: "reserved flags validated", args: []string{"--system-reserved=hugepages-2Mi=2Mi"},
+			wantErr: []string{`config from flags --system-reserved: systemReserved["hugepages-2Mi"]: cannot reserve this resource`}},
+		{name: "eviction flag validated", args: []string{"--eviction-hard=memory.available<0"},
+			wantErr: []string{`config from flags --eviction-hard: evictionHard["memory.available"]: must be greater than 0`}},
+		{name: "malformed reserved flag", args: []string{"--kube-reserved=memory"}, wantErr: []string{"--kube-reserved"}},
 		{name: "bad taint", args: []string{"--register-with-taints=a=b"}, wantErr: []string{"--register-with-taints"}},
 		{name: "invalid value names file and flags", args: []string{"--config", file, "--port=70000"},
 			wantErr: []string{"config file " + file + " with flags --port: port: must be between 1 and 65535, got 70000"}},

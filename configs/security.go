@@ -32,8 +32,9 @@ type refusal struct {
 // refusals are checked by Validate after defaulting.
 var refusals = []refusal{
 	{"podPidsLimit", func(c *kubeletconfigv1beta1.KubeletConfiguration) string {
-		if c.PodPidsLimit != nil && *c.PodPidsLimit > 0 {
-			return fmt.Sprintf("per-pod PID limits are not implemented by nodeagent, a pod could use every PID of the node; remove it or set -1 (got %d)", *c.PodPidsLimit)
+		if c.PodPidsLimit != nil && *c.PodPidsLimit > 0 && !ownsPodCgroups(c) {
+			return fmt.Sprintf("per-pod PID limits are set by nodeagent only with cgroupsPerQOS and the cgroupfs driver (got cgroupDriver %q, cgroupsPerQOS %v); a pod could use every PID of the node; remove it, set -1 or use the cgroupfs driver (got %d)",
+				c.CgroupDriver, c.CgroupsPerQOS == nil || *c.CgroupsPerQOS, *c.PodPidsLimit)
 		}
 		return ""
 	}},
@@ -64,6 +65,12 @@ var refusals = []refusal{
 		}
 		return ""
 	}},
+}
+
+// ownsPodCgroups reports whether nodeagent writes the pods' cgroups
+// (package podcgroups): with cgroupsPerQOS and the cgroupfs driver.
+func ownsPodCgroups(c *kubeletconfigv1beta1.KubeletConfiguration) bool {
+	return (c.CgroupsPerQOS == nil || *c.CgroupsPerQOS) && c.CgroupDriver != "systemd"
 }
 
 // refusedFields are the fields of refusals by name.
@@ -173,7 +180,6 @@ var notSecurityRelevant = map[string]string{
 	"enableContentionProfiling":            "profiling rate",
 	"enableControllerAttachDetach":         "volume attachment",
 	"enableSystemLogQuery":                 "only widens /logs/, which nodeagent does not serve",
-	"evictionHard":                         "eviction (availability, not access)",
 	"evictionMaxPodGracePeriod":            "eviction",
 	"evictionMinimumReclaim":               "eviction",
 	"evictionPressureTransitionPeriod":     "eviction",
@@ -182,14 +188,9 @@ var notSecurityRelevant = map[string]string{
 	"featureGates":                         "nodeagent has no feature gates",
 	"hairpinMode":                          "pod networking",
 	"httpCheckFrequency":                   "staticPodURL is refused",
-	"imageGCHighThresholdPercent":          "disk space",
-	"imageGCLowThresholdPercent":           "disk space",
-	"imageMaximumGCAge":                    "disk space",
-	"imageMinimumGCAge":                    "disk space",
 	"iptablesDropBit":                      "unused by the kubelet too",
 	"iptablesMasqueradeBit":                "unused by the kubelet too",
 	"kernelMemcgNotification":              "eviction signal latency",
-	"kubeReserved":                         "allocatable accounting; enforcement is enforceNodeAllocatable, refused",
 	"kubeReservedCgroup":                   "only used by enforceNodeAllocatable, refused",
 	"kubeletCgroups":                       "the agent's own cgroup",
 	"logging":                              "log format",
@@ -200,7 +201,6 @@ var notSecurityRelevant = map[string]string{
 	"memoryReservationPolicy":              "memory placement",
 	"memorySwap":                           "swap use of pods",
 	"memoryThrottlingFactor":               "memory QoS",
-	"mergeDefaultEvictionSettings":         "eviction",
 	"oomScoreAdj":                          "the agent's own OOM score",
 	"podCIDR":                              "standalone networking",
 	"podsPerCore":                          "capacity",
@@ -218,7 +218,6 @@ var notSecurityRelevant = map[string]string{
 	"streamingConnectionIdleTimeout":       "unused by the kubelet too since streams go to the runtime",
 	"syncFrequency":                        "timing",
 	"systemCgroups":                        "system daemons' cgroup",
-	"systemReserved":                       "allocatable accounting; enforcement is enforceNodeAllocatable, refused",
 	"systemReservedCgroup":                 "only used by enforceNodeAllocatable, refused",
 	"topologyManagerPolicy":                "NUMA placement",
 	"topologyManagerPolicyOptions":         "NUMA placement",

@@ -30,7 +30,9 @@ func TestValidateSecurity(t *testing.T) {
 		{"unknown cipher", func(c *kcfg) { c.TLSCipherSuites = []string{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "RC4"} }, []string{"tlsCipherSuites: Cipher suite RC4 not supported"}},
 		{"curves", func(c *kcfg) { c.TLSCurvePreferences = []int32{int32(tls.X25519), int32(tls.CurveP256)} }, nil},
 		{"unknown curve", func(c *kcfg) { c.TLSCurvePreferences = []int32{7} }, []string{"tlsCurvePreferences:"}},
-		{"podPidsLimit", func(c *kcfg) { c.PodPidsLimit = ptr.To[int64](1024) }, []string{"podPidsLimit: ", "got 1024"}},
+		{"podPidsLimit", func(c *kcfg) { c.PodPidsLimit = ptr.To[int64](1024) }, nil},
+		{"podPidsLimit, systemd driver", func(c *kcfg) { c.PodPidsLimit, c.CgroupDriver = ptr.To[int64](1024), "systemd" }, []string{"podPidsLimit: ", "got 1024", `"systemd"`}},
+		{"podPidsLimit, no cgroupsPerQOS", func(c *kcfg) { c.PodPidsLimit, c.CgroupsPerQOS = ptr.To[int64](1024), ptr.To(false) }, []string{"podPidsLimit: ", "cgroupsPerQOS false"}},
 		{"podPidsLimit unlimited", func(c *kcfg) { c.PodPidsLimit = ptr.To[int64](-1) }, nil},
 		{"enforce pods", func(c *kcfg) { c.EnforceNodeAllocatable = []string{"pods"} }, nil},
 		{"enforce none", func(c *kcfg) { c.EnforceNodeAllocatable = []string{"none"} }, nil},
@@ -51,7 +53,7 @@ func TestValidateSecurity(t *testing.T) {
 		{"image policy unknown", func(c *kcfg) { c.ImagePullCredentialsVerificationPolicy = "Sometimes" }, []string{`imagePullCredentialsVerificationPolicy: unknown policy "Sometimes"`}},
 		{"staticPodURL", func(c *kcfg) { c.StaticPodURL = "http://example.com/pods" }, []string{"staticPodURL: "}},
 		{"all at once", func(c *kcfg) {
-			c.PodPidsLimit, c.StaticPodURL, c.TLSMinVersion = ptr.To[int64](10), "http://x", "x"
+			c.PodPidsLimit, c.CgroupDriver, c.StaticPodURL, c.TLSMinVersion = ptr.To[int64](10), "systemd", "http://x", "x"
 		}, []string{"podPidsLimit:", "staticPodURL:", "tlsMinVersion:"}},
 	}
 	for _, tt := range tests {

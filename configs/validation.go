@@ -3,8 +3,10 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,9 +132,18 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 		if *lo < 0 || *lo > 100 {
 			add("imageGCLowThresholdPercent", "must be between 0 and 100, got %d", *lo)
 		}
-		if *lo > *hi {
-			add("imageGCLowThresholdPercent", "must not exceed imageGCHighThresholdPercent (%d), got %d", *hi, *lo)
+		if *lo >= *hi {
+			add("imageGCLowThresholdPercent", "must be less than imageGCHighThresholdPercent (%d), got %d", *hi, *lo)
 		}
+	}
+	// As the kubelet's ValidateKubeletConfiguration.
+	if d := cfg.ImageMinimumGCAge.Duration; d < 0 {
+		add("imageMinimumGCAge", "must not be negative, got %v", d)
+	}
+	if d := cfg.ImageMaximumGCAge.Duration; d < 0 {
+		add("imageMaximumGCAge", "must not be negative, got %v", d)
+	} else if d > 0 && d <= cfg.ImageMinimumGCAge.Duration {
+		add("imageMaximumGCAge", "must be greater than imageMinimumGCAge (%v), got %v", cfg.ImageMinimumGCAge.Duration, d)
 	}
 	if cfg.ContainerRuntimeEndpoint == "" {
 		add("containerRuntimeEndpoint", "must not be empty")
@@ -142,11 +153,13 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 			add(fmt.Sprintf("registerWithTaints[%d]", i), "%v", err)
 		}
 	}
-	for sig, val := range cfg.EvictionHard {
-		if err := validateThreshold(sig, val); err != nil {
+	for _, sig := range slices.Sorted(maps.Keys(cfg.EvictionHard)) {
+		if _, _, err := parseThreshold(sig, cfg.EvictionHard[sig]); err != nil {
 			add(fmt.Sprintf("evictionHard[%q]", sig), "%v", err)
 		}
 	}
+	validateReserved("kubeReserved", cfg.KubeReserved, add)
+	validateReserved("systemReserved", cfg.SystemReserved, add)
 	if cfg.EventRecordQPS != nil && *cfg.EventRecordQPS < 0 {
 		add("eventRecordQPS", "must not be negative, got %d", *cfg.EventRecordQPS)
 	}
@@ -209,27 +222,6 @@ func parseQuantity(s string) (resource.Quantity, error) {
 		}
 	}
 	return resource.ParseQuantity(s)
-}
-
-func validateThreshold(signal, value string) error {
-	if !evictionSignals[signal] {
-		return fmt.Errorf("unknown eviction signal")
-	}
-	if p, ok := strings.CutSuffix(value, "%"); ok {
-		f, err := strconv.ParseFloat(p, 64)
-		if err != nil || f < 0 || f > 100 {
-			return fmt.Errorf("percentage must be between 0%% and 100%%, got %q", value)
-		}
-		return nil
-	}
-	q, err := parseQuantity(value)
-	if err != nil {
-		return fmt.Errorf("must be a quantity or a percentage, got %q: %w", value, err)
-	}
-	if q.Sign() < 0 {
-		return fmt.Errorf("must not be negative, got %q", value)
-	}
-	return nil
 }
 
 // validateShutdown checks the graceful node shutdown fields as the

@@ -46,6 +46,19 @@ func TestValidate(t *testing.T) {
 			c.RegisterWithTaints = []v1.Taint{{Key: "example.com/a", Value: "b", Effect: v1.TaintEffectNoSchedule}}
 		}, ""},
 		{"qps", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.KubeAPIQPS = ptr.To[int32](-1) }, "kubeAPIQPS:"},
+		{"image gc thresholds", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ImageGCHighThresholdPercent, c.ImageGCLowThresholdPercent = ptr.To[int32](100), ptr.To[int32](0)
+		}, ""},
+		{"image gc high above 100", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ImageGCHighThresholdPercent = ptr.To[int32](101) }, "imageGCHighThresholdPercent: must be between 0 and 100, got 101"},
+		{"image gc low equals high", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ImageGCHighThresholdPercent, c.ImageGCLowThresholdPercent = ptr.To[int32](80), ptr.To[int32](80)
+		}, "imageGCLowThresholdPercent: must be less than imageGCHighThresholdPercent (80), got 80"},
+		{"image minimum age negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ImageMinimumGCAge.Duration = -time.Second }, "imageMinimumGCAge: must not be negative"},
+		{"image maximum age negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ImageMaximumGCAge.Duration = -time.Second }, "imageMaximumGCAge: must not be negative"},
+		{"image maximum age", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.ImageMaximumGCAge.Duration = time.Hour }, ""},
+		{"image maximum age below minimum", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.ImageMaximumGCAge.Duration = 2 * time.Minute
+		}, "imageMaximumGCAge: must be greater than imageMinimumGCAge (2m0s), got 2m0s"},
 		{"tls pair", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.TLSCertFile = "/x.crt" }, "tlsCertFile:"},
 		{"eviction signal", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
 			c.EvictionHard = map[string]string{"cpu.available": "1"}
@@ -53,6 +66,35 @@ func TestValidate(t *testing.T) {
 		{"eviction value", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
 			c.EvictionHard = map[string]string{"nodefs.available": "150%"}
 		}, `evictionHard["nodefs.available"]`},
+		{"eviction thresholds", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.EvictionHard = map[string]string{"memory.available": "1.5Gi", "nodefs.available": "12.5%", "pid.available": "0%",
+				"imagefs.available": "100%", "nodefs.inodesFree": "1k", "allocatableMemory.available": "1Mi"}
+		}, ""},
+		{"eviction zero quantity", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.EvictionHard = map[string]string{"memory.available": "0"}
+		}, `evictionHard["memory.available"]: must be greater than 0, got "0"`},
+		{"eviction negative percentage", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.EvictionHard = map[string]string{"memory.available": "-1%"}
+		}, `evictionHard["memory.available"]: percentage must be between 0% and 100%, got "-1%"`},
+		{"eviction NaN", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.EvictionHard = map[string]string{"memory.available": "NaN%"}
+		}, `evictionHard["memory.available"]: percentage`},
+		{"reserved", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.KubeReserved = map[string]string{"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "10Gi", "pid": "1000"}
+			c.SystemReserved = map[string]string{"cpu": "0", "memory": "1Ti"} // above any capacity: checked at start
+		}, ""},
+		{"reserved garbage", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.KubeReserved = map[string]string{"memory": "lots"}
+		}, `kubeReserved["memory"]: must be a quantity such as 500Mi, got "lots"`},
+		{"reserved negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.SystemReserved = map[string]string{"cpu": "-1"}
+		}, `systemReserved["cpu"]: must not be negative, got "-1"`},
+		{"reserved unknown resource", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.KubeReserved = map[string]string{"nvidia.com/gpu": "1"}
+		}, `kubeReserved["nvidia.com/gpu"]: cannot reserve this resource, only cpu, memory, ephemeral-storage and pid`},
+		{"reserved hugepages", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.SystemReserved = map[string]string{"hugepages-2Mi": "2Mi"}
+		}, `systemReserved["hugepages-2Mi"]: cannot reserve`},
 		{"shutdown", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
 			c.ShutdownGracePeriod.Duration, c.ShutdownGracePeriodCriticalPods.Duration = 30*time.Second, 10*time.Second
 		}, ""},

@@ -37,6 +37,6 @@
 // practice; they are checked all the same, as the kubelet checks them.
 //
 // Node-pressure eviction (evictionHard, evictionSoft) is not done here: the
-// node reports its pressure conditions from the default thresholds
+// node reports its pressure conditions from the evictionHard thresholds
 // (package nodestatus) and evicts nothing for them.
 package eviction

@@ -23,6 +23,9 @@ type RuntimeInfo interface {
 	Version(ctx context.Context) (*runtimeapi.VersionResponse, error)
 	// ListImages returns the images the runtime holds (status.images).
 	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
+	// ImageFsInfo returns the filesystems the runtime keeps its images
+	// on (for the imagefs hard eviction thresholds).
+	ImageFsInfo(ctx context.Context) (*runtimeapi.ImageFsInfoResponse, error)
 }
 
 // Config describes the Node this agent registers and how often it reports.
@@ -47,8 +50,18 @@ type Config struct {
 	// quarter of it.
 	LeaseDuration time.Duration
 	// RootDir is the filesystem reported as ephemeral-storage and watched
-	// for DiskPressure.
+	// for DiskPressure (the nodefs signals).
 	RootDir string
+	// KubeReserved and SystemReserved (kubeReserved, systemReserved) are
+	// held back from allocatable. Their pid is not: the node's capacity
+	// has none.
+	KubeReserved, SystemReserved v1.ResourceList
+	// EvictionHard are the hard eviction thresholds by signal
+	// (evictionHard, for example "memory.available"). memory.available
+	// and nodefs.available are held back from allocatable too. A signal
+	// without a threshold never sets its pressure condition. Nothing is
+	// evicted.
+	EvictionHard map[string]Threshold
 	// AgentVersion is reported as nodeInfo.kubeletVersion.
 	AgentVersion     string
 	DeclaredFeatures []string

@@ -16,8 +16,8 @@
 //
 //   - status (sync.go, status.go): every StatusUpdateFrequency (10s), or at
 //     once on Poke, the status is computed: capacity and allocatable (cpu,
-//     memory less the 100Mi eviction threshold, pods, ephemeral-storage of
-//     RootDir less 10%, zero hugepages), addresses, nodeInfo, the kubelet
+//     memory, pods, ephemeral-storage of RootDir, zero hugepages;
+//     allocatable.go), addresses, nodeInfo, the kubelet
 //     endpoint port, declared features, the runtime's images (the
 //     biggest nodeStatusMaxImages, 50 by default), the runtime's handlers
 //     with their features (runtimeHandlers, from CRI Status; kept while
@@ -52,6 +52,22 @@
 // the node NotReady within one StatusUpdateFrequency. SyncStatus posts the
 // status at once, for the last word before the agent exits.
 //
+// Allocatable is the capacity less what the kubelet's
+// GetNodeAllocatableReservation holds back: KubeReserved and
+// SystemReserved, and the memory.available and nodefs.available hard
+// eviction thresholds of EvictionHard (a percentage is of the capacity,
+// computed with the kubelet's float32), never below zero. CheckAllocatable
+// refuses a reservation above the capacity, as the kubelet refuses to
+// start with one. The MemoryPressure, DiskPressure and PIDPressure
+// conditions (pressure.go) are True while a signal of theirs is below its
+// threshold: memory.available (MemAvailable), nodefs.available and
+// nodefs.inodesFree (RootDir's filesystem), imagefs.available and
+// imagefs.inodesFree (the filesystem under the runtime's image filesystem,
+// CRI ImageFsInfo) and pid.available (the smaller of pid_max and
+// threads-max, less the tasks); a signal without a threshold never sets
+// its condition, so that with the kubelet's defaults PIDPressure stays
+// False.
+//
 // The host is read through the small Host interface (/proc/meminfo,
 // statfs, /proc/loadavg, /etc/machine-id, os-release, ...) so tests run
 // anywhere without root.
@@ -60,10 +76,16 @@
 //
 //   - A Node deleted under a running agent is registered again (and the
 //     Lease's owner follows the new UID); the kubelet waits for a restart.
-//   - Pressure conditions are computed here from the kubelet's default hard
-//     eviction thresholds (memory.available 100Mi, nodefs.available 10%,
-//     and 90% of pid_max), not by an eviction manager; a value that cannot
-//     be read makes its condition Unknown. Nothing is evicted.
+//   - Pressure conditions are computed here from the hard eviction
+//     thresholds at every status computation, not by an eviction
+//     manager: nothing is evicted for them, a condition turns False as soon
+//     as its signals recover (no evictionPressureTransitionPeriod), a value
+//     that cannot be read makes its condition Unknown (the kubelet keeps
+//     the last one), no NodeHasInsufficientMemory-style events are
+//     recorded, and the messages say nodeagent where the kubelet's say
+//     kubelet. memory.available is MemAvailable of /proc/meminfo, where the
+//     kubelet takes the capacity less the root cgroup's working set;
+//     allocatableMemory.available and containerfs.* are not observed.
 //   - No cloud provider, pod CIDR, volumes-in-use, extended
 //     resources or random jitter on the report period.
 //   - Images are listed from the runtime at every status computation, not

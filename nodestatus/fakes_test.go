@@ -11,12 +11,14 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 )
 
 const (
@@ -24,10 +26,25 @@ const (
 	mi = 1024 * 1024
 )
 
+// rootDir is the harness's RootDir.
+const rootDir = "/var/lib/nodeagent"
+
+// defaultEvictionHard are the kubelet's default hard eviction thresholds
+// on Linux.
+func defaultEvictionHard() map[string]Threshold {
+	return map[string]Threshold{
+		signalMemoryAvailable:   {Quantity: ptr.To(resource.MustParse("100Mi"))},
+		signalNodeFsAvailable:   {Percentage: 0.10},
+		signalNodeFsInodesFree:  {Percentage: 0.05},
+		signalImageFsAvailable:  {Percentage: 0.15},
+		signalImageFsInodesFree: {Percentage: 0.05},
+	}
+}
+
 type fakeHost struct {
 	mu                  sync.Mutex
 	memTotal, memAvail  uint64
-	fsTotal, fsAvail    uint64
+	fs                  map[string]FsStats // by path; other paths fail
 	pids, pidMax        uint64
 	memErr, fsErr, pErr error
 }
@@ -35,7 +52,9 @@ type fakeHost struct {
 var _ Host = (*fakeHost)(nil)
 
 func newFakeHost() *fakeHost {
-	return &fakeHost{memTotal: 8 * gi, memAvail: 4 * gi, fsTotal: 100 * gi, fsAvail: 50 * gi, pids: 300, pidMax: 4194304}
+	return &fakeHost{memTotal: 8 * gi, memAvail: 4 * gi, pids: 300, pidMax: 4194304, fs: map[string]FsStats{
+		rootDir: {Capacity: 100 * gi, Available: 50 * gi, Inodes: 1000000, InodesFree: 500000},
+	}}
 }
 
 func (h *fakeHost) Memory() (uint64, uint64, error) {
@@ -44,10 +63,26 @@ func (h *fakeHost) Memory() (uint64, uint64, error) {
 	return h.memTotal, h.memAvail, h.memErr
 }
 
-func (h *fakeHost) Filesystem(string) (uint64, uint64, error) {
+func (h *fakeHost) Filesystem(path string) (FsStats, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.fsTotal, h.fsAvail, h.fsErr
+	if h.fsErr != nil {
+		return FsStats{}, h.fsErr
+	}
+	st, ok := h.fs[path]
+	if !ok {
+		return FsStats{}, fmt.Errorf("statfs %s: no such file or directory", path)
+	}
+	return st, nil
+}
+
+// setFs changes the filesystem at path.
+func (h *fakeHost) setFs(path string, f func(*FsStats)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.fs[path]
+	f(&st)
+	h.fs[path] = st
 }
 
 func (h *fakeHost) PIDs() (uint64, uint64, error) {
@@ -65,6 +100,7 @@ type fakeRuntime struct {
 	err          error
 	networkReady bool
 	images       []*runtimeapi.Image
+	imageFs      string // mount point ImageFsInfo reports; "" none
 }
 
 var _ RuntimeInfo = (*fakeRuntime)(nil)
@@ -114,6 +150,19 @@ func (r *fakeRuntime) ListImages(context.Context) ([]*runtimeapi.Image, error) {
 	return r.images, nil
 }
 
+func (r *fakeRuntime) ImageFsInfo(context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return nil, r.err
+	}
+	resp := &runtimeapi.ImageFsInfoResponse{}
+	if r.imageFs != "" {
+		resp.ImageFilesystems = []*runtimeapi.FilesystemUsage{{FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: r.imageFs}}}
+	}
+	return resp, nil
+}
+
 var errRuntimeDown = errors.New("connection refused")
 
 type harness struct {
@@ -150,7 +199,8 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		MaxPods:      110,
 		Port:         10250,
 		RegisterNode: true,
-		RootDir:      "/var/lib/nodeagent",
+		RootDir:      rootDir,
+		EvictionHard: defaultEvictionHard(),
 		AgentVersion: "v1.36.3+nodeagent",
 		Host:         h.host,
 	}

@@ -15,14 +15,25 @@ import (
 type Host interface {
 	// Memory returns MemTotal and MemAvailable in bytes.
 	Memory() (total, available uint64, err error)
-	// Filesystem returns the size and the space available to
-	// unprivileged users, in bytes, of the filesystem holding path.
-	Filesystem(path string) (total, available uint64, err error)
-	// PIDs returns the number of running processes (threads) and pid_max.
+	// Filesystem returns the size of the filesystem holding path and
+	// what of it is available.
+	Filesystem(path string) (FsStats, error)
+	// PIDs returns the number of tasks (threads) and their system-wide
+	// limit, the smaller of kernel.pid_max and kernel.threads-max (the
+	// kubelet's pidlimit.Stats).
 	PIDs() (running, max uint64, err error)
 	// SystemInfo returns the identity of the machine and its kernel.
 	// Fields that cannot be read are left empty.
 	SystemInfo() SystemInfo
+}
+
+// FsStats is the size of a filesystem and what of it is available.
+type FsStats struct {
+	// Capacity is its size and Available the space available to
+	// unprivileged users, in bytes.
+	Capacity, Available uint64
+	// Inodes is its number of inodes and InodesFree how many are free.
+	Inodes, InodesFree uint64
 }
 
 // SystemInfo is the host part of v1.NodeSystemInfo.
@@ -44,6 +55,16 @@ func MemoryCapacity() int64 {
 	return int64(total)
 }
 
+// PIDCapacity is the machine's PID capacity (the smaller of pid_max and
+// threads-max); 0 if it cannot be read.
+func PIDCapacity() int64 {
+	_, limit, err := procHost{}.PIDs()
+	if err != nil {
+		return 0
+	}
+	return int64(limit)
+}
+
 // procHost is the real Host.
 type procHost struct{}
 
@@ -57,13 +78,13 @@ func (procHost) Memory() (uint64, uint64, error) {
 	return parseMemInfo(data)
 }
 
-func (procHost) Filesystem(path string) (uint64, uint64, error) {
+func (procHost) Filesystem(path string) (FsStats, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(path, &st); err != nil {
-		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
+		return FsStats{}, fmt.Errorf("statfs %s: %w", path, err)
 	}
 	bsize := uint64(st.Bsize)
-	return st.Blocks * bsize, st.Bavail * bsize, nil
+	return FsStats{Capacity: st.Blocks * bsize, Available: st.Bavail * bsize, Inodes: st.Files, InodesFree: st.Ffree}, nil
 }
 
 func (procHost) PIDs() (uint64, uint64, error) {
@@ -75,15 +96,26 @@ func (procHost) PIDs() (uint64, uint64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	pidMax, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	max, err := readUint("/proc/sys/kernel/pid_max")
 	if err != nil {
-		return 0, 0, fmt.Errorf("read pid_max: %w", err)
+		return 0, 0, err
 	}
-	max, err := strconv.ParseUint(strings.TrimSpace(string(pidMax)), 10, 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("parse pid_max %q: %w", pidMax, err)
+	if threads, err := readUint("/proc/sys/kernel/threads-max"); err == nil {
+		max = min(max, threads)
 	}
 	return running, max, nil
+}
+
+func readUint(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse %s %q: %w", path, data, err)
+	}
+	return v, nil
 }
 
 func (procHost) SystemInfo() SystemInfo {

@@ -59,8 +59,8 @@ func TestProcHost(t *testing.T) {
 	if total, avail, err := h.Memory(); err != nil || total == 0 || avail > total {
 		t.Errorf("Memory() = %d %d %v", total, avail, err)
 	}
-	if total, avail, err := h.Filesystem("/"); err != nil || total == 0 || avail > total {
-		t.Errorf("Filesystem(/) = %d %d %v", total, avail, err)
+	if st, err := h.Filesystem("/"); err != nil || st.Capacity == 0 || st.Available > st.Capacity || st.InodesFree > st.Inodes {
+		t.Errorf("Filesystem(/) = %+v %v", st, err)
 	}
 	if n, max, err := h.PIDs(); err != nil || n == 0 || max == 0 {
 		t.Errorf("PIDs() = %d %d %v", n, max, err)

@@ -54,7 +54,8 @@ func TestRegisterCreatesNode(t *testing.T) {
 	}{
 		{v1.ResourceMemory, "8Gi", "8092Mi"},
 		{v1.ResourcePods, "110", "110"},
-		{v1.ResourceEphemeralStorage, "100Gi", "92160Mi"},
+		// Less 10%, computed with the kubelet's float32 percentage.
+		{v1.ResourceEphemeralStorage, "100Gi", "96636764000"},
 		{"hugepages-2Mi", "0", "0"},
 		{"hugepages-1Gi", "0", "0"},
 	} {

@@ -10,18 +10,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-)
-
-// Eviction thresholds of the kubelet's defaults, used both to reserve
-// allocatable and to report pressure.
-const (
-	memoryThreshold  = 100 * 1024 * 1024 // memory.available < 100Mi
-	diskThresholdPct = 10                // nodefs.available < 10%
-	pidThresholdPct  = 90                // more than 90% of pid_max in use
 )
 
 // runtimeTimeout bounds each call to the runtime so a hung runtime turns
@@ -32,7 +23,6 @@ const runtimeTimeout = 5 * time.Second
 // other field (volumes, conditions of other types, extended resources) as
 // found.
 func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time) {
-	logger := klog.FromContext(ctx)
 	st := &node.Status
 
 	if st.Capacity == nil {
@@ -41,26 +31,14 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 	if st.Allocatable == nil {
 		st.Allocatable = v1.ResourceList{}
 	}
-	setResource(st, v1.ResourceCPU, *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI), 0)
-	setResource(st, v1.ResourcePods, *resource.NewQuantity(int64(c.cfg.MaxPods), resource.DecimalSI), 0)
-	setResource(st, "hugepages-2Mi", *resource.NewQuantity(0, resource.BinarySI), 0)
-	setResource(st, "hugepages-1Gi", *resource.NewQuantity(0, resource.BinarySI), 0)
-
-	memTotal, memAvail, memErr := c.host.Memory()
-	if memErr != nil {
-		logger.Error(memErr, "Unable to read memory")
-	} else {
-		setResource(st, v1.ResourceMemory, *resource.NewQuantity(int64(memTotal), resource.BinarySI), memoryThreshold)
-	}
-	fsTotal, fsAvail, fsErr := c.host.Filesystem(c.cfg.RootDir)
-	if fsErr != nil {
-		logger.Error(fsErr, "Unable to read filesystem", "path", c.cfg.RootDir)
-	} else {
-		setResource(st, v1.ResourceEphemeralStorage, *resource.NewQuantity(int64(fsTotal), resource.BinarySI), int64(fsTotal)*diskThresholdPct/100)
-	}
-	pids, pidMax, pidErr := c.host.PIDs()
-	if pidErr != nil {
-		logger.Error(pidErr, "Unable to read process counts")
+	// A resource that cannot be read keeps its last capacity and
+	// allocatable.
+	host := c.readHost(ctx)
+	capacity := c.capacity(host)
+	reserved := c.reservation(capacity)
+	for name, q := range capacity {
+		st.Capacity[name] = q
+		st.Allocatable[name] = allocatable(q, reserved[name])
 	}
 
 	st.Addresses = append(st.Addresses[:0:0], Addresses(c.cfg.NodeIPs, c.cfg.Hostname)...)
@@ -76,34 +54,10 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 		st.RuntimeHandlers = runtimeHandlers(runtimeStatus.GetRuntimeHandlers())
 	}
 
-	conds := []v1.NodeCondition{
-		pressureCondition(v1.NodeMemoryPressure, memErr, memAvail < memoryThreshold,
-			"KubeletHasSufficientMemory", "nodeagent has sufficient memory available",
-			"KubeletHasInsufficientMemory", "nodeagent has insufficient memory available"),
-		pressureCondition(v1.NodeDiskPressure, fsErr, fsAvail*100 < fsTotal*diskThresholdPct,
-			"KubeletHasNoDiskPressure", "nodeagent has no disk pressure",
-			"KubeletHasDiskPressure", "nodeagent has disk pressure"),
-		pressureCondition(v1.NodePIDPressure, pidErr, pids*100 > pidMax*pidThresholdPct,
-			"KubeletHasSufficientPID", "nodeagent has sufficient PID available",
-			"KubeletHasInsufficientPID", "nodeagent has insufficient PID available"),
-		c.readyCondition(runtimeStatus, runtimeErr),
-	}
+	conds := append(c.pressureConditions(ctx, host), c.readyCondition(runtimeStatus, runtimeErr))
 	for _, cond := range conds {
 		mergeCondition(st, cond, now)
 	}
-}
-
-// setResource sets capacity and allocatable = capacity - reserved.
-func setResource(st *v1.NodeStatus, name v1.ResourceName, capacity resource.Quantity, reserved int64) {
-	st.Capacity[name] = capacity
-	alloc := capacity.DeepCopy()
-	if reserved > 0 {
-		alloc.Sub(*resource.NewQuantity(reserved, capacity.Format))
-		if alloc.Sign() < 0 {
-			alloc.Set(0)
-		}
-	}
-	st.Allocatable[name] = alloc
 }
 
 func (c *Controller) setNodeInfo(ctx context.Context, info *v1.NodeSystemInfo) {

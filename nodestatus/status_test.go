@@ -132,34 +132,6 @@ func TestStatusPostedOnChangeOrReportFrequency(t *testing.T) {
 	}
 }
 
-func TestPressureConditions(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	for _, tc := range []struct {
-		name   string
-		modify func(*fakeHost)
-		typ    v1.NodeConditionType
-		want   v1.ConditionStatus
-	}{
-		{"memory ok", func(h *fakeHost) {}, v1.NodeMemoryPressure, v1.ConditionFalse},
-		{"memory low", func(h *fakeHost) { h.memAvail = 99 * mi }, v1.NodeMemoryPressure, v1.ConditionTrue},
-		{"memory unreadable", func(h *fakeHost) { h.memErr = errors.New("no") }, v1.NodeMemoryPressure, v1.ConditionUnknown},
-		{"disk ok", func(h *fakeHost) { h.fsAvail = 11 * gi }, v1.NodeDiskPressure, v1.ConditionFalse},
-		{"disk low", func(h *fakeHost) { h.fsAvail = 9 * gi }, v1.NodeDiskPressure, v1.ConditionTrue},
-		{"pids ok", func(h *fakeHost) { h.pids, h.pidMax = 900, 1000 }, v1.NodePIDPressure, v1.ConditionFalse},
-		{"pids high", func(h *fakeHost) { h.pids, h.pidMax = 901, 1000 }, v1.NodePIDPressure, v1.ConditionTrue},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t)
-			tc.modify(h.host)
-			node := &v1.Node{}
-			h.c.setStatus(ctx, node, h.clock.Now())
-			if c := condition(node, tc.typ); c == nil || c.Status != tc.want {
-				t.Errorf("%s = %+v, want %s", tc.typ, c, tc.want)
-			}
-		})
-	}
-}
-
 // A node that shuts down is NotReady with the kubelet's message, exactly,
 // and SyncStatus posts it at once.
 func TestShuttingDown(t *testing.T) {

@@ -4,18 +4,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nodeagent/nodeagent/podcgroups"
 	"github.com/nodeagent/nodeagent/staticpods"
-)
-
-const (
-	cpuPeriod     = 100000
-	minShares     = 2
-	maxShares     = 262144
-	sharesPerCPU  = 1024
-	milliCPUToCPU = 1000
-	// minQuota is the smallest CFS quota the kubelet sets (1 ms of the
-	// 100 ms period: 10m of CPU).
-	minQuota = 1000
 )
 
 // containerLinux maps resources and the security context (security.go)
@@ -33,17 +23,15 @@ func (s *Syncer) containerLinux(pod *v1.Pod, c *v1.Container, user *imageUser) *
 // score adjustment of the pod's QoS class. A resize (resize.go) sends the
 // same values to a running container.
 func (s *Syncer) linuxResources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources {
-	res := &runtimeapi.LinuxContainerResources{CpuShares: minShares}
+	res := &runtimeapi.LinuxContainerResources{CpuShares: podcgroups.MinShares}
 	if req, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
-		res.CpuShares = milliToShares(req.MilliValue())
+		res.CpuShares = podcgroups.MilliToShares(req.MilliValue())
 	} else if lim, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		res.CpuShares = milliToShares(lim.MilliValue())
+		res.CpuShares = podcgroups.MilliToShares(lim.MilliValue())
 	}
 	if lim, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		res.CpuPeriod = cpuPeriod
-		res.CpuQuota = lim.MilliValue() * cpuPeriod / milliCPUToCPU
-		if res.CpuQuota < minQuota {
-			res.CpuQuota = minQuota
+		if q := podcgroups.MilliToQuota(lim.MilliValue()); q > 0 {
+			res.CpuPeriod, res.CpuQuota = podcgroups.CPUPeriod, q
 		}
 	}
 	if lim, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
@@ -51,17 +39,6 @@ func (s *Syncer) linuxResources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxC
 	}
 	res.OomScoreAdj = oomScoreAdj(pod, c, s.memoryCapacity())
 	return res
-}
-
-func milliToShares(m int64) int64 {
-	sh := m * sharesPerCPU / milliCPUToCPU
-	if sh < minShares {
-		return minShares
-	}
-	if sh > maxShares {
-		return maxShares
-	}
-	return sh
 }
 
 // memoryCapacity is the node's memory in bytes for the OOM score of
@@ -127,49 +104,5 @@ func isSidecarOf(pod *v1.Pod, c *v1.Container) bool {
 	return false
 }
 
-// qosClass is the pod's QoS class as the API defines it.
-func qosClass(pod *v1.Pod) v1.PodQOSClass {
-	if pod.Status.QOSClass != "" {
-		return pod.Status.QOSClass
-	}
-	requests, limits := v1.ResourceList{}, v1.ResourceList{}
-	guaranteed := true
-	all := append(append([]v1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
-	for _, c := range all {
-		for name, q := range c.Resources.Requests {
-			if name == v1.ResourceCPU || name == v1.ResourceMemory {
-				if !q.IsZero() {
-					requests[name] = q
-				}
-			}
-		}
-		hasCPU, hasMem := false, false
-		for name, q := range c.Resources.Limits {
-			if name == v1.ResourceCPU || name == v1.ResourceMemory {
-				if !q.IsZero() {
-					limits[name] = q
-				}
-				hasCPU = hasCPU || name == v1.ResourceCPU
-				hasMem = hasMem || name == v1.ResourceMemory
-			}
-		}
-		if !hasCPU || !hasMem {
-			guaranteed = false
-		}
-		for name, req := range c.Resources.Requests {
-			if name != v1.ResourceCPU && name != v1.ResourceMemory {
-				continue
-			}
-			if lim, ok := c.Resources.Limits[name]; !ok || lim.Cmp(req) != 0 {
-				guaranteed = false
-			}
-		}
-	}
-	if len(requests) == 0 && len(limits) == 0 {
-		return v1.PodQOSBestEffort
-	}
-	if guaranteed {
-		return v1.PodQOSGuaranteed
-	}
-	return v1.PodQOSBurstable
-}
+// qosClass is the pod's QoS class (podcgroups.QOSClass).
+func qosClass(pod *v1.Pod) v1.PodQOSClass { return podcgroups.QOSClass(pod) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -14,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/podcgroups"
 )
 
 // In-place resize: the pod's resize subresource changes the CPU and
@@ -261,12 +262,8 @@ func runtimeAmounts(cur *runtimeapi.ContainerStatus, want v1.ResourceRequirement
 		return containerAmounts{}, false
 	}
 	a := containerAmounts{memRequest: want.Requests.Memory().Value()}
-	if l.CpuShares > 0 {
-		a.cpuRequest = sharesToMilli(l.CpuShares)
-	}
-	if l.CpuPeriod > 0 && l.CpuQuota > 0 {
-		a.cpuLimit = l.CpuQuota * milliCPUToCPU / l.CpuPeriod
-	}
+	a.cpuRequest = podcgroups.SharesToMilli(l.CpuShares)
+	a.cpuLimit = podcgroups.QuotaToMilli(l.CpuQuota, l.CpuPeriod)
 	if l.MemoryLimitInBytes > 0 {
 		a.memLimit = l.MemoryLimitInBytes
 	}
@@ -283,14 +280,6 @@ func sameCgroups(cur *runtimeapi.ContainerStatus, want *runtimeapi.LinuxContaine
 	quota := func(r *runtimeapi.LinuxContainerResources) int64 { return max(r.CpuQuota, 0) }
 	return l.CpuShares == want.CpuShares && quota(l) == quota(want) &&
 		max(l.MemoryLimitInBytes, 0) == max(want.MemoryLimitInBytes, 0)
-}
-
-// sharesToMilli is the kubelet's SharesToMilliCPU.
-func sharesToMilli(shares int64) int64 {
-	if shares < minShares {
-		return 0
-	}
-	return int64(math.Ceil(float64(shares*milliCPUToCPU) / float64(sharesPerCPU)))
 }
 
 // actuatedOf returns what the running container cur of c was created or
@@ -493,8 +482,8 @@ func statusResources(c *v1.Container, cur *runtimeapi.ContainerStatus, prior *v1
 		priorLimits, priorRequests = prior.Resources.Limits, prior.Resources.Requests
 	}
 	if res.Limits != nil {
-		if l != nil && l.CpuPeriod > 0 && l.CpuQuota > 0 {
-			if m := l.CpuQuota * milliCPUToCPU / l.CpuPeriod; m > minMilliCPULimit || res.Limits.Cpu().MilliValue() > minMilliCPULimit {
+		if m := podcgroups.QuotaToMilli(l.GetCpuQuota(), l.GetCpuPeriod()); m > 0 {
+			if m > minMilliCPULimit || res.Limits.Cpu().MilliValue() > minMilliCPULimit {
 				res.Limits[v1.ResourceCPU] = *resource.NewMilliQuantity(m, resource.DecimalSI)
 			}
 		} else {
@@ -508,7 +497,7 @@ func statusResources(c *v1.Container, cur *runtimeapi.ContainerStatus, prior *v1
 	}
 	if res.Requests != nil {
 		if l != nil && l.CpuShares > 0 {
-			if m := sharesToMilli(l.CpuShares); m > minShares || res.Requests.Cpu().MilliValue() > minShares {
+			if m := podcgroups.SharesToMilli(l.CpuShares); m > podcgroups.MinShares || res.Requests.Cpu().MilliValue() > podcgroups.MinShares {
 				res.Requests[v1.ResourceCPU] = *resource.NewMilliQuantity(m, resource.DecimalSI)
 			}
 		} else {

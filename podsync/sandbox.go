@@ -72,6 +72,14 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.PodCgroups != nil {
+		// The pod's cgroup and its limits before anything runs in it, as
+		// the kubelet's EnsureExists.
+		if err := s.cfg.PodCgroups.EnsurePod(s.cgroupParent(pod), pod, false); err != nil {
+			s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodContainer", "unable to ensure pod container exists: %v", err)
+			return nil, fmt.Errorf("create the pod's cgroup: %w", err)
+		}
+	}
 	start := s.clock.Now()
 	sbStart := time.Now()
 	id, err := s.runtime.RunPodSandbox(ctx, cfg, handler)
@@ -305,6 +313,17 @@ func (s *Syncer) PodCgroup(pod *v1.Pod) string {
 		}
 	}
 	return path + "/" + parent
+}
+
+// ensurePodCgroup writes the limits of the running pod's cgroup again
+// after a resize; a failure is logged and tried at the next sync.
+func (s *Syncer) ensurePodCgroup(ctx context.Context, pod *v1.Pod, growOnly bool) {
+	if s.cfg.PodCgroups == nil {
+		return
+	}
+	if err := s.cfg.PodCgroups.EnsurePod(s.cgroupParent(pod), pod, growOnly); err != nil {
+		klog.FromContext(ctx).Error(err, "Updating the pod's cgroup")
+	}
 }
 
 // cgroupParent is the pod's cgroup as the kubelet names it:

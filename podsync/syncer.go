@@ -104,10 +104,23 @@ type Config struct {
 	// nodeshutdown): admission refuses new pods, as the kubelet's
 	// shutdown manager. Nil: never.
 	ShuttingDown func() bool
+	// PodCgroups writes the limits of each pod's cgroup (package
+	// podcgroups) before its sandbox starts and after a resize; nil: the
+	// runtime creates the pod's cgroup without limits of its own.
+	PodCgroups PodCgroups
 	// RuntimeClasses reads the RuntimeClasses (node.k8s.io/v1) whose
 	// handler runs the sandbox of a pod naming one (runtimeclass.go); nil:
 	// such a pod's sandbox fails to be created.
 	RuntimeClasses nodelisters.RuntimeClassLister
+}
+
+// PodCgroups writes pod cgroups (*podcgroups.Manager).
+type PodCgroups interface {
+	// EnsurePod creates the pod's cgroup at path with the limits of its
+	// spec; growOnly writes only those that grow.
+	EnsurePod(path string, pod *v1.Pod, growOnly bool) error
+	// Forget drops what was written of a removed pod cgroup.
+	Forget(path string)
 }
 
 // Syncer implements podworkers.PodSyncer over CRI.
@@ -257,7 +270,11 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		if t, _ := s.volumes.NextRefresh(pod.UID); !t.IsZero() {
 			requeue = minPositive(requeue, t.Sub(s.clock.Now()))
 		}
+		// A resize widens the pod's cgroup before its containers and
+		// narrows it after them.
+		s.ensurePodCgroup(ctx, pod, true)
 		r, changed, syncErr := s.syncContainers(ctx, pod, state, sandbox)
+		s.ensurePodCgroup(ctx, pod, false)
 		requeue = minPositive(requeue, r)
 		if changed || syncErr != nil {
 			if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {

@@ -274,6 +274,11 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 	if s.cfg.CgroupDriver == "systemd" || !s.cfg.CgroupsPerQOS {
 		return
 	}
+	if s.cfg.PodCgroups != nil {
+		for _, qos := range []string{"", "burstable", "besteffort"} {
+			s.cfg.PodCgroups.Forget(filepath.Join("/", s.cfg.CgroupRoot, "kubepods", qos, "pod"+string(uid)))
+		}
+	}
 	root := s.cfg.CgroupRoot
 	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
 	hierarchies = append(hierarchies, "/sys/fs/cgroup")

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"syscall"
 
@@ -47,4 +49,25 @@ func (p *statsProvider) dedicatedImageFs(ctx context.Context) bool {
 	is, ok1 := image.Sys().(*syscall.Stat_t)
 	rs, ok2 := root.Sys().(*syscall.Stat_t)
 	return ok1 && ok2 && is.Dev != rs.Dev
+}
+
+// ImageFsStats returns the runtime's image filesystem as /stats/summary's
+// node.runtime.imageFs has it: the runtime's usage (CRI ImageFsInfo) with
+// the capacity and available bytes of the filesystem under the mount point
+// it reports (statfs), as the kubelet's stats provider ImageFsStats. Both
+// are missing when that mount point cannot be read. The image garbage
+// collector (package imagegc) reads it.
+func (s *Server) ImageFsStats(ctx context.Context) (*statsapi.FsStats, error) {
+	if s.stats.images == nil {
+		return nil, errors.New("no image service")
+	}
+	resp, err := s.stats.images.ImageFsInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image filesystem info: %w", err)
+	}
+	fs := runtimeFs(resp.GetImageFilesystems())
+	if fs == nil {
+		return nil, errors.New("imageFs information is unavailable")
+	}
+	return fs, nil
 }

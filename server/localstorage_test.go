@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	critesting "k8s.io/cri-api/pkg/apis/testing"
 )
 
 // PodStorage measures an emptyDir as du does: allocated blocks, without
@@ -40,5 +42,22 @@ func TestPodStorage(t *testing.T) {
 	}
 	if pods[0].EphemeralStorage == nil || *pods[0].EphemeralStorage.UsedBytes < used {
 		t.Errorf("ephemeral storage %+v does not count the volume", pods[0].EphemeralStorage)
+	}
+}
+
+// ImageFsStats is the runtime's usage with the size of the filesystem
+// under the mount point it reports; no filesystem reported is an error.
+func TestImageFsStats(t *testing.T) {
+	f := statsFixture(t)
+	fs, err := f.srv.ImageFsStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *fs.UsedBytes != 1000 || fs.CapacityBytes == nil || *fs.CapacityBytes == 0 || fs.AvailableBytes == nil || *fs.AvailableBytes > *fs.CapacityBytes {
+		t.Errorf("image fs: %+v", fs)
+	}
+	f.srv.stats.images.(*critesting.FakeImageService).SetFakeFilesystemUsage(nil)
+	if _, err := f.srv.ImageFsStats(context.Background()); err == nil {
+		t.Error("no image filesystem: no error")
 	}
 }

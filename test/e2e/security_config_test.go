@@ -250,14 +250,16 @@ func TestSecurityConfigRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		"podPidsLimit":           {body: head + "podPidsLimit: 4096\n", want: "podPidsLimit"},
+		// Per-pod PID limits need the pod cgroups nodeagent writes only
+		// with the cgroupfs driver.
+		"podPidsLimit":           {body: head + "cgroupDriver: systemd\npodPidsLimit: 4096\n", want: "podPidsLimit"},
 		"enforceNodeAllocatable": {body: head + "enforceNodeAllocatable: [pods, system-reserved]\n", want: "enforceNodeAllocatable"},
 		"staticPodURL":           {body: head + "staticPodURL: http://192.0.2.1/pods\n", want: "staticPodURL"},
 		"imagePullCredentialsVerificationPolicy": {body: head + "imagePullCredentialsVerificationPolicy: AlwaysVerify\n",
 			want: "imagePullCredentialsVerificationPolicy"},
 		"tlsMinVersion":   {body: head + "tlsMinVersion: TLS13\n", want: "tlsMinVersion"},
 		"tlsCipherSuites": {body: head + "tlsCipherSuites: [TLS_RSA_WITH_NOTHING]\n", want: "tlsCipherSuites"},
-		"flag":            {body: head, args: []string{"--pod-max-pids=100"}, want: "podPidsLimit"},
+		"flag":            {body: head, args: []string{"--pod-max-pids=100", "--cgroups-per-qos=false"}, want: "podPidsLimit"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

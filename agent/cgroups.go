@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/nodestatus"
+	"github.com/nodeagent/nodeagent/podcgroups"
+	"github.com/nodeagent/nodeagent/podsync"
+)
+
+// qosUpdatePeriod is how often the QoS cgroups follow the pods' requests
+// besides pod starts (the kubelet's periodicQOSCgroupUpdateInterval).
+const qosUpdatePeriod = time.Minute
+
+// setupPodCgroups writes the pods' cgroups (package podcgroups) when the
+// agent owns them: cgroupsPerQOS with the cgroupfs driver. kubepods gets
+// the node's allocatable when enforceNodeAllocatable has "pods", its
+// capacity otherwise, as the kubelet's createNodeAllocatableCgroups and
+// enforceNodeAllocatableCgroups. It returns nil (no pod cgroup limits)
+// otherwise; Validate refuses the settings that then cannot be honoured.
+func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfiguration, memCapacity int64, active func() []*v1.Pod) (podsync.PodCgroups, error) {
+	if (cfg.CgroupsPerQOS != nil && !*cfg.CgroupsPerQOS) || cfg.CgroupDriver == "systemd" {
+		return nil, nil
+	}
+	pidsLimit := int64(-1)
+	if cfg.PodPidsLimit != nil {
+		pidsLimit = *cfg.PodPidsLimit
+	}
+	m := podcgroups.New(podcgroups.Config{Root: cfg.CgroupRoot, PodPidsLimit: pidsLimit, ActivePods: active})
+	limits := v1.ResourceList{
+		v1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+		v1.ResourceMemory: *resource.NewQuantity(memCapacity, resource.BinarySI),
+	}
+	if slices.Contains(cfg.EnforceNodeAllocatable, "pods") {
+		// Capacity less kubeReserved and systemReserved: the kubelet's
+		// getNodeAllocatableAbsolute (eviction thresholds stay usable by
+		// pods; they are for the eviction manager to defend).
+		for _, m := range []map[string]string{cfg.KubeReserved, cfg.SystemReserved} {
+			reserved, err := configs.ReservedResources(m)
+			if err != nil {
+				return nil, err // validated by package configs already
+			}
+			for name, q := range reserved {
+				l, ok := limits[name]
+				if !ok {
+					if name != "pid" {
+						continue
+					}
+					l = *resource.NewQuantity(nodestatus.PIDCapacity(), resource.DecimalSI)
+				}
+				l.Sub(q)
+				if l.Sign() < 0 {
+					l.Set(0)
+				}
+				limits[name] = l
+			}
+		}
+	}
+	if err := m.SetupNode(limits); err != nil {
+		return nil, fmt.Errorf("set up the pods' cgroups below %s: %w", m.Kubepods(), err)
+	}
+	klog.FromContext(ctx).Info("Pod cgroups set up", "cgroup", m.Kubepods(), "cpu", limits.Cpu().String(), "memory", limits.Memory().String(), "podPidsLimit", pidsLimit)
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		if err := m.UpdateQoS(); err != nil {
+			klog.FromContext(ctx).Error(err, "Updating the QoS cgroups")
+		}
+	}, qosUpdatePeriod)
+	return m, nil
+}

@@ -1,0 +1,165 @@
+package nodestatus
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	goruntime "runtime"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/klog/v2"
+)
+
+// Threshold is a hard eviction threshold, one value of evictionHard: a
+// signal's resource is short when less of it is available than Quantity
+// or, when Quantity is nil, than Percentage (a fraction between 0 and 1)
+// of its capacity.
+type Threshold struct {
+	Quantity *resource.Quantity
+	// Percentage is a float32 as in the kubelet, so that a threshold
+	// comes to the same number of bytes.
+	Percentage float32
+}
+
+// value is the threshold for a capacity (the kubelet's
+// GetThresholdQuantity).
+func (t Threshold) value(capacity int64) int64 {
+	if t.Quantity != nil {
+		return t.Quantity.Value()
+	}
+	return int64(float64(capacity) * float64(t.Percentage))
+}
+
+// The evictionHard signals this package observes, as the kubelet names
+// them. allocatableMemory.available and containerfs.* are not observed.
+const (
+	signalMemoryAvailable   = "memory.available"
+	signalNodeFsAvailable   = "nodefs.available"
+	signalNodeFsInodesFree  = "nodefs.inodesFree"
+	signalImageFsAvailable  = "imagefs.available"
+	signalImageFsInodesFree = "imagefs.inodesFree"
+	signalPIDAvailable      = "pid.available"
+)
+
+// reservedBySignal are the resources whose hard eviction threshold is held
+// back from allocatable (the kubelet's hardEvictionReservation): not
+// pid.available, and no inode or imagefs signal.
+var reservedBySignal = map[v1.ResourceName]string{
+	v1.ResourceMemory:           signalMemoryAvailable,
+	v1.ResourceEphemeralStorage: signalNodeFsAvailable,
+}
+
+// hostStats is one reading of the machine; a field that could not be read
+// has its error set.
+type hostStats struct {
+	memTotal, memAvail uint64
+	memErr             error
+	fs                 FsStats // of RootDir
+	fsErr              error
+	pids, pidMax       uint64
+	pidErr             error
+}
+
+func (c *Controller) readHost(ctx context.Context) hostStats {
+	logger := klog.FromContext(ctx)
+	var h hostStats
+	h.memTotal, h.memAvail, h.memErr = c.host.Memory()
+	if h.memErr != nil {
+		logger.Error(h.memErr, "Unable to read memory")
+	}
+	h.fs, h.fsErr = c.host.Filesystem(c.cfg.RootDir)
+	if h.fsErr != nil {
+		logger.Error(h.fsErr, "Unable to read filesystem", "path", c.cfg.RootDir)
+	}
+	h.pids, h.pidMax, h.pidErr = c.host.PIDs()
+	if h.pidErr != nil {
+		logger.Error(h.pidErr, "Unable to read process counts")
+	}
+	return h
+}
+
+// capacity is the node's status.capacity: the CPUs, pods (maxPods), zero
+// hugepages, and the memory and the size of RootDir's filesystem
+// (ephemeral-storage) when they could be read.
+func (c *Controller) capacity(h hostStats) v1.ResourceList {
+	rl := v1.ResourceList{
+		v1.ResourceCPU:  *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
+		v1.ResourcePods: *resource.NewQuantity(int64(c.cfg.MaxPods), resource.DecimalSI),
+		"hugepages-2Mi": *resource.NewQuantity(0, resource.BinarySI),
+		"hugepages-1Gi": *resource.NewQuantity(0, resource.BinarySI),
+	}
+	if h.memErr == nil {
+		rl[v1.ResourceMemory] = *resource.NewQuantity(int64(h.memTotal), resource.BinarySI)
+	}
+	if h.fsErr == nil {
+		rl[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(h.fs.Capacity), resource.BinarySI)
+	}
+	return rl
+}
+
+// reservation is what allocatable holds back of each resource of
+// capacity, as the kubelet's GetNodeAllocatableReservation: kubeReserved
+// plus systemReserved plus, for memory and ephemeral-storage, the hard
+// eviction threshold of memory.available and nodefs.available (a
+// percentage of the capacity). Resources with nothing reserved are left
+// out. A pid reservation is never in it: the node's capacity has no pid
+// (the kubelet uses it only for the pids limit of the kubepods cgroup).
+func (c *Controller) reservation(capacity v1.ResourceList) v1.ResourceList {
+	out := v1.ResourceList{}
+	for name, capQ := range capacity {
+		r := resource.NewQuantity(0, resource.DecimalSI)
+		if q, ok := c.cfg.KubeReserved[name]; ok {
+			r.Add(q)
+		}
+		if q, ok := c.cfg.SystemReserved[name]; ok {
+			r.Add(q)
+		}
+		if t, ok := c.cfg.EvictionHard[reservedBySignal[name]]; ok {
+			r.Add(*resource.NewQuantity(t.value(capQ.Value()), resource.BinarySI))
+		}
+		if !r.IsZero() {
+			out[name] = *r
+		}
+	}
+	return out
+}
+
+// allocatable is capacity less reserved, never below zero (the kubelet's
+// MachineInfo setter).
+func allocatable(capacity, reserved resource.Quantity) resource.Quantity {
+	a := capacity.DeepCopy()
+	if reserved.IsZero() {
+		return a
+	}
+	a.Sub(reserved)
+	if a.Sign() < 0 {
+		a.Set(0)
+	}
+	return a
+}
+
+// CheckAllocatable returns an error when more of a resource is reserved
+// (kubeReserved, systemReserved and the memory.available and
+// nodefs.available hard eviction thresholds) than the node has: the
+// kubelet's container manager refuses to start then (its
+// validateNodeAllocatable), and so should the agent. A capacity that
+// cannot be read is not checked; once running, allocatable never goes
+// below zero.
+func (c *Controller) CheckAllocatable(ctx context.Context) error {
+	capacity := c.capacity(c.readHost(ctx))
+	reserved := c.reservation(capacity)
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(reserved)) {
+		capQ, r := capacity[name], reserved[name]
+		if r.Cmp(capQ) > 0 {
+			problems = append(problems, fmt.Sprintf("%s: %s reserved, capacity %s", name, r.String(), capQ.String()))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("kubeReserved, systemReserved and evictionHard reserve more than the node has (%s)", strings.Join(problems, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,373 @@
+// Package podcgroups writes the limits of the cgroups that hold the
+// node's pods, as the kubelet's container manager does with
+// cgroupsPerQOS and the cgroupfs driver:
+//
+//	<cgroupRoot>/kubepods                 the node's allocatable for pods
+//	<cgroupRoot>/kubepods/burstable       CPU shares: the burstable pods' requests
+//	<cgroupRoot>/kubepods/besteffort      CPU shares: the minimum
+//	<cgroupRoot>/kubepods[/<qos>]/pod<uid> the pod's requests and limits
+//
+// A pod's cgroup gets CPU shares from the pod's requests (init containers,
+// sidecars and overhead counted as the scheduler counts them), a CFS quota
+// when every container has a CPU limit, a memory limit when every
+// container has one (the sum, plus the pod's overhead), and podPidsLimit
+// as pids.max. The runtime creates the containers' cgroups below it, so a
+// pod as a whole never gets more than its spec grants, overhead included,
+// and the pods together never more than kubepods allows.
+//
+// cgroup v1 (one hierarchy per controller: cpu, memory, pids) and v2 (one
+// unified hierarchy, controllers enabled in each parent's
+// cgroup.subtree_control) are both written. Values are written only when
+// they changed since the last write (a cache by path); the cache starts
+// empty, so an agent restart writes every pod's values again.
+package podcgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	resourcehelper "k8s.io/component-helpers/resource"
+)
+
+const (
+	// CPUPeriod is the CFS period, in µs, of every cgroup with a quota.
+	CPUPeriod = 100000
+	// MinShares is the kernel's minimum of cpu.shares.
+	MinShares     = 2
+	maxShares     = 262144
+	sharesPerCPU  = 1024
+	milliCPUToCPU = 1000
+	minQuota      = 1000 // µs: 1% of a CPU, the kernel's floor
+)
+
+// Config is what a Manager needs.
+type Config struct {
+	// Mount is where the cgroup filesystems are mounted (/sys/fs/cgroup).
+	Mount string
+	// Root is the cgroupRoot; the pods' cgroups are below Root/kubepods.
+	Root string
+	// PodPidsLimit is the pids.max of every pod cgroup; <= 0: no limit.
+	PodPidsLimit int64
+	// ActivePods lists the pods the node runs (the burstable cgroup's
+	// shares are their requests).
+	ActivePods func() []*v1.Pod
+}
+
+// Manager writes pod cgroups. It is safe for concurrent use.
+type Manager struct {
+	cfg Config
+	v2  bool
+
+	mu      sync.Mutex
+	written map[string]Settings
+}
+
+// Settings are the values of one cgroup; -1 means no limit.
+type Settings struct {
+	Shares int64 // cpu.shares (v1); cpu.weight is derived from it (v2)
+	Quota  int64 // CFS quota in µs per CPUPeriod
+	Memory int64 // bytes
+	Pids   int64
+}
+
+// unlimited are the settings of a cgroup without limits.
+var unlimited = Settings{Shares: -1, Quota: -1, Memory: -1, Pids: -1}
+
+// New returns a Manager for the cgroup filesystem at cfg.Mount (v2 when it
+// has cgroup.controllers).
+func New(cfg Config) *Manager {
+	if cfg.Mount == "" {
+		cfg.Mount = "/sys/fs/cgroup"
+	}
+	if cfg.Root == "" {
+		cfg.Root = "/"
+	}
+	_, err := os.Stat(filepath.Join(cfg.Mount, "cgroup.controllers"))
+	return &Manager{cfg: cfg, v2: err == nil, written: map[string]Settings{}}
+}
+
+// Kubepods is the cgroup of all pods.
+func (m *Manager) Kubepods() string { return filepath.Join(m.cfg.Root, "kubepods") }
+
+// SetupNode creates kubepods and its QoS cgroups, and limits kubepods to
+// what pods may use (the node's allocatable when enforceNodeAllocatable
+// has "pods", its capacity otherwise): CPU shares from the CPU, the memory
+// limit, pids.max from "pid" when present.
+func (m *Manager) SetupNode(limits v1.ResourceList) error {
+	s := unlimited
+	if q, ok := limits[v1.ResourceCPU]; ok {
+		s.Shares = MilliToShares(q.MilliValue())
+	}
+	if q, ok := limits[v1.ResourceMemory]; ok {
+		s.Memory = q.Value()
+	}
+	if q, ok := limits["pid"]; ok {
+		s.Pids = q.Value()
+	}
+	if err := m.write(m.Kubepods(), s, false); err != nil {
+		return err
+	}
+	besteffort := unlimited
+	besteffort.Shares = MinShares
+	if err := m.write(filepath.Join(m.Kubepods(), "besteffort"), besteffort, false); err != nil {
+		return err
+	}
+	return m.UpdateQoS()
+}
+
+// UpdateQoS sets the burstable cgroup's CPU shares to the burstable pods'
+// requests, as the kubelet's QoS container manager does on every pod
+// change and every minute.
+func (m *Manager) UpdateQoS() error {
+	milli := int64(0)
+	if m.cfg.ActivePods != nil {
+		for _, p := range m.cfg.ActivePods() {
+			if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || QOSClass(p) != v1.PodQOSBurstable {
+				continue
+			}
+			reqs := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
+			milli += reqs.Cpu().MilliValue()
+		}
+	}
+	s := unlimited
+	s.Shares = MilliToShares(milli)
+	return m.write(filepath.Join(m.Kubepods(), "burstable"), s, false)
+}
+
+// PodSettings are the values of pod's cgroup, the kubelet's
+// ResourceConfigForPod: guaranteed pods get all limits, burstable ones the
+// limits every container declares, best-effort ones the minimum shares.
+func (m *Manager) PodSettings(pod *v1.Pod) Settings {
+	s := unlimited
+	s.Pids = m.cfg.PodPidsLimit
+	if s.Pids <= 0 {
+		s.Pids = -1
+	}
+	qos := QOSClass(pod)
+	if qos == v1.PodQOSBestEffort {
+		s.Shares = MinShares
+		return s
+	}
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	cpuLimited, memLimited := true, true
+	limits := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{
+		ContainerFn: func(res v1.ResourceList, _ resourcehelper.ContainerType) {
+			if res.Cpu().IsZero() {
+				cpuLimited = false
+			}
+			if res.Memory().IsZero() {
+				memLimited = false
+			}
+		},
+	})
+	s.Shares = MilliToShares(reqs.Cpu().MilliValue())
+	if qos == v1.PodQOSGuaranteed || cpuLimited {
+		s.Quota = MilliToQuota(limits.Cpu().MilliValue())
+	}
+	if qos == v1.PodQOSGuaranteed || memLimited {
+		s.Memory = limits.Memory().Value()
+	}
+	return s
+}
+
+// EnsurePod creates the cgroup of pod at path (below Mount, as the pod's
+// cgroup parent names it) with the pod's settings, then updates the QoS
+// cgroups. growOnly writes only the values that grow, so that a resize
+// widens the pod before its containers and narrows it after them.
+func (m *Manager) EnsurePod(path string, pod *v1.Pod, growOnly bool) error {
+	if !strings.HasPrefix(filepath.Clean(path), m.Kubepods()+"/") {
+		return fmt.Errorf("pod cgroup %s is not below %s", path, m.Kubepods())
+	}
+	s := m.PodSettings(pod)
+	m.mu.Lock()
+	old, known := m.written[path]
+	m.mu.Unlock()
+	if growOnly {
+		if !known {
+			return nil
+		}
+		s = grown(old, s)
+	}
+	if known && old == s {
+		return nil
+	}
+	if err := m.write(path, s, growOnly); err != nil {
+		return err
+	}
+	if !known && QOSClass(pod) == v1.PodQOSBurstable {
+		return m.UpdateQoS()
+	}
+	return nil
+}
+
+// Forget drops what the manager wrote of a removed cgroup.
+func (m *Manager) Forget(path string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.written, path)
+}
+
+// grown is old with the values of s that are larger (-1, no limit, being
+// the largest).
+func grown(old, s Settings) Settings {
+	larger := func(a, b int64) int64 {
+		if a < 0 || b < 0 {
+			return -1
+		}
+		return max(a, b)
+	}
+	return Settings{Shares: larger(old.Shares, s.Shares), Quota: larger(old.Quota, s.Quota), Memory: larger(old.Memory, s.Memory), Pids: larger(old.Pids, s.Pids)}
+}
+
+// write creates the cgroup at path in every hierarchy it has settings for
+// and writes them; nothing that did not change since the last write.
+func (m *Manager) write(path string, s Settings, partial bool) error {
+	m.mu.Lock()
+	old, known := m.written[path]
+	m.mu.Unlock()
+	if known && old == s {
+		return nil
+	}
+	var errs []error
+	for _, f := range m.files(path, s) {
+		if known && f.same(old) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.WriteFile(f.path, []byte(f.value), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("write %q to %s: %w", f.value, f.path, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	m.mu.Lock()
+	if !partial || known {
+		m.written[path] = s
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+type file struct {
+	path, value string
+	// same reports whether old had the value this file holds.
+	same func(old Settings) bool
+}
+
+// files are the control files of the cgroup at path holding s, in the
+// order they must be written, after enabling the controllers in the
+// parents (v2).
+func (m *Manager) files(path string, s Settings) []file {
+	if m.v2 {
+		m.enableControllers(path)
+		dir := filepath.Join(m.cfg.Mount, path)
+		quota := "max"
+		if s.Quota > 0 {
+			quota = strconv.FormatInt(s.Quota, 10)
+		}
+		out := []file{
+			{filepath.Join(dir, "cpu.max"), quota + " " + strconv.Itoa(CPUPeriod), func(o Settings) bool { return o.Quota == s.Quota }},
+			{filepath.Join(dir, "memory.max"), limit(s.Memory), func(o Settings) bool { return o.Memory == s.Memory }},
+			{filepath.Join(dir, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
+		}
+		if s.Shares > 0 {
+			out = append(out, file{filepath.Join(dir, "cpu.weight"), strconv.FormatInt(sharesToWeight(s.Shares), 10), func(o Settings) bool { return o.Shares == s.Shares }})
+		}
+		return out
+	}
+	cpu, mem, pids := filepath.Join(m.cfg.Mount, "cpu", path), filepath.Join(m.cfg.Mount, "memory", path), filepath.Join(m.cfg.Mount, "pids", path)
+	quota := "-1"
+	if s.Quota > 0 {
+		quota = strconv.FormatInt(s.Quota, 10)
+	}
+	memory := "-1"
+	if s.Memory >= 0 {
+		memory = strconv.FormatInt(s.Memory, 10)
+	}
+	out := []file{
+		{filepath.Join(cpu, "cpu.cfs_period_us"), strconv.Itoa(CPUPeriod), func(Settings) bool { return true }},
+		{filepath.Join(cpu, "cpu.cfs_quota_us"), quota, func(o Settings) bool { return o.Quota == s.Quota }},
+		{filepath.Join(mem, "memory.limit_in_bytes"), memory, func(o Settings) bool { return o.Memory == s.Memory }},
+		{filepath.Join(pids, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
+	}
+	if s.Shares > 0 {
+		out = append(out, file{filepath.Join(cpu, "cpu.shares"), strconv.FormatInt(s.Shares, 10), func(o Settings) bool { return o.Shares == s.Shares }})
+	}
+	return out
+}
+
+// enableControllers turns on cpu, memory and pids for the children of
+// every cgroup from the root down to path's parent (cgroup v2). Errors
+// show when the files are written.
+func (m *Manager) enableControllers(path string) {
+	dir := m.cfg.Mount
+	parts := strings.Split(strings.Trim(filepath.Clean(path), "/"), "/")
+	for _, p := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, p)
+		_ = os.Mkdir(dir, 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+cpu +memory +pids"), 0o644)
+	}
+	if len(parts) > 0 {
+		_ = os.WriteFile(filepath.Join(m.cfg.Mount, "cgroup.subtree_control"), []byte("+cpu +memory +pids"), 0o644)
+	}
+}
+
+func limit(v int64) string {
+	if v < 0 {
+		return "max"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// MilliToShares is the kubelet's MilliCPUToShares: CPU shares for a
+// request in millicores, within the kernel's bounds.
+func MilliToShares(m int64) int64 {
+	if m <= 0 {
+		return MinShares
+	}
+	return min(max(m*sharesPerCPU/milliCPUToCPU, MinShares), maxShares)
+}
+
+// MilliToQuota is the kubelet's MilliCPUToQuota: the CFS quota (µs per
+// CPUPeriod) of a limit in millicores, at least the kernel's 1 ms; -1 for
+// no limit.
+func MilliToQuota(m int64) int64 {
+	if m <= 0 {
+		return -1
+	}
+	return max(m*CPUPeriod/milliCPUToCPU, minQuota)
+}
+
+// SharesToMilli is the kubelet's SharesToMilliCPU, the request in
+// millicores that CPU shares stand for (0 below the minimum).
+func SharesToMilli(shares int64) int64 {
+	if shares < MinShares {
+		return 0
+	}
+	return (shares*milliCPUToCPU + sharesPerCPU - 1) / sharesPerCPU
+}
+
+// QuotaToMilli is the kubelet's QuotaToMilliCPU: the limit in millicores
+// that a CFS quota and period stand for; 0 without a quota.
+func QuotaToMilli(quota, period int64) int64 {
+	if quota <= 0 || period <= 0 {
+		return 0
+	}
+	return quota * milliCPUToCPU / period
+}
+
+// sharesToWeight is the conversion runc and the kubelet use for cgroup
+// v2's cpu.weight.
+func sharesToWeight(shares int64) int64 {
+	return 1 + ((shares-2)*9999)/262142
+}

@@ -29,9 +29,11 @@ const qosUpdatePeriod = time.Minute
 // capacity otherwise, as the kubelet's createNodeAllocatableCgroups and
 // enforceNodeAllocatableCgroups. It returns nil (no pod cgroup limits)
 // otherwise; Validate refuses the settings that then cannot be honoured.
-func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfiguration, memCapacity int64, active func() []*v1.Pod) (podsync.PodCgroups, error) {
+// The QoS cgroups then follow the pods from run, started once the pods'
+// workers exist.
+func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfiguration, memCapacity int64, active func() []*v1.Pod) (podsync.PodCgroups, func(), error) {
 	if (cfg.CgroupsPerQOS != nil && !*cfg.CgroupsPerQOS) || cfg.CgroupDriver == "systemd" {
-		return nil, nil
+		return nil, func() {}, nil
 	}
 	pidsLimit := int64(-1)
 	if cfg.PodPidsLimit != nil {
@@ -49,7 +51,7 @@ func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfi
 		for _, m := range []map[string]string{cfg.KubeReserved, cfg.SystemReserved} {
 			reserved, err := configs.ReservedResources(m)
 			if err != nil {
-				return nil, err // validated by package configs already
+				return nil, nil, err // validated by package configs already
 			}
 			for name, q := range reserved {
 				l, ok := limits[name]
@@ -68,13 +70,15 @@ func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfi
 		}
 	}
 	if err := m.SetupNode(limits); err != nil {
-		return nil, fmt.Errorf("set up the pods' cgroups below %s: %w", m.Kubepods(), err)
+		return nil, nil, fmt.Errorf("set up the pods' cgroups below %s: %w", m.Kubepods(), err)
 	}
 	klog.FromContext(ctx).Info("Pod cgroups set up", "cgroup", m.Kubepods(), "cpu", limits.Cpu().String(), "memory", limits.Memory().String(), "podPidsLimit", pidsLimit)
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		if err := m.UpdateQoS(); err != nil {
-			klog.FromContext(ctx).Error(err, "Updating the QoS cgroups")
-		}
-	}, qosUpdatePeriod)
-	return m, nil
+	run := func() {
+		go wait.UntilWithContext(ctx, func(ctx context.Context) {
+			if err := m.UpdateQoS(); err != nil {
+				klog.FromContext(ctx).Error(err, "Updating the QoS cgroups")
+			}
+		}, qosUpdatePeriod)
+	}
+	return m, run, nil
 }

@@ -119,7 +119,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		}
 		return arrived.order(p.workers.Pods())
 	}
-	podCgroups, err := setupPodCgroups(ctx, cfg, memCapacity, activePods)
+	podCgroups, runQoS, err := setupPodCgroups(ctx, cfg, memCapacity, activePods)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +160,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		RuntimeClasses: api.runtimeClasses,
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	p.workers = podworkers.New(p.syncer, clk)
+	runQoS()
 	p.shutdown = nodeshutdown.New(nodeshutdown.Config{
 		Groups: nodeshutdown.Groups(cfg),
 		Pods:   p.workers.Pods,

@@ -64,6 +64,9 @@ type Manager struct {
 	cfg Config
 	v2  bool
 
+	// writeMu serializes writes (the QoS cgroup is written from several
+	// goroutines); mu guards written.
+	writeMu sync.Mutex
 	mu      sync.Mutex
 	written map[string]Settings
 }
@@ -228,6 +231,8 @@ func grown(old, s Settings) Settings {
 // write creates the cgroup at path in every hierarchy it has settings for
 // and writes them; nothing that did not change since the last write.
 func (m *Manager) write(path string, s Settings, partial bool) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	m.mu.Lock()
 	old, known := m.written[path]
 	m.mu.Unlock()

@@ -391,6 +391,24 @@ func (s *Syncer) updateResources(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	return nil
 }
 
+// resizeFailed reports whether the last resize of a container of the pod
+// failed (and is to be tried again).
+func (s *Syncer) resizeFailed(uid types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.resizes[uid]
+	return r != nil && r.err != ""
+}
+
+// grantedPod is pod with the resources granted to its containers (the
+// pod SyncPod's allocate returned), for statuses written elsewhere.
+func (s *Syncer) grantedPod(pod *v1.Pod) *v1.Pod {
+	a := &s.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.allocated[pod.UID].apply(pod)
+}
+
 // resizeInProgress reports whether a running container of pod (the
 // granted pod) does not run with what it was granted yet.
 func (s *Syncer) resizeInProgress(pod *v1.Pod, state *podState) bool {
@@ -428,9 +446,18 @@ func (s *Syncer) resizeConditions(pod *v1.Pod, state *podState, now metav1.Time)
 		if r.pending != nil {
 			out = append(out, *r.pending)
 		}
+		if !inProgress {
+			// Every running container runs with its grant (a failed one
+			// may have been replaced since): no error stands.
+			r.err = ""
+		}
+		gen := r.started
+		if gen == 0 {
+			gen = pod.Generation
+		}
 		switch {
-		case inProgress || r.err != "":
-			c := v1.PodCondition{Type: v1.PodResizeInProgress, Status: v1.ConditionTrue, ObservedGeneration: max(r.started, pod.Generation)}
+		case inProgress:
+			c := v1.PodCondition{Type: v1.PodResizeInProgress, Status: v1.ConditionTrue, ObservedGeneration: gen}
 			if r.err != "" {
 				c.Reason, c.Message = "Error", r.err
 			}

@@ -66,6 +66,33 @@ func (r *resizingRuntime) cgroups(id string) *runtimeapi.LinuxContainerResources
 	return r.resources[id]
 }
 
+// fakeCgroups records the memory limit each full (not growOnly) write of
+// a pod cgroup was asked for.
+type fakeCgroups struct {
+	mu    sync.Mutex
+	full  []int64
+	grows int
+}
+
+func (f *fakeCgroups) EnsurePod(_ string, pod *v1.Pod, growOnly bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if growOnly {
+		f.grows++
+		return nil
+	}
+	f.full = append(f.full, pod.Spec.Containers[0].Resources.Limits.Memory().Value())
+	return nil
+}
+
+func (f *fakeCgroups) Forget(string) {}
+
+func (f *fakeCgroups) fullWrites() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.full...)
+}
+
 // newResizeEnv is newEnv with a runtime that reports resources, a node of
 // 1 CPU and 1 GiB, and the given pods active.
 func newResizeEnv(t *testing.T, active *[]*v1.Pod) (*env, *resizingRuntime) {
@@ -78,6 +105,7 @@ func newResizeEnv(t *testing.T, active *[]*v1.Pod) (*env, *resizingRuntime) {
 		return v1.ResourceList{v1.ResourceCPU: resource.MustParse("1"), v1.ResourceMemory: resource.MustParse("1Gi")}
 	}
 	cfg.MemoryCapacity = func() int64 { return 1 << 30 }
+	cfg.PodCgroups = &fakeCgroups{}
 	e.s = New(cfg, rt, e.images, e.vols, fakeEnv{}, e.status, e.rec, e.clock)
 	return e, rt
 }
@@ -323,6 +351,12 @@ func TestResizeMemoryLimitBelowUsage(t *testing.T) {
 	if got := st.ContainerStatuses[0].Resources.Limits.Memory(); !got.Equal(resource.MustParse("128Mi")) {
 		t.Errorf("status limits.memory = %s, want what the container runs with, 128Mi", got.String())
 	}
+	cg := e.s.cfg.PodCgroups.(*fakeCgroups)
+	for _, m := range cg.fullWrites() {
+		if m == 80<<20 {
+			t.Fatal("the pod's cgroup was narrowed to the new memory limit although its container refused it")
+		}
+	}
 
 	// The usage drops: the next sync applies it.
 	rt.SetFakeContainerStats([]*runtimeapi.ContainerStats{{
@@ -336,6 +370,41 @@ func TestResizeMemoryLimitBelowUsage(t *testing.T) {
 	}
 	if c := podCondition(e.status.get(pod.UID), v1.PodResizeInProgress); c != nil {
 		t.Errorf("PodResizeInProgress after the resize applied: %+v", c)
+	}
+	if w := cg.fullWrites(); w[len(w)-1] != 80<<20 {
+		t.Errorf("the pod's cgroup was not narrowed after its container: %v", w)
+	}
+}
+
+// A resize error clears once the container runs with its grant, here
+// because it crashed and came back with the new limit.
+func TestResizeErrorClearsWithANewInstance(t *testing.T) {
+	var active []*v1.Pod
+	e, rt := newResizeEnv(t, &active)
+	pod := sized(testPod("uid1", v1.RestartPolicyAlways), "", "", "64Mi", "128Mi")
+	active = []*v1.Pod{pod}
+	e.sync(t, pod)
+	id := e.containerID(t, pod.UID, "c", 0)
+	rt.SetFakeContainerStats([]*runtimeapi.ContainerStats{{
+		Attributes: &runtimeapi.ContainerAttributes{Id: id},
+		Memory:     &runtimeapi.MemoryUsage{UsageBytes: &runtimeapi.UInt64Value{Value: 100 << 20}},
+	}})
+	pod = resized(pod, "", "", "64Mi", "80Mi")
+	pod.Status = *e.status.get(pod.UID)
+	active = []*v1.Pod{pod}
+	e.sync(t, pod)
+	if c := podCondition(e.status.get(pod.UID), v1.PodResizeInProgress); c == nil || c.Reason != "Error" {
+		t.Fatalf("PodResizeInProgress = %+v, want reason Error", c)
+	}
+	e.exit(id, 137)
+	pod.Status = *e.status.get(pod.UID)
+	e.sync(t, pod)
+	newID, ok := e.find(pod.UID, "c", 1)
+	if !ok || rt.cgroups(newID).MemoryLimitInBytes != 80<<20 {
+		t.Fatalf("the new instance does not run with the granted limit")
+	}
+	if c := podCondition(e.status.get(pod.UID), v1.PodResizeInProgress); c != nil {
+		t.Errorf("PodResizeInProgress after the new instance runs with the grant: %+v", c)
 	}
 }
 

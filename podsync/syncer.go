@@ -274,7 +274,11 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 		// narrows it after them.
 		s.ensurePodCgroup(ctx, pod, true)
 		r, changed, syncErr := s.syncContainers(ctx, pod, state, sandbox)
-		s.ensurePodCgroup(ctx, pod, false)
+		if !s.resizeFailed(pod.UID) {
+			// Not while a container refused its resize (a memory limit
+			// below its usage): the pod's own limit would enforce it.
+			s.ensurePodCgroup(ctx, pod, false)
+		}
 		requeue = minPositive(requeue, r)
 		if changed || syncErr != nil {
 			if state, err = readPodState(ctx, s.runtime, &s.statuses, pod.UID); err != nil {

@@ -275,8 +275,13 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 		return
 	}
 	if s.cfg.PodCgroups != nil {
+		// The paths as cgroupParent names them.
+		cgRoot := s.cfg.CgroupRoot
+		if cgRoot == "" {
+			cgRoot = "/"
+		}
 		for _, qos := range []string{"", "burstable", "besteffort"} {
-			s.cfg.PodCgroups.Forget(filepath.Join("/", s.cfg.CgroupRoot, "kubepods", qos, "pod"+string(uid)))
+			s.cfg.PodCgroups.Forget(filepath.Join(cgRoot, "kubepods", qos, "pod"+string(uid)))
 		}
 	}
 	root := s.cfg.CgroupRoot

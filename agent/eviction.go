@@ -5,18 +5,27 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
 
+	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/eviction"
+	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/podworkers"
 	"github.com/nodeagent/nodeagent/server"
 )
 
-// runEviction enforces the pods' local storage limits (package eviction)
-// until ctx ends: usage from the kubelet API server's stats, kills through
-// the pods' workers, only pods whose workers still sync them.
-func runEviction(ctx context.Context, workers *podworkers.Workers, srv *server.Server, recorder record.EventRecorder, clk clock.WithTicker) {
+// runEviction enforces the pods' local storage limits and the evictionHard
+// memory.available threshold (package eviction) until ctx ends: usage from
+// the kubelet API server's stats, kills through the pods' workers, only
+// pods whose workers still sync them.
+func runEviction(ctx context.Context, opts *configs.Options, workers *podworkers.Workers, srv *server.Server, recorder record.EventRecorder, clk clock.WithTicker) {
+	// Validated at start: no error here.
+	thresholds, _ := configs.HardEvictionThresholds(opts.Config.EvictionHard)
 	eviction.New(eviction.Config{
+		Thresholds:     thresholds,
+		Summary:        func(ctx context.Context) (*statsapi.Summary, error) { return srv.Summary(ctx, true) },
+		MemoryCapacity: nodestatus.MemoryCapacity(),
 		Pods: func() []*v1.Pod {
 			var out []*v1.Pod
 			for _, pod := range workers.Pods() {

@@ -32,10 +32,6 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 	if err != nil {
 		return nil, fmt.Errorf("evictionHard: %w", err)
 	}
-	evictionHard := make(map[string]nodestatus.Threshold, len(thresholds))
-	for signal, t := range thresholds {
-		evictionHard[signal] = nodestatus.Threshold(t)
-	}
 	ctl := nodestatus.New(client, nodestatus.Config{
 		NodeName:              opts.NodeName,
 		NodeIPs:               opts.NodeIPs,
@@ -53,7 +49,7 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 		RootDir:               opts.RootDir,
 		KubeReserved:          kubeReserved,
 		SystemReserved:        systemReserved,
-		EvictionHard:          evictionHard,
+		EvictionHard:          thresholds,
 		AgentVersion:          Version,
 		DeclaredFeatures:      declaredFeatures(opts),
 		HeartbeatClient:       heartbeat,

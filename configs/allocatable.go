@@ -76,6 +76,15 @@ type Threshold struct {
 	Percentage float32
 }
 
+// Value is the threshold in the unit of a capacity (the kubelet's
+// GetThresholdQuantity).
+func (t Threshold) Value(capacity int64) int64 {
+	if t.Quantity != nil {
+		return t.Quantity.Value()
+	}
+	return int64(float64(capacity) * float64(t.Percentage))
+}
+
 // HardEvictionThresholds parses evictionHard by signal, as the kubelet's
 // ParseThresholdConfig: "0%" and "100%" set no threshold for their signal.
 // Validate has checked the values, so after Parse it does not fail.

@@ -53,9 +53,8 @@ var implementedFields = map[string]bool{
 	"imageMinimumGCAge": true, "imageMaximumGCAge": true,
 	// Node allocatable and the pressure conditions (package nodestatus).
 	// evictionHard sets those conditions and holds memory and disk back
-	// from allocatable, but no pod is evicted for node pressure: nodeagent
-	// has no node-pressure eviction (package eviction enforces only the
-	// pods' local storage limits).
+	// from allocatable; its memory.available threshold evicts pods
+	// (package eviction), its disk thresholds none yet.
 	"kubeReserved": true, "systemReserved": true,
 	"evictionHard": true, "mergeDefaultEvictionSettings": true,
 	// Graceful node shutdown on SIGTERM or logind's PrepareForShutdown (package nodeshutdown).

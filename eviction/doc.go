@@ -36,7 +36,9 @@
 // most their sizeLimit (package volumes), so they cannot grow past it in
 // practice; they are checked all the same, as the kubelet checks them.
 //
-// Node-pressure eviction (evictionHard, evictionSoft) is not done here: the
-// node reports its pressure conditions from the evictionHard thresholds
-// (package nodestatus) and evicts nothing for them.
+// Node-pressure eviction (pressure.go): below the evictionHard
+// memory.available threshold one pod is evicted per period, ranked as the
+// kubelet ranks them. Disk pressure (nodefs, imagefs) and evictionSoft
+// evict nothing: the node reports its pressure conditions from the
+// evictionHard thresholds (package nodestatus).
 package eviction

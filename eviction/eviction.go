@@ -3,10 +3,12 @@ package eviction
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -50,6 +52,15 @@ type Config struct {
 	Clock    clock.WithTicker
 	// Period is how often Run checks; MonitoringPeriod when zero.
 	Period time.Duration
+	// Thresholds are the evictionHard thresholds by signal; of them,
+	// memory.available evicts pods (pressure.go).
+	Thresholds Thresholds
+	// Summary returns the node's and the pods' memory (the kubelet API
+	// server's /stats/summary); nil: no node-pressure eviction.
+	Summary func(ctx context.Context) (*statsapi.Summary, error)
+	// MemoryCapacity is the node's memory in bytes, for a threshold given
+	// as a percentage.
+	MemoryCapacity int64
 }
 
 // Manager evicts pods over their local storage limits. Create it with New.
@@ -85,25 +96,41 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// Synchronize checks every pod once, as the kubelet's localStorageEviction,
-// and returns the pods it evicted.
+// Synchronize checks every pod once, as the kubelet's synchronize: the
+// local storage limits first, then, when they evicted nothing, node memory
+// pressure (one pod at most). It returns the pods it evicted.
 func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
-	logger := klog.FromContext(ctx)
-	var pods []*v1.Pod
+	var active, limited []*v1.Pod
 	live := map[types.UID]bool{}
 	for _, pod := range m.cfg.Pods() {
 		live[pod.UID] = true
 		if m.evicted[pod.UID] || pod.DeletionTimestamp != nil ||
-			pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed || !hasLimits(pod) {
+			pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
 		}
-		pods = append(pods, pod)
+		active = append(active, pod)
+		if hasLimits(pod) {
+			limited = append(limited, pod)
+		}
 	}
 	for uid := range m.evicted {
 		if !live[uid] {
 			delete(m.evicted, uid)
 		}
 	}
+	if evicted := m.localStorage(ctx, limited); len(evicted) > 0 {
+		return evicted
+	}
+	if pod := m.memoryPressure(ctx, active); pod != nil {
+		return []*v1.Pod{pod}
+	}
+	return nil
+}
+
+// localStorage evicts the pods over their local storage limits, as the
+// kubelet's localStorageEviction.
+func (m *Manager) localStorage(ctx context.Context, pods []*v1.Pod) []*v1.Pod {
+	logger := klog.FromContext(ctx)
 	if len(pods) == 0 {
 		return nil // nothing to enforce: measure nothing
 	}
@@ -126,7 +153,7 @@ func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
 		if msg == "" {
 			continue
 		}
-		if m.evict(logger, pod, msg) {
+		if m.evictPod(logger, pod, msg, nil) {
 			evicted = append(evicted, pod)
 		}
 	}
@@ -236,10 +263,11 @@ func diskUsage(fs *statsapi.FsStats) *resource.Quantity {
 	return resource.NewQuantity(int64(*fs.UsedBytes), resource.BinarySI)
 }
 
-// evict is the kubelet's evictPod: never a critical pod; an Evicted event,
-// then the pod's worker kills it with the eviction's final status. It
-// does not wait for the pod to stop.
-func (m *Manager) evict(logger klog.Logger, pod *v1.Pod, msg string) bool {
+// evictPod is the kubelet's evictPod: never a critical pod; an Evicted
+// event, then the pod's worker kills it with the eviction's final status
+// (and condition, for node-pressure evictions). It does not wait for the
+// pod to stop.
+func (m *Manager) evictPod(logger klog.Logger, pod *v1.Pod, msg string, condition *v1.PodCondition) bool {
 	if staticpods.IsCritical(pod) {
 		logger.Error(nil, "Eviction manager: cannot evict a critical pod", "pod", klog.KObj(pod), "podUID", pod.UID, "message", msg)
 		return false
@@ -253,6 +281,11 @@ func (m *Manager) evict(logger klog.Logger, pod *v1.Pod, msg string) bool {
 		st.Phase = v1.PodFailed
 		st.Reason = Reason
 		st.Message = msg
+		if condition != nil {
+			c := *condition
+			c.LastTransitionTime = metav1.NewTime(m.cfg.Clock.Now())
+			st.Conditions = append(slices.DeleteFunc(st.Conditions, func(o v1.PodCondition) bool { return o.Type == c.Type }), c)
+		}
 	})
 	return true
 }

@@ -11,27 +11,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/configs"
 )
 
-// Threshold is a hard eviction threshold, one value of evictionHard: a
-// signal's resource is short when less of it is available than Quantity
-// or, when Quantity is nil, than Percentage (a fraction between 0 and 1)
-// of its capacity.
-type Threshold struct {
-	Quantity *resource.Quantity
-	// Percentage is a float32 as in the kubelet, so that a threshold
-	// comes to the same number of bytes.
-	Percentage float32
-}
-
-// value is the threshold for a capacity (the kubelet's
-// GetThresholdQuantity).
-func (t Threshold) value(capacity int64) int64 {
-	if t.Quantity != nil {
-		return t.Quantity.Value()
-	}
-	return int64(float64(capacity) * float64(t.Percentage))
-}
+// Threshold is a hard eviction threshold (configs.Threshold).
+type Threshold = configs.Threshold
 
 // The evictionHard signals this package observes, as the kubelet names
 // them. allocatableMemory.available and containerfs.* are not observed.
@@ -118,7 +103,7 @@ func (c *Controller) reservation(capacity v1.ResourceList) v1.ResourceList {
 			r.Add(q)
 		}
 		if t, ok := c.cfg.EvictionHard[reservedBySignal[name]]; ok {
-			r.Add(*resource.NewQuantity(t.value(capQ.Value()), resource.BinarySI))
+			r.Add(*resource.NewQuantity(t.Value(capQ.Value()), resource.BinarySI))
 		}
 		if !r.IsZero() {
 			out[name] = *r

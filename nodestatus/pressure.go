@@ -56,7 +56,7 @@ func (c *Controller) pressureConditions(ctx context.Context, h hostStats) []v1.N
 // without a threshold never is.
 func (c *Controller) short(signal string, available, capacity int64) bool {
 	t, ok := c.cfg.EvictionHard[signal]
-	return ok && available < t.value(capacity)
+	return ok && available < t.Value(capacity)
 }
 
 // shortFs reports whether a filesystem is short of space or of inodes.

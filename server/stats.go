@@ -72,6 +72,12 @@ func (s *Server) getSummary(req *restful.Request, resp *restful.Response) {
 	writeJSON(logger, resp, summary)
 }
 
+// Summary is what /stats/summary serves (only CPU and memory when
+// cpuAndMemoryOnly), for the eviction manager.
+func (s *Server) Summary(ctx context.Context, cpuAndMemoryOnly bool) (*statsapi.Summary, error) {
+	return s.stats.summary(ctx, cpuAndMemoryOnly)
+}
+
 // summary is the node's and its pods' stats. A failure to read the node
 // is logged and leaves the node's fields empty; a runtime failure fails.
 func (p *statsProvider) summary(ctx context.Context, cpuAndMemoryOnly bool) (*statsapi.Summary, error) {

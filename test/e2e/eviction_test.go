@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,44 @@ func TestLocalStorageEviction(t *testing.T) {
 	if !running(p) || p.Status.ContainerStatuses[0].RestartCount != 0 || hasPrefix(podEvents(t, c, ns, "under"), "Evicted") {
 		t.Errorf("under: %s, events %q; want it running, untouched", describe(p), podEvents(t, c, ns, "under"))
 	}
+}
+
+// Node-pressure eviction: below the evictionHard memory.available
+// threshold the agent evicts pods, the one above its request first, one
+// per 10 s, with the kubelet's reason, message and DisruptionTarget
+// condition; the node reports MemoryPressure.
+func TestMemoryPressureEviction(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	// Any working set is above a best-effort pod's request (none).
+	hog := busyboxPod("hog", sleeper, v1.RestartPolicyNever)
+	createPod(t, c, ns, hog)
+	waitPod(t, c, ns, "hog", 120*time.Second, "running", running)
+	// 99% of the node's memory must stay available: never the case.
+	withAgentFlags(t, "--eviction-hard=memory.available<99%")
+	p := waitPod(t, c, ns, "hog", 120*time.Second, "evicted", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodFailed && p.Status.Reason == "Evicted"
+	})
+	if !strings.HasPrefix(p.Status.Message, "The node was low on resource: memory. Threshold quantity: ") {
+		t.Errorf("message %q", p.Status.Message)
+	}
+	found := false
+	for _, cond := range p.Status.Conditions {
+		found = found || (cond.Type == v1.DisruptionTarget && cond.Reason == v1.PodReasonTerminationByKubelet)
+	}
+	if !found {
+		t.Errorf("no DisruptionTarget condition: %+v", p.Status.Conditions)
+	}
+	waitFor(t, 60*time.Second, "MemoryPressure on the node", func() (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(context.Background(), p.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == v1.NodeMemoryPressure {
+				return cond.Status == v1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
 }

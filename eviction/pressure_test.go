@@ -1,0 +1,93 @@
+package eviction
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/staticpods"
+)
+
+func memPod(uid string, request string, priority int32) *v1.Pod {
+	p := pod(uid, "")
+	p.Spec.Priority = ptr.To(priority)
+	if request != "" {
+		p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse(request)}
+	}
+	return p
+}
+
+func memStats(uid string, workingSet uint64) statsapi.PodStats {
+	return statsapi.PodStats{
+		PodRef: statsapi.PodReference{UID: uid},
+		Memory: &statsapi.MemoryStats{WorkingSetBytes: ptr.To(workingSet)},
+		Containers: []statsapi.ContainerStats{{
+			Name: "c", Memory: &statsapi.MemoryStats{WorkingSetBytes: ptr.To(workingSet)},
+		}},
+	}
+}
+
+func TestMemoryPressureEvictsOnePodAsTheKubeletRanks(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	f := newFixture(clk)
+	available := uint64(50 * mi)
+	f.m.cfg.Thresholds = map[string]configs.Threshold{"memory.available": {Quantity: q("100Mi")}}
+	f.m.cfg.MemoryCapacity = 1 << 30
+	f.m.cfg.Summary = func(context.Context) (*statsapi.Summary, error) {
+		return &statsapi.Summary{
+			Node: statsapi.NodeStats{Memory: &statsapi.MemoryStats{AvailableBytes: ptr.To(available)}},
+			Pods: []statsapi.PodStats{memStats("under", 10*mi), memStats("over-high", 300*mi), memStats("over-low", 200*mi), memStats("over-low-big", 400*mi), memStats("critical", 900*mi)},
+		}, nil
+	}
+	f.pods = []*v1.Pod{
+		memPod("under", "64Mi", 0),                                // below its request
+		memPod("over-high", "", 1000),                             // above, higher priority
+		memPod("over-low", "100Mi", 0),                            // above by 100Mi
+		memPod("over-low-big", "", 0),                             // above by 400Mi: first
+		memPod("critical", "", staticpods.SystemCriticalPriority), // never
+	}
+	evicted := f.m.Synchronize(context.Background())
+	if len(evicted) != 1 || evicted[0].UID != "over-low-big" {
+		t.Fatalf("evicted %v, want over-low-big alone", evicted)
+	}
+	grace, st, _ := f.kills.get("over-low-big")
+	want := "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. Container c was using 400Mi, request is 0, has larger consumption of memory. "
+	if grace != 1 || st.Phase != v1.PodFailed || st.Reason != "Evicted" || st.Message != want {
+		t.Errorf("grace %d, status %s %s %q; want 1, Failed Evicted %q", grace, st.Phase, st.Reason, st.Message, want)
+	}
+	found := false
+	for _, c := range st.Conditions {
+		if c.Type == v1.DisruptionTarget && c.Reason == v1.PodReasonTerminationByKubelet && c.Message == want {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no DisruptionTarget condition: %+v", st.Conditions)
+	}
+	if ev := <-f.recorder.Events; !strings.Contains(ev, "Evicted") || !strings.Contains(ev, "low on resource: memory") {
+		t.Errorf("event %q", ev)
+	}
+
+	// The next period: the next in rank.
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != "over-low" {
+		t.Fatalf("second period evicted %v, want over-low", evicted)
+	}
+	// Enough memory again: nothing.
+	available = 200 * mi
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 {
+		t.Fatalf("evicted %v without pressure", evicted)
+	}
+	// A percentage threshold: 25% of 1Gi = 256Mi > 200Mi available.
+	f.m.cfg.Thresholds = map[string]configs.Threshold{"memory.available": {Percentage: 0.25}}
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != "over-high" {
+		t.Fatalf("evicted %v, want over-high", evicted)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -317,22 +318,29 @@ func TestResizeDeferredUntilThePodFits(t *testing.T) {
 	}
 }
 
-func TestResizeMemoryLimitBelowUsage(t *testing.T) {
-	var active []*v1.Pod
-	e, rt := newResizeEnv(t, &active)
+// belowUsage runs a pod whose container uses 100Mi, limited to 128Mi,
+// and syncs the resize of that limit to 80Mi; it returns the resized pod,
+// the container's ID and the sync's requeue.
+func belowUsage(t *testing.T) (*env, *resizingRuntime, *v1.Pod, string, time.Duration) {
+	active := new([]*v1.Pod)
+	e, rt := newResizeEnv(t, active)
 	pod := sized(testPod("uid1", v1.RestartPolicyAlways), "", "", "64Mi", "128Mi")
-	active = []*v1.Pod{pod}
+	*active = []*v1.Pod{pod}
 	e.sync(t, pod)
 	id := e.containerID(t, pod.UID, "c", 0)
 	rt.SetFakeContainerStats([]*runtimeapi.ContainerStats{{
 		Attributes: &runtimeapi.ContainerAttributes{Id: id},
 		Memory:     &runtimeapi.MemoryUsage{UsageBytes: &runtimeapi.UInt64Value{Value: 100 << 20}},
 	}})
-
 	pod = resized(pod, "", "", "64Mi", "80Mi")
 	pod.Status = *e.status.get(pod.UID)
-	active = []*v1.Pod{pod}
+	*active = []*v1.Pod{pod}
 	_, requeue := e.sync(t, pod)
+	return e, rt, pod, id, requeue
+}
+
+func TestResizeMemoryLimitBelowUsage(t *testing.T) {
+	e, rt, pod, id, requeue := belowUsage(t)
 	if rt.updateCount() != 0 {
 		t.Fatal("the memory limit was lowered below the container's usage")
 	}
@@ -379,20 +387,7 @@ func TestResizeMemoryLimitBelowUsage(t *testing.T) {
 // A resize error clears once the container runs with its grant, here
 // because it crashed and came back with the new limit.
 func TestResizeErrorClearsWithANewInstance(t *testing.T) {
-	var active []*v1.Pod
-	e, rt := newResizeEnv(t, &active)
-	pod := sized(testPod("uid1", v1.RestartPolicyAlways), "", "", "64Mi", "128Mi")
-	active = []*v1.Pod{pod}
-	e.sync(t, pod)
-	id := e.containerID(t, pod.UID, "c", 0)
-	rt.SetFakeContainerStats([]*runtimeapi.ContainerStats{{
-		Attributes: &runtimeapi.ContainerAttributes{Id: id},
-		Memory:     &runtimeapi.MemoryUsage{UsageBytes: &runtimeapi.UInt64Value{Value: 100 << 20}},
-	}})
-	pod = resized(pod, "", "", "64Mi", "80Mi")
-	pod.Status = *e.status.get(pod.UID)
-	active = []*v1.Pod{pod}
-	e.sync(t, pod)
+	e, rt, pod, id, _ := belowUsage(t)
 	if c := podCondition(e.status.get(pod.UID), v1.PodResizeInProgress); c == nil || c.Reason != "Error" {
 		t.Fatalf("PodResizeInProgress = %+v, want reason Error", c)
 	}

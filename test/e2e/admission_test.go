@@ -62,7 +62,7 @@ func TestAdmissionHostPortConflict(t *testing.T) {
 func TestAdmissionTwoPodsOneFits(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
-	each := freeMemory(t, c) * 6 / 10
+	each := free(t, c, v1.ResourceMemory) * 6 / 10
 	mk := func(name string) *v1.Pod {
 		p := busyboxPod(name, "sleep 3600", v1.RestartPolicyAlways)
 		p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: *resource.NewQuantity(each, resource.BinarySI)}
@@ -78,17 +78,23 @@ func TestAdmissionTwoPodsOneFits(t *testing.T) {
 	}
 }
 
-// freeMemory is the node's allocatable memory less what its live pods
-// request.
-func freeMemory(t *testing.T, c kubernetes.Interface) int64 {
+// free is the node's allocatable of a resource (bytes, or millicores of
+// CPU) less what its live pods request.
+func free(t *testing.T, c kubernetes.Interface, name v1.ResourceName) int64 {
 	t.Helper()
 	ctx := context.Background()
 	n, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc := n.Status.Allocatable[v1.ResourceMemory]
-	free := alloc.Value()
+	value := func(q resource.Quantity) int64 {
+		if name == v1.ResourceCPU {
+			return q.MilliValue()
+		}
+		return q.Value()
+	}
+	alloc := n.Status.Allocatable[name]
+	free := value(alloc)
 	pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", nodeName).String()})
 	if err != nil {
 		t.Fatal(err)
@@ -98,12 +104,11 @@ func freeMemory(t *testing.T, c kubernetes.Interface) int64 {
 			continue
 		}
 		for _, ctr := range p.Spec.Containers {
-			q := ctr.Resources.Requests[v1.ResourceMemory]
-			free -= q.Value()
+			free -= value(ctr.Resources.Requests[name])
 		}
 	}
 	if free <= 0 {
-		t.Fatalf("no free memory on the node (allocatable %s)", alloc.String())
+		t.Fatalf("no free %s on the node (allocatable %s)", name, alloc.String())
 	}
 	return free
 }

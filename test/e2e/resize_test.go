@@ -136,29 +136,12 @@ func TestInPlaceResize(t *testing.T) {
 
 	// No room: another pod takes what the node has left, the resize
 	// waits, and is applied once that pod is gone.
-	node, err := c.CoreV1().Nodes().Get(context.Background(), p.Spec.NodeName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	used := int64(0)
-	pods, err := c.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{FieldSelector: "spec.nodeName=" + node.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range pods.Items {
-		if o.Status.Phase == v1.PodSucceeded || o.Status.Phase == v1.PodFailed {
-			continue
-		}
-		for _, oc := range o.Spec.Containers {
-			used += oc.Resources.Requests.Cpu().MilliValue()
-		}
-	}
-	free := node.Status.Allocatable.Cpu().MilliValue() - used
-	if free < 200 {
-		t.Skipf("only %dm of CPU left on the node", free)
+	left := free(t, c, v1.ResourceCPU)
+	if left < 200 {
+		t.Skipf("only %dm of CPU left on the node", left)
 	}
 	filler := busyboxPod("filler", sleeper, v1.RestartPolicyAlways)
-	filler.Spec.Containers[0].Resources = v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: *resource.NewMilliQuantity(free-100, resource.DecimalSI)}}
+	filler.Spec.Containers[0].Resources = v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: *resource.NewMilliQuantity(left-100, resource.DecimalSI)}}
 	createPod(t, c, ns, filler)
 	waitPod(t, c, ns, "filler", 120*time.Second, "running", running)
 	grow := `{"requests":{"cpu":"500m"},"limits":{"cpu":"500m"}}`

@@ -220,7 +220,7 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	go pleg.New(rt.Runtime, pods.workers.Wake, clk).Run(ctx)
 	go garbageCollect(ctx, pods.syncer, api.pods.Informer().GetStore(), pods.workers)
 	if deref(cfg.LocalStorageCapacityIsolation) {
-		go runEviction(ctx, opts, pods.workers, srv, recorder, clk)
+		go runEviction(ctx, opts, pods.workers, srv, imageGC.DeleteUnusedImages, recorder, clk)
 	}
 	go imageGC.Run(ctx)
 

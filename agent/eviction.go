@@ -16,16 +16,20 @@ import (
 )
 
 // runEviction enforces the pods' local storage limits and the evictionHard
-// memory.available threshold (package eviction) until ctx ends: usage from
+// memory and disk thresholds (package eviction) until ctx ends: usage from
 // the kubelet API server's stats, kills through the pods' workers, only
 // pods whose workers still sync them.
-func runEviction(ctx context.Context, opts *configs.Options, workers *podworkers.Workers, srv *server.Server, recorder record.EventRecorder, clk clock.WithTicker) {
+func runEviction(ctx context.Context, opts *configs.Options, workers *podworkers.Workers, srv *server.Server,
+	reclaimImages func(context.Context) (int64, error), recorder record.EventRecorder, clk clock.WithTicker) {
 	// Validated at start: no error here.
 	thresholds, _ := configs.HardEvictionThresholds(opts.Config.EvictionHard)
 	eviction.New(eviction.Config{
 		Thresholds:     thresholds,
 		Summary:        func(ctx context.Context) (*statsapi.Summary, error) { return srv.Summary(ctx, true) },
 		MemoryCapacity: nodestatus.MemoryCapacity(),
+		NodeFs:         srv.NodeFsStats,
+		ImageFs:        srv.ImageFsStats,
+		ReclaimDisk:    reclaimImages,
 		Pods: func() []*v1.Pod {
 			var out []*v1.Pod
 			for _, pod := range workers.Pods() {

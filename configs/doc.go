@@ -158,9 +158,11 @@
 // DiskPressure and PIDPressure conditions follow the memory.available,
 // nodefs.available, nodefs.inodesFree, imagefs.available,
 // imagefs.inodesFree and pid.available thresholds, and a signal without
-// one never sets its condition. Of evictionHard, memory.available also
-// evicts pods (package eviction, one per 10 s, ranked as the kubelet);
-// the disk signals evict none yet, and evictionSoft, evictionMinimumReclaim,
+// one never sets its condition. Of evictionHard, memory.available,
+// nodefs.available and imagefs.available also evict pods (package
+// eviction, one per 10 s, ranked as the kubelet, unused images removed
+// first for the disk signals); the inode and pid signals evict none, and
+// evictionSoft, evictionMinimumReclaim,
 // evictionPressureTransitionPeriod and the other eviction fields stay
 // ignored. Validation is the kubelet's: only cpu, memory,
 // ephemeral-storage and pid can be reserved, with a quantity not below

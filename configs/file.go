@@ -53,8 +53,8 @@ var implementedFields = map[string]bool{
 	"imageMinimumGCAge": true, "imageMaximumGCAge": true,
 	// Node allocatable and the pressure conditions (package nodestatus).
 	// evictionHard sets those conditions and holds memory and disk back
-	// from allocatable; its memory.available threshold evicts pods
-	// (package eviction), its disk thresholds none yet.
+	// from allocatable; its memory.available, nodefs.available and
+	// imagefs.available thresholds evict pods (package eviction).
 	"kubeReserved": true, "systemReserved": true,
 	"evictionHard": true, "mergeDefaultEvictionSettings": true,
 	// Graceful node shutdown on SIGTERM or logind's PrepareForShutdown (package nodeshutdown).

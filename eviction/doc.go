@@ -37,8 +37,9 @@
 // practice; they are checked all the same, as the kubelet checks them.
 //
 // Node-pressure eviction (pressure.go): below the evictionHard
-// memory.available threshold one pod is evicted per period, ranked as the
-// kubelet ranks them. Disk pressure (nodefs, imagefs) and evictionSoft
-// evict nothing: the node reports its pressure conditions from the
-// evictionHard thresholds (package nodestatus).
+// memory.available, nodefs.available or imagefs.available threshold one
+// pod is evicted per period, ranked as the kubelet ranks them (for disk,
+// after unused images were removed). The inode and pid signals and
+// evictionSoft evict nothing; the node reports its pressure conditions
+// from the evictionHard thresholds (package nodestatus).
 package eviction

@@ -61,6 +61,13 @@ type Config struct {
 	// MemoryCapacity is the node's memory in bytes, for a threshold given
 	// as a percentage.
 	MemoryCapacity int64
+	// NodeFs and ImageFs read the root directory's and the runtime's
+	// image filesystems (nodefs.available, imagefs.available); nil: no
+	// disk-pressure eviction.
+	NodeFs, ImageFs func(ctx context.Context) (*statsapi.FsStats, error)
+	// ReclaimDisk removes unused images (imagegc's DeleteUnusedImages)
+	// before any pod is evicted for disk pressure; nil: nothing.
+	ReclaimDisk func(ctx context.Context) (int64, error)
 }
 
 // Manager evicts pods over their local storage limits. Create it with New.
@@ -122,6 +129,9 @@ func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
 		return evicted
 	}
 	if pod := m.memoryPressure(ctx, active); pod != nil {
+		return []*v1.Pod{pod}
+	}
+	if pod := m.diskPressure(ctx, active); pod != nil {
 		return []*v1.Pod{pod}
 	}
 	return nil

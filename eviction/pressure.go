@@ -33,9 +33,13 @@ import (
 // DisruptionTarget condition (reason TerminationByKubelet), through its
 // worker with a grace period of 1 s.
 //
-// nodefs/imagefs pressure evicts nothing: the kubelet first reclaims
-// images and dead containers there, which nodeagent does not tie in yet;
-// the DiskPressure condition is reported (package nodestatus).
+// Disk pressure likewise: when the root directory's filesystem (nodefs)
+// or the runtime's image filesystem (imagefs) has less available than its
+// evictionHard threshold, unused images are removed first (the kubelet's
+// reclaimNodeLevelResources; nodeagent removes exited containers with
+// their pods already); if the filesystem is still short, one pod is
+// evicted, ranked by local ephemeral storage: above its request first,
+// then lower priority, then the larger use above the request.
 
 // Messages of node-pressure evictions (pkg/kubelet/eviction/helpers.go).
 const (
@@ -43,6 +47,8 @@ const (
 	thresholdMetMessageFmt = "Threshold quantity: %v, available: %v. "
 	containerMessageFmt    = "Container %s was using %s, request is %s, has larger consumption of %v. "
 	signalMemoryAvailable  = "memory.available"
+	signalNodeFsAvailable  = "nodefs.available"
+	signalImageFsAvailable = "imagefs.available"
 )
 
 // memoryPressure evicts one pod when memory.available is below its hard
@@ -71,7 +77,7 @@ func (m *Manager) memoryPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
 	for i := range summary.Pods {
 		stats[summary.Pods[i].PodRef.UID] = &summary.Pods[i]
 	}
-	ranked := rankMemory(pods, stats)
+	ranked := rank(pods, stats, v1.ResourceMemory, memoryUse)
 	logger.Info("Eviction manager: attempting to reclaim", "resourceName", v1.ResourceMemory,
 		"available", available, "threshold", threshold, "pods", klog.KObjSlice(ranked))
 	for _, pod := range ranked {
@@ -80,7 +86,7 @@ func (m *Manager) memoryPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
 		}
 		msg := fmt.Sprintf(nodeLowMessageFmt, v1.ResourceMemory) +
 			fmt.Sprintf(thresholdMetMessageFmt, resource.NewQuantity(threshold, resource.BinarySI), resource.NewQuantity(available, resource.BinarySI)) +
-			containersOverRequest(pod, stats[string(pod.UID)])
+			containersOver(pod, stats[string(pod.UID)], v1.ResourceMemory, containerMemoryUse)
 		if m.evictPod(logger, pod, msg, &v1.PodCondition{
 			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
 		}) {
@@ -88,6 +94,100 @@ func (m *Manager) memoryPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
 		}
 	}
 	return nil
+}
+
+// diskPressure evicts one pod when nodefs.available or imagefs.available
+// is below its hard threshold after unused images were removed; it
+// returns the pod, or nil.
+func (m *Manager) diskPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
+	logger := klog.FromContext(ctx)
+	short := func() (threshold, available int64, ok bool) {
+		for _, s := range []struct {
+			signal string
+			read   func(context.Context) (*statsapi.FsStats, error)
+		}{{signalNodeFsAvailable, m.cfg.NodeFs}, {signalImageFsAvailable, m.cfg.ImageFs}} {
+			t, has := m.cfg.Thresholds[s.signal]
+			if !has || s.read == nil {
+				continue
+			}
+			fs, err := s.read(ctx)
+			if err != nil || fs == nil || fs.CapacityBytes == nil || fs.AvailableBytes == nil {
+				continue
+			}
+			threshold, available := t.Value(int64(*fs.CapacityBytes)), int64(*fs.AvailableBytes)
+			if available < threshold {
+				return threshold, available, true
+			}
+		}
+		return 0, 0, false
+	}
+	if _, _, ok := short(); !ok || len(pods) == 0 {
+		return nil
+	}
+	if m.cfg.ReclaimDisk != nil {
+		freed, err := m.cfg.ReclaimDisk(ctx)
+		if err != nil {
+			logger.Error(err, "Eviction manager: removing unused images")
+		}
+		logger.Info("Eviction manager: removed unused images under disk pressure", "freedBytes", freed)
+	}
+	threshold, available, ok := short()
+	if !ok {
+		return nil
+	}
+	stats, _, err := m.cfg.Stats(ctx)
+	if err != nil {
+		logger.Error(err, "Eviction manager: reading the pods' storage usage")
+		return nil
+	}
+	byUID := map[string]*statsapi.PodStats{}
+	for i := range stats {
+		byUID[stats[i].PodRef.UID] = &stats[i]
+	}
+	ranked := rank(pods, byUID, v1.ResourceEphemeralStorage, diskUse)
+	logger.Info("Eviction manager: attempting to reclaim", "resourceName", v1.ResourceEphemeralStorage,
+		"available", available, "threshold", threshold, "pods", klog.KObjSlice(ranked))
+	for _, pod := range ranked {
+		if staticpods.IsCritical(pod) {
+			continue
+		}
+		msg := fmt.Sprintf(nodeLowMessageFmt, v1.ResourceEphemeralStorage) +
+			fmt.Sprintf(thresholdMetMessageFmt, resource.NewQuantity(threshold, resource.BinarySI), resource.NewQuantity(available, resource.BinarySI)) +
+			containersOver(pod, byUID[string(pod.UID)], v1.ResourceEphemeralStorage, containerDiskUse)
+		if m.evictPod(logger, pod, msg, &v1.PodCondition{
+			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
+		}) {
+			return pod
+		}
+	}
+	return nil
+}
+
+// diskUse is a pod's local ephemeral storage, 0 when unknown.
+func diskUse(st *statsapi.PodStats) int64 {
+	if st == nil || st.EphemeralStorage == nil || st.EphemeralStorage.UsedBytes == nil {
+		return 0
+	}
+	return int64(*st.EphemeralStorage.UsedBytes)
+}
+
+// containerDiskUse is a container's writable layer and logs, nil when the
+// stats lack either (the kubelet's evictionMessage).
+func containerDiskUse(cs *statsapi.ContainerStats) *int64 {
+	if cs.Rootfs == nil || cs.Rootfs.UsedBytes == nil || cs.Logs == nil || cs.Logs.UsedBytes == nil {
+		return nil
+	}
+	v := int64(*cs.Rootfs.UsedBytes + *cs.Logs.UsedBytes)
+	return &v
+}
+
+// containerMemoryUse is a container's working set, nil when unknown.
+func containerMemoryUse(cs *statsapi.ContainerStats) *int64 {
+	if cs.Memory == nil || cs.Memory.WorkingSetBytes == nil {
+		return nil
+	}
+	v := int64(*cs.Memory.WorkingSetBytes)
+	return &v
 }
 
 // memoryUse is a pod's working set, 0 when unknown.
@@ -98,8 +198,11 @@ func memoryUse(st *statsapi.PodStats) int64 {
 	return int64(*st.Memory.WorkingSetBytes)
 }
 
-// rankMemory orders pods for eviction under memory pressure.
-func rankMemory(pods []*v1.Pod, stats map[string]*statsapi.PodStats) []*v1.Pod {
+// rank orders pods for eviction under the pressure of resource, as the
+// kubelet's rankMemoryPressure and rankDiskPressureFunc: pods without stats
+// first, then those using more than they request, then lower priority,
+// then the larger use above the request; use reads a pod's stats.
+func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceName, use func(*statsapi.PodStats) int64) []*v1.Pod {
 	type ranked struct {
 		pod               *v1.Pod
 		found, exceeds    bool
@@ -109,9 +212,9 @@ func rankMemory(pods []*v1.Pod, stats map[string]*statsapi.PodStats) []*v1.Pod {
 	rs := make([]ranked, 0, len(pods))
 	for _, p := range pods {
 		st, found := stats[string(p.UID)]
-		req := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})[v1.ResourceMemory]
-		use := memoryUse(st)
-		r := ranked{pod: p, found: found, exceeds: use > req.Value(), aboveRequestBytes: use - req.Value()}
+		req := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})[name]
+		used := use(st)
+		r := ranked{pod: p, found: found, exceeds: used > req.Value(), aboveRequestBytes: used - req.Value()}
 		if p.Spec.Priority != nil {
 			r.priority = *p.Spec.Priority
 		}
@@ -154,9 +257,9 @@ func boolFirst(a, b bool) int {
 	return 0
 }
 
-// containersOverRequest names, as the kubelet's evictionMessage, the
-// containers (app and init) using more memory than they request.
-func containersOverRequest(pod *v1.Pod, st *statsapi.PodStats) string {
+// containersOver names, as the kubelet's evictionMessage, the containers
+// (app and init) using more of resource than they request.
+func containersOver(pod *v1.Pod, st *statsapi.PodStats, name v1.ResourceName, use func(*statsapi.ContainerStats) *int64) string {
 	if st == nil {
 		return ""
 	}
@@ -167,11 +270,11 @@ func containersOverRequest(pod *v1.Pod, st *statsapi.PodStats) string {
 			if containers[i].Name != cs.Name {
 				continue
 			}
-			if cs.Memory != nil && cs.Memory.WorkingSetBytes != nil {
-				use := resource.NewQuantity(int64(*cs.Memory.WorkingSetBytes), resource.BinarySI)
-				req := containers[i].Resources.Requests[v1.ResourceMemory]
-				if use.Cmp(req) > 0 {
-					out += fmt.Sprintf(containerMessageFmt, cs.Name, use.String(), req.String(), v1.ResourceMemory)
+			if u := use(&cs); u != nil {
+				used := resource.NewQuantity(*u, resource.BinarySI)
+				req := containers[i].Resources.Requests[name]
+				if used.Cmp(req) > 0 {
+					out += fmt.Sprintf(containerMessageFmt, cs.Name, used.String(), req.String(), name)
 				}
 			}
 			break

@@ -91,3 +91,42 @@ func TestMemoryPressureEvictsOnePodAsTheKubeletRanks(t *testing.T) {
 		t.Fatalf("evicted %v, want over-high", evicted)
 	}
 }
+
+func TestDiskPressureReclaimsImagesThenEvicts(t *testing.T) {
+	f := newFixture(clocktesting.NewFakeClock(time.Now()))
+	const gi = 1 << 30
+	available := uint64(5 * gi)
+	reclaims := 0
+	freedByReclaim := uint64(0)
+	f.m.cfg.Thresholds = map[string]configs.Threshold{"nodefs.available": {Percentage: 0.1}}
+	f.m.cfg.NodeFs = func(context.Context) (*statsapi.FsStats, error) {
+		return &statsapi.FsStats{CapacityBytes: ptr.To(uint64(100 * gi)), AvailableBytes: ptr.To(available)}, nil
+	}
+	f.m.cfg.ReclaimDisk = func(context.Context) (int64, error) {
+		reclaims++
+		available += freedByReclaim
+		return int64(freedByReclaim), nil
+	}
+	small := pod("small", "")
+	big := pod("big", "")
+	f.pods = []*v1.Pod{small, big}
+	f.stats = []statsapi.PodStats{usage("small", 0, 1*mi, 1*mi, 2*mi), usage("big", 0, 100*mi, 900*mi, 1000*mi)}
+
+	// Removing images frees enough: no pod is evicted.
+	freedByReclaim = 10 * gi
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 || reclaims != 1 {
+		t.Fatalf("evicted %v after the images freed enough (%d reclaims)", evicted, reclaims)
+	}
+	// Not enough: the pod using the most storage goes. (10% of 100Gi in
+	// float32, as the kubelet computes it, is 10737418400.)
+	available, freedByReclaim = 5*gi, 0
+	evicted := f.m.Synchronize(context.Background())
+	if len(evicted) != 1 || evicted[0].UID != "big" || reclaims != 2 {
+		t.Fatalf("evicted %v (%d reclaims), want big after a reclaim", evicted, reclaims)
+	}
+	_, st, _ := f.kills.get("big")
+	want := "The node was low on resource: ephemeral-storage. Threshold quantity: 10737418400, available: 5Gi. Container c was using 1000Mi, request is 0, has larger consumption of ephemeral-storage. "
+	if st.Message != want {
+		t.Errorf("message %q, want %q", st.Message, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -252,6 +253,21 @@ func (m *Manager) GarbageCollect(ctx context.Context) error {
 		return errors.New(msg)
 	}
 	return nil
+}
+
+// DeleteUnusedImages removes every image no container uses, not pinned
+// and first detected at least MinAge ago, as the kubelet's
+// DeleteUnusedImages does for the eviction manager under disk pressure.
+// It returns the bytes freed.
+func (m *Manager) DeleteUnusedImages(ctx context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Clock.Now()
+	candidates, err := m.detect(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	return m.freeSpace(ctx, math.MaxInt64, now, candidates)
 }
 
 // detect updates the records from the runtime's images and containers and

@@ -78,8 +78,8 @@
 //     Lease's owner follows the new UID); the kubelet waits for a restart.
 //   - Pressure conditions are computed here from the hard eviction
 //     thresholds at every status computation, not by an eviction
-//     manager (package eviction evicts for memory.available on its
-//     own, from the same thresholds): a condition turns False as soon
+//     manager (package eviction evicts for memory and disk on its own,
+//     from the same thresholds): a condition turns False as soon
 //     as its signals recover (no evictionPressureTransitionPeriod), a value
 //     that cannot be read makes its condition Unknown (the kubelet keeps
 //     the last one), no NodeHasInsufficientMemory-style events are

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
@@ -49,6 +50,16 @@ func (p *statsProvider) dedicatedImageFs(ctx context.Context) bool {
 	is, ok1 := image.Sys().(*syscall.Stat_t)
 	rs, ok2 := root.Sys().(*syscall.Stat_t)
 	return ok1 && ok2 && is.Dev != rs.Dev
+}
+
+// NodeFsStats is the filesystem of the root directory (nodefs): its size,
+// free space and inodes, for the eviction manager's disk signals.
+func (s *Server) NodeFsStats(context.Context) (*statsapi.FsStats, error) {
+	fs, err := statfs(s.stats.rootDir)
+	if err != nil {
+		return nil, fmt.Errorf("node filesystem stats: %w", err)
+	}
+	return fsStats(metav1.Now(), fs), nil
 }
 
 // ImageFsStats returns the runtime's image filesystem as /stats/summary's

@@ -377,6 +377,12 @@ clusterDomain: cluster.local
 resolvConf: $STATE/resolv.conf
 staticPodPath: $STATE/manifests
 fileCheckFrequency: 1s
+# As kind configures its nodes: the harness shares its disk with the build
+# caches, and image garbage collection or disk-pressure eviction would
+# remove images nothing here can pull again and taint the node. Tests that
+# exercise them set their own thresholds (flags).
+imageGCHighThresholdPercent: 100
+evictionHard: {memory.available: 100Mi, nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
 EOF
   # The benchmark streams 1 GiB of logs: it sets a size that holds them.
   if [[ -n ${CONTAINER_LOG_MAX_SIZE:-} ]]; then

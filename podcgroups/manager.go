@@ -63,6 +63,8 @@ type Config struct {
 type Manager struct {
 	cfg Config
 	v2  bool
+	// controllers are the ones of cpu, memory and pids the host has.
+	controllers map[string]bool
 
 	// writeMu serializes writes (the QoS cgroup is written from several
 	// goroutines); mu guards written.
@@ -91,8 +93,20 @@ func New(cfg Config) *Manager {
 	if cfg.Root == "" {
 		cfg.Root = "/"
 	}
-	_, err := os.Stat(filepath.Join(cfg.Mount, "cgroup.controllers"))
-	return &Manager{cfg: cfg, v2: err == nil, written: map[string]Settings{}}
+	m := &Manager{cfg: cfg, controllers: map[string]bool{}, written: map[string]Settings{}}
+	if b, err := os.ReadFile(filepath.Join(cfg.Mount, "cgroup.controllers")); err == nil {
+		m.v2 = true
+		for _, c := range strings.Fields(string(b)) {
+			m.controllers[c] = true
+		}
+	} else {
+		for _, c := range []string{"cpu", "memory", "pids"} {
+			if _, err := os.Stat(filepath.Join(cfg.Mount, c, "cgroup.procs")); err == nil {
+				m.controllers[c] = true
+			}
+		}
+	}
+	return m
 }
 
 // Kubepods is the cgroup of all pods.
@@ -103,6 +117,9 @@ func (m *Manager) Kubepods() string { return filepath.Join(m.cfg.Root, "kubepods
 // has "pods", its capacity otherwise): CPU shares from the CPU, the memory
 // limit, pids.max from "pid" when present.
 func (m *Manager) SetupNode(limits v1.ResourceList) error {
+	if m.cfg.PodPidsLimit > 0 && !m.controllers["pids"] {
+		return fmt.Errorf("podPidsLimit %d needs the pids cgroup controller, which this host does not have", m.cfg.PodPidsLimit)
+	}
 	s := unlimited
 	if q, ok := limits[v1.ResourceCPU]; ok {
 		s.Shares = MilliToShares(q.MilliValue())
@@ -241,7 +258,7 @@ func (m *Manager) write(path string, s Settings, partial bool) error {
 	}
 	var errs []error
 	for _, f := range m.files(path, s) {
-		if known && f.same(old) {
+		if (known && f.same(old)) || !m.controllers[f.controller] {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
@@ -264,6 +281,7 @@ func (m *Manager) write(path string, s Settings, partial bool) error {
 }
 
 type file struct {
+	controller  string
 	path, value string
 	// same reports whether old had the value this file holds.
 	same func(old Settings) bool
@@ -281,12 +299,12 @@ func (m *Manager) files(path string, s Settings) []file {
 			quota = strconv.FormatInt(s.Quota, 10)
 		}
 		out := []file{
-			{filepath.Join(dir, "cpu.max"), quota + " " + strconv.Itoa(CPUPeriod), func(o Settings) bool { return o.Quota == s.Quota }},
-			{filepath.Join(dir, "memory.max"), limit(s.Memory), func(o Settings) bool { return o.Memory == s.Memory }},
-			{filepath.Join(dir, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
+			{"cpu", filepath.Join(dir, "cpu.max"), quota + " " + strconv.Itoa(CPUPeriod), func(o Settings) bool { return o.Quota == s.Quota }},
+			{"memory", filepath.Join(dir, "memory.max"), limit(s.Memory), func(o Settings) bool { return o.Memory == s.Memory }},
+			{"pids", filepath.Join(dir, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
 		}
 		if s.Shares > 0 {
-			out = append(out, file{filepath.Join(dir, "cpu.weight"), strconv.FormatInt(sharesToWeight(s.Shares), 10), func(o Settings) bool { return o.Shares == s.Shares }})
+			out = append(out, file{"cpu", filepath.Join(dir, "cpu.weight"), strconv.FormatInt(sharesToWeight(s.Shares), 10), func(o Settings) bool { return o.Shares == s.Shares }})
 		}
 		return out
 	}
@@ -300,30 +318,36 @@ func (m *Manager) files(path string, s Settings) []file {
 		memory = strconv.FormatInt(s.Memory, 10)
 	}
 	out := []file{
-		{filepath.Join(cpu, "cpu.cfs_period_us"), strconv.Itoa(CPUPeriod), func(Settings) bool { return true }},
-		{filepath.Join(cpu, "cpu.cfs_quota_us"), quota, func(o Settings) bool { return o.Quota == s.Quota }},
-		{filepath.Join(mem, "memory.limit_in_bytes"), memory, func(o Settings) bool { return o.Memory == s.Memory }},
-		{filepath.Join(pids, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
+		{"cpu", filepath.Join(cpu, "cpu.cfs_period_us"), strconv.Itoa(CPUPeriod), func(Settings) bool { return true }},
+		{"cpu", filepath.Join(cpu, "cpu.cfs_quota_us"), quota, func(o Settings) bool { return o.Quota == s.Quota }},
+		{"memory", filepath.Join(mem, "memory.limit_in_bytes"), memory, func(o Settings) bool { return o.Memory == s.Memory }},
+		{"pids", filepath.Join(pids, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
 	}
 	if s.Shares > 0 {
-		out = append(out, file{filepath.Join(cpu, "cpu.shares"), strconv.FormatInt(s.Shares, 10), func(o Settings) bool { return o.Shares == s.Shares }})
+		out = append(out, file{"cpu", filepath.Join(cpu, "cpu.shares"), strconv.FormatInt(s.Shares, 10), func(o Settings) bool { return o.Shares == s.Shares }})
 	}
 	return out
 }
 
-// enableControllers turns on cpu, memory and pids for the children of
-// every cgroup from the root down to path's parent (cgroup v2). Errors
-// show when the files are written.
+// enableControllers turns on cpu, memory and pids (those the host has)
+// for the children of every cgroup from the root down to path's parent
+// (cgroup v2), the root first, one controller at a time. Errors show when
+// the files are written.
 func (m *Manager) enableControllers(path string) {
-	dir := m.cfg.Mount
+	dirs := []string{m.cfg.Mount}
 	parts := strings.Split(strings.Trim(filepath.Clean(path), "/"), "/")
 	for _, p := range parts[:len(parts)-1] {
-		dir = filepath.Join(dir, p)
-		_ = os.Mkdir(dir, 0o755)
-		_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+cpu +memory +pids"), 0o644)
+		dirs = append(dirs, filepath.Join(dirs[len(dirs)-1], p))
 	}
-	if len(parts) > 0 {
-		_ = os.WriteFile(filepath.Join(m.cfg.Mount, "cgroup.subtree_control"), []byte("+cpu +memory +pids"), 0o644)
+	for i, dir := range dirs {
+		if i > 0 {
+			_ = os.Mkdir(dir, 0o755)
+		}
+		for _, c := range []string{"cpu", "memory", "pids"} {
+			if m.controllers[c] {
+				_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0o644)
+			}
+		}
 	}
 }
 

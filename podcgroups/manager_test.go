@@ -83,18 +83,38 @@ func TestPodSettings(t *testing.T) {
 	}
 }
 
-func v1Mount(t *testing.T) string {
+// v1Mount is a cgroup v1 layout with the given hierarchies.
+func v1Mount(t *testing.T, hierarchies ...string) string {
 	dir := t.TempDir()
-	for _, h := range []string{"cpu", "memory", "pids"} {
+	for _, h := range hierarchies {
 		if err := os.Mkdir(filepath.Join(dir, h), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, h, "cgroup.procs"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
 }
 
+// Without the pids controller, podPidsLimit is refused and nothing is
+// written for pids.
+func TestMissingPidsController(t *testing.T) {
+	mount := v1Mount(t, "cpu", "memory")
+	if err := New(Config{Mount: mount, PodPidsLimit: 10}).SetupNode(nil); err == nil || !strings.Contains(err.Error(), "podPidsLimit 10 needs the pids cgroup controller") {
+		t.Errorf("SetupNode with podPidsLimit and no pids controller: %v", err)
+	}
+	m := New(Config{Mount: mount})
+	if err := m.SetupNode(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mount, "pids")); !os.IsNotExist(err) {
+		t.Errorf("wrote into a pids hierarchy the host does not have: %v", err)
+	}
+}
+
 func TestCgroupV1(t *testing.T) {
-	mount := v1Mount(t)
+	mount := v1Mount(t, "cpu", "memory", "pids")
 	var active []*v1.Pod
 	m := New(Config{Mount: mount, Root: "/na", PodPidsLimit: 100, ActivePods: func() []*v1.Pod { return active }})
 	if m.v2 {
@@ -191,8 +211,8 @@ func TestCgroupV2(t *testing.T) {
 		path + "/cpu.weight":               "20",
 		path + "/memory.max":               "67108864",
 		path + "/pids.max":                 "max",
-		"/kubepods/cgroup.subtree_control": "+cpu +memory +pids",
-		"/cgroup.subtree_control":          "+cpu +memory +pids",
+		"/kubepods/cgroup.subtree_control": "+pids", // one controller a write: a regular file keeps the last
+		"/cgroup.subtree_control":          "+pids",
 	} {
 		if got := read(t, filepath.Join(mount, file)); got != want {
 			t.Errorf("%s = %q, want %q", file, got, want)

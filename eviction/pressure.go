@@ -73,27 +73,7 @@ func (m *Manager) memoryPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
 	if available >= threshold {
 		return nil
 	}
-	stats := map[string]*statsapi.PodStats{}
-	for i := range summary.Pods {
-		stats[summary.Pods[i].PodRef.UID] = &summary.Pods[i]
-	}
-	ranked := rank(pods, stats, v1.ResourceMemory, memoryUse)
-	logger.Info("Eviction manager: attempting to reclaim", "resourceName", v1.ResourceMemory,
-		"available", available, "threshold", threshold, "pods", klog.KObjSlice(ranked))
-	for _, pod := range ranked {
-		if staticpods.IsCritical(pod) {
-			continue
-		}
-		msg := fmt.Sprintf(nodeLowMessageFmt, v1.ResourceMemory) +
-			fmt.Sprintf(thresholdMetMessageFmt, resource.NewQuantity(threshold, resource.BinarySI), resource.NewQuantity(available, resource.BinarySI)) +
-			containersOver(pod, stats[string(pod.UID)], v1.ResourceMemory, containerMemoryUse)
-		if m.evictPod(logger, pod, msg, &v1.PodCondition{
-			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
-		}) {
-			return pod
-		}
-	}
-	return nil
+	return m.evictRanked(logger, pods, summary.Pods, v1.ResourceMemory, threshold, available, memoryUse, containerMemoryUse)
 }
 
 // diskPressure evicts one pod when nodefs.available or imagefs.available
@@ -140,20 +120,29 @@ func (m *Manager) diskPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
 		logger.Error(err, "Eviction manager: reading the pods' storage usage")
 		return nil
 	}
-	byUID := map[string]*statsapi.PodStats{}
-	for i := range stats {
-		byUID[stats[i].PodRef.UID] = &stats[i]
+	return m.evictRanked(logger, pods, stats, v1.ResourceEphemeralStorage, threshold, available, diskUse, containerDiskUse)
+}
+
+// evictRanked evicts the first pod, critical ones passed over, in the
+// kubelet's order for the pressure of resource (rank), with the kubelet's
+// message and a DisruptionTarget condition; it returns the pod, or nil.
+// use and containerUse read a pod's and a container's use of resource.
+func (m *Manager) evictRanked(logger klog.Logger, pods []*v1.Pod, all []statsapi.PodStats, name v1.ResourceName, threshold, available int64,
+	use func(*statsapi.PodStats) int64, containerUse func(*statsapi.ContainerStats) *int64) *v1.Pod {
+	stats := make(map[string]*statsapi.PodStats, len(all))
+	for i := range all {
+		stats[all[i].PodRef.UID] = &all[i]
 	}
-	ranked := rank(pods, byUID, v1.ResourceEphemeralStorage, diskUse)
-	logger.Info("Eviction manager: attempting to reclaim", "resourceName", v1.ResourceEphemeralStorage,
+	ranked := rank(pods, stats, name, use)
+	logger.Info("Eviction manager: attempting to reclaim", "resourceName", name,
 		"available", available, "threshold", threshold, "pods", klog.KObjSlice(ranked))
 	for _, pod := range ranked {
 		if staticpods.IsCritical(pod) {
 			continue
 		}
-		msg := fmt.Sprintf(nodeLowMessageFmt, v1.ResourceEphemeralStorage) +
+		msg := fmt.Sprintf(nodeLowMessageFmt, name) +
 			fmt.Sprintf(thresholdMetMessageFmt, resource.NewQuantity(threshold, resource.BinarySI), resource.NewQuantity(available, resource.BinarySI)) +
-			containersOver(pod, byUID[string(pod.UID)], v1.ResourceEphemeralStorage, containerDiskUse)
+			containersOver(pod, stats[string(pod.UID)], name, containerUse)
 		if m.evictPod(logger, pod, msg, &v1.PodCondition{
 			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
 		}) {

@@ -48,6 +48,9 @@ type Manager struct {
 	file    string                    // where list came from
 	loadErr error                     // why list is nil
 	snap    string                    // conf dir snapshot taken by the last Load
+	adding  map[string]int            // sandboxes whose ADD runs (gc.go)
+	// collected is set by the first CollectGarbage.
+	collected bool
 }
 
 // New returns a Manager that has not loaded any config yet (Status reports

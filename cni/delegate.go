@@ -15,6 +15,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/utils"
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/cni/delegateapi"
@@ -108,8 +109,14 @@ func (d *Delegate) handle(w http.ResponseWriter, r *http.Request) {
 
 // run runs one command and returns the result to print (ADD only).
 func (d *Delegate) run(ctx context.Context, req delegateapi.Request) ([]byte, error) {
-	if req.ContainerID == "" {
-		return nil, &types.Error{Code: types.ErrInvalidEnvironmentVariables, Msg: "no container ID"}
+	// The container ID names files (libcni's cache entry
+	// "<network>-<ID>-<interface>") and goes to every plugin: refuse what
+	// libcni's ADD would, before anything runs. Found by fuzzing: ADD
+	// checked it only inside libcni, so its rollback DEL ran the plugins
+	// with any ID and removed the cache file it named, such as one outside
+	// the cache dir for "/../../x".
+	if err := utils.ValidateContainerID(req.ContainerID); err != nil {
+		return nil, err
 	}
 	if req.IfName != ifName {
 		return nil, &types.Error{Code: types.ErrInvalidEnvironmentVariables, Msg: fmt.Sprintf("nodeagent sets up interface %s, not %q", ifName, req.IfName)}
@@ -131,11 +138,13 @@ func (d *Delegate) run(ctx context.Context, req delegateapi.Request) ([]byte, er
 		}
 		return out, nil
 	case "DEL":
-		atts, err := d.m.attachments(pn.SandboxID)
+		atts, unreadable, err := d.m.attachments(pn.SandboxID)
 		if err != nil {
 			return nil, fmt.Errorf("delete network of sandbox %s: %w", pn.SandboxID, err)
 		}
-		if len(atts) == 0 {
+		// An unreadable entry may stand for a network still set up: Remove
+		// names it and deletes with the current config.
+		if len(atts) == 0 && len(unreadable) == 0 {
 			klog.FromContext(ctx).V(4).Info("Nothing cached to delete: the agent tore the network down already")
 			return nil, nil
 		}

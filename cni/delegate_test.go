@@ -205,7 +205,7 @@ func TestAttachmentsSkipDelegate(t *testing.T) {
 	if _, err := m.Setup(context.Background(), testPod()); err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
-	atts, err := m.attachments("sb1")
+	atts, _, err := m.attachments("sb1")
 	if err != nil || len(atts) != 1 || atts[0].list.Name != "podnet" {
 		t.Errorf("attachments = %v, %v; want only podnet", atts, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -78,15 +80,21 @@ func (m *Manager) add(ctx context.Context, pn PodNetwork) (_ types.Result, _ *Re
 	rt := runtimeConf(pn, pn.NetNSPath)
 	rt.CapabilityArgs = caps
 
+	if err := m.recordIntent(list, rt); err != nil {
+		return nil, nil, fmt.Errorf("set up network of pod %s/%s: %w", pn.Namespace, pn.Name, err)
+	}
 	defer func() {
 		if retErr == nil {
+			m.endIntent(pn.SandboxID, true)
 			return
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 		defer cancel()
-		if err := m.del(dctx, list, rt); err != nil {
+		err := m.del(dctx, list, rt)
+		if err != nil {
 			retErr = fmt.Errorf("%w (and the rollback failed: %w)", retErr, err)
 		}
+		m.endIntent(pn.SandboxID, err == nil)
 	}()
 	start := time.Now()
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
@@ -114,9 +122,13 @@ func (m *Manager) Remove(ctx context.Context, pn PodNetwork) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 	defer cancel()
 	logger := klog.FromContext(ctx)
-	atts, err := m.attachments(pn.SandboxID)
+	atts, unreadable, err := m.attachments(pn.SandboxID)
 	if err != nil {
 		return fmt.Errorf("delete network of pod %s/%s (sandbox %s): %w", pn.Namespace, pn.Name, pn.SandboxID, err)
+	}
+	if len(unreadable) > 0 {
+		logger.Info("Warning: ignoring unreadable CNI cache entries of the sandbox; deleting with what is readable or the current config",
+			"pod", klog.KRef(pn.Namespace, pn.Name), "sandbox", pn.SandboxID, "files", unreadable)
 	}
 	if len(atts) == 0 {
 		list, err := m.current()
@@ -148,9 +160,12 @@ func (m *Manager) Remove(ctx context.Context, pn PodNetwork) error {
 // nothing is cached, and nil for configs older than CNI 0.4.0, which have no
 // CHECK.
 func (m *Manager) Check(ctx context.Context, pn PodNetwork) error {
-	atts, err := m.attachments(pn.SandboxID)
+	atts, unreadable, err := m.attachments(pn.SandboxID)
 	if err != nil {
 		return fmt.Errorf("check network of pod %s/%s (sandbox %s): %w", pn.Namespace, pn.Name, pn.SandboxID, err)
+	}
+	if len(atts) == 0 && len(unreadable) > 0 {
+		return fmt.Errorf("check network of pod %s/%s (sandbox %s): %w", pn.Namespace, pn.Name, pn.SandboxID, unreadableError(unreadable))
 	}
 	if len(atts) == 0 {
 		return fmt.Errorf("check network of pod %s/%s (sandbox %s): %w", pn.Namespace, pn.Name, pn.SandboxID, ErrNotSetUp)
@@ -177,9 +192,12 @@ func (m *Manager) Check(ctx context.Context, pn PodNetwork) error {
 // runtime does not know in this mode. It returns an error wrapping
 // ErrNotSetUp when nothing is cached.
 func (m *Manager) CachedResult(pn PodNetwork) (*Result, error) {
-	atts, err := m.attachments(pn.SandboxID)
+	atts, unreadable, err := m.attachments(pn.SandboxID)
 	if err != nil {
 		return nil, fmt.Errorf("cached network of sandbox %s: %w", pn.SandboxID, err)
+	}
+	if len(atts) == 0 && len(unreadable) > 0 {
+		return nil, fmt.Errorf("cached network of sandbox %s: %w", pn.SandboxID, unreadableError(unreadable))
 	}
 	if len(atts) == 0 {
 		return nil, fmt.Errorf("cached network of sandbox %s: %w", pn.SandboxID, ErrNotSetUp)
@@ -209,23 +227,30 @@ type attachment struct {
 
 // attachments reads the sandbox's cached attachments of the pod interface,
 // whatever network name they were added under: the conf dir may name
-// another network by now.
-func (m *Manager) attachments(sandboxID string) ([]attachment, error) {
+// another network by now. It also returns the paths of the sandbox's cache
+// entries of the pod interface that do not read or parse (truncated,
+// half-written, garbage, not a file): libcni skips them without a word,
+// and one bad entry must not hide the good ones, nor stop a teardown.
+func (m *Manager) attachments(sandboxID string) ([]attachment, []string, error) {
 	if sandboxID == "" {
-		return nil, errors.New("no sandbox ID")
+		return nil, nil, errors.New("no sandbox ID")
 	}
 	cached, err := m.cni.GetCachedAttachments(sandboxID)
 	if err != nil {
-		return nil, fmt.Errorf("read CNI cache: %w", err)
+		return nil, nil, fmt.Errorf("read CNI cache %s: %w", m.resultsDir(), err)
 	}
 	var out []attachment
+	read := map[string]bool{}
+	var unreadable []string
 	for _, c := range cached {
 		if c.IfName != ifName {
 			continue
 		}
+		read[m.cacheFile(c.Network, sandboxID)] = true
 		list, err := libcni.ConfListFromBytes(c.Config)
 		if err != nil {
-			return nil, fmt.Errorf("cached config of network %q: %w", c.Network, err)
+			unreadable = append(unreadable, fmt.Sprintf("%s (config of network %q: %v)", m.cacheFile(c.Network, sandboxID), c.Network, err))
+			continue
 		}
 		if isDelegate(list) {
 			// The runtime's own cache, when it shares the cache dir:
@@ -240,7 +265,29 @@ func (m *Manager) attachments(sandboxID string) ([]attachment, error) {
 			CapabilityArgs: c.CapabilityArgs,
 		}})
 	}
-	return out, nil
+	// libcni names its entries <network>-<container ID>-<interface>.
+	suffix := "-" + sandboxID + "-" + ifName
+	entries, _ := os.ReadDir(m.resultsDir())
+	for _, e := range entries {
+		p := filepath.Join(m.resultsDir(), e.Name())
+		if strings.HasSuffix(e.Name(), suffix) && len(e.Name()) > len(suffix) && !read[p] {
+			unreadable = append(unreadable, p)
+		}
+	}
+	return out, unreadable, nil
+}
+
+// resultsDir is where libcni caches what ADD was given and returned.
+func (m *Manager) resultsDir() string { return filepath.Join(m.cfg.CacheDir, "results") }
+
+// cacheFile is libcni's cache entry of the pod interface of a sandbox.
+func (m *Manager) cacheFile(network, sandboxID string) string {
+	return filepath.Join(m.resultsDir(), network+"-"+sandboxID+"-"+ifName)
+}
+
+// unreadableError says which cache entries of a sandbox could not be read.
+func unreadableError(files []string) error {
+	return fmt.Errorf("%w: %s", ErrUnreadableCache, strings.Join(files, ", "))
 }
 
 // isDelegate reports whether list runs the nodeagent-delegate plugin.

@@ -759,6 +759,27 @@ join_down() (
   true
 )
 
+# The apiserver (its own function: the soak stops and starts it).
+start_apiserver() {
+  start kube-apiserver "$BIN/kube-apiserver" --etcd-servers http://127.0.0.1:2379 \
+    --bind-address 0.0.0.0 --secure-port 6443 --advertise-address "$NODE_IP" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --enable-bootstrap-token-auth \
+    --allow-privileged=true --profiling=false --audit-log-path "$LOGS/audit.log" \
+    --audit-policy-file "$here/audit-policy.yaml" --audit-log-maxsize 200 \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-extra-headers-prefix X-Remote-Extra- --requestheader-group-headers X-Remote-Group \
+    --requestheader-username-headers X-Remote-User \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true
+}
+
 up() {
   [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }
   install_packages
@@ -780,23 +801,7 @@ up() {
     --quota-backend-bytes 4294967296 --unsafe-no-fsync
   PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml"
   wait_for etcd 30 curl -sf http://127.0.0.1:2381/health
-  start kube-apiserver "$BIN/kube-apiserver" --etcd-servers http://127.0.0.1:2379 \
-    --bind-address 0.0.0.0 --secure-port 6443 --advertise-address "$NODE_IP" \
-    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-    --client-ca-file "$PKI/ca.crt" \
-    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
-    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range "$SERVICE_CIDR" \
-    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --enable-bootstrap-token-auth \
-    --allow-privileged=true --profiling=false --audit-log-path "$LOGS/audit.log" \
-    --audit-policy-file "$here/audit-policy.yaml" --audit-log-maxsize 200 \
-    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
-    --requestheader-extra-headers-prefix X-Remote-Extra- --requestheader-group-headers X-Remote-Group \
-    --requestheader-username-headers X-Remote-User \
-    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
-    --enable-aggregator-routing=true
+  start_apiserver
   wait_for kube-apiserver 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz
   # A second node left in etcd by an earlier run is gone with its network.
   "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete node "$JOIN_NODE" --ignore-not-found >/dev/null
@@ -849,6 +854,11 @@ case ${1:-} in
   agent-kill) [[ -f $RUN/nodeagent.pid ]] && kill -9 "$(cat "$RUN/nodeagent.pid")" 2>/dev/null; rm -f "$RUN/nodeagent.pid" ;;
   agent-start) start_agent ;;
   containerd-stop) stop_pid containerd ;;
+  containerd-kill) [[ -f $RUN/containerd.pid ]] && kill -9 "$(cat "$RUN/containerd.pid")" 2>/dev/null; rm -f "$RUN/containerd.pid" ;;
+  apiserver-stop) stop_pid kube-apiserver ;;
+  apiserver-start)
+    start_apiserver
+    wait_for kube-apiserver 120 "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz ;;
   metrics-server-restart) start_metrics_server ;;
   containerd-start) PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$STATE/containerd/config.toml" ;;
   runtime-reset) reset_runtime ;;
@@ -862,5 +872,5 @@ case ${1:-} in
   join-node-down) join_down ;;
   join-agent-restart) stop_pid join-agent; start_join_agent ;;
   join-node-exec) shift; in_join "$@" ;;
-  *) echo "usage: $0 up|down|build|packages|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|build|packages|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-kill|containerd-start|apiserver-stop|apiserver-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
 esac

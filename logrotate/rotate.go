@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -264,7 +265,9 @@ func (m *Manager) removeExcess(logs []string) ([]string, error) {
 // compress gzips log to log.gz through log.tmp, as the kubelet does,
 // then removes log.
 func compress(log string) (retErr error) {
-	in, err := os.Open(log)
+	// The pod logs directory may be mounted into a pod (a log shipper):
+	// neither file is opened through a link found in it.
+	in, err := os.OpenFile(log, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("open log to compress: %w", err)
 	}
@@ -274,7 +277,9 @@ func compress(log string) (retErr error) {
 		return fmt.Errorf("stat log to compress: %w", err)
 	}
 	tmp := log + tmpSuffix
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, info.Mode().Perm())
+	// removeUnused took a regular leftover away; anything else in the
+	// way (a link) is named in the error and left alone.
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, info.Mode().Perm())
 	if err != nil {
 		return fmt.Errorf("create compressed log: %w", err)
 	}

@@ -127,10 +127,11 @@ func NewClient(ctx context.Context, o ClientOptions) (*Client, error) {
 		return c, nil
 	}
 
-	store, err := certificate.NewFileStoreWithLogger(logger, clientPairPrefix, o.CertDir, o.CertDir, userConfig.CertFile, userConfig.KeyFile)
+	fileStore, err := certificate.NewFileStoreWithLogger(logger, clientPairPrefix, o.CertDir, o.CertDir, userConfig.CertFile, userConfig.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("client certificate store in %s: %w", o.CertDir, err)
 	}
+	store := tolerantStore{FileStore: fileStore, logger: logger, what: "client"}
 	mctx, stop := context.WithCancel(ctx)
 	clientsetFor := newClientset // the manager's goroutine must not read the seam
 	m, err := certificate.NewManager(&certificate.Config{
@@ -312,6 +313,12 @@ func usableKubeconfig(path string) (ok bool, reason string) {
 	if len(tc.TLS.CertData) == 0 {
 		// Token or other credentials: nothing expires here.
 		return rc.BearerToken != "" || rc.BearerTokenFile != "" || rc.ExecProvider != nil || rc.AuthProvider != nil, "no client certificate"
+	}
+	// The transport loads the pair only at the first handshake: a
+	// truncated or damaged file (a crash during a rotation) would pass
+	// here and fail every request later.
+	if _, err := tls.X509KeyPair(tc.TLS.CertData, tc.TLS.KeyData); err != nil {
+		return false, fmt.Sprintf("client certificate %s and key %s: %v", rc.CertFile, rc.KeyFile, err)
 	}
 	rest := tc.TLS.CertData
 	now := time.Now()

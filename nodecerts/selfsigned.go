@@ -2,6 +2,7 @@ package nodecerts
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -17,10 +18,16 @@ import (
 // kubelet does without tlsCertFile.
 func selfSignedCert(ctx context.Context, dir, nodeName, address string) (string, string, error) {
 	certFile, keyFile := filepath.Join(dir, "nodeagent.crt"), filepath.Join(dir, "nodeagent.key")
-	if ok, err := cert.CanReadCertAndKey(certFile, keyFile); err != nil {
-		return "", "", fmt.Errorf("read self-signed certificate: %w", err)
-	} else if ok {
+	_, err := tls.LoadX509KeyPair(certFile, keyFile)
+	switch {
+	case err == nil:
 		return certFile, keyFile, nil
+	case !fileExists(certFile) && !fileExists(keyFile):
+	default:
+		// Half a pair (a crash between the two writes), a truncated or
+		// damaged file: the pair is the agent's own and disposable, and
+		// refusing to start over it would leave the node without its API.
+		klog.FromContext(ctx).Info("Warning: the self-signed serving certificate does not load; generating a new one", "cert", certFile, "key", keyFile, "err", err)
 	}
 	var ips []net.IP
 	if ip := net.ParseIP(address); ip != nil && !ip.IsUnspecified() {
@@ -41,4 +48,11 @@ func selfSignedCert(ctx context.Context, dir, nodeName, address string) (string,
 	}
 	klog.FromContext(ctx).Info("Generated a self-signed serving certificate", "cert", certFile)
 	return certFile, keyFile, nil
+}
+
+// fileExists reports whether something is at path (a link counts, even a
+// dangling one).
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

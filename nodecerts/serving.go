@@ -80,10 +80,11 @@ func NewServing(ctx context.Context, o ServingOptions) (*Serving, error) {
 		return &Serving{get: func() (*tls.Certificate, error) { return &selfSigned, nil }}, nil
 	}
 
-	store, err := certificate.NewFileStoreWithLogger(logger, serverPairPrefix, o.CertDir, o.CertDir, o.CertFile, o.KeyFile)
+	fileStore, err := certificate.NewFileStoreWithLogger(logger, serverPairPrefix, o.CertDir, o.CertDir, o.CertFile, o.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("serving certificate store in %s: %w", o.CertDir, err)
 	}
+	store := tolerantStore{FileStore: fileStore, logger: logger, what: "serving"}
 	m, err := certificate.NewManager(&certificate.Config{
 		Ctx:                     &ctx,
 		Name:                    "serving",

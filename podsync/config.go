@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -108,8 +109,18 @@ func (s *Syncer) writeHosts(pod *v1.Pod, podIP string) (string, error) {
 		fmt.Fprintf(&b, "\n# Entries added by HostAliases.\n%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
 	}
 	p := filepath.Join(dir, "etc-hosts")
-	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+	// Written in place (running containers have this file mounted), but
+	// never through a link found in its place: the error names it.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
 		return "", fmt.Errorf("write hosts file: %w", err)
+	}
+	_, err = f.WriteString(b.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("write hosts file %s: %w", p, err)
 	}
 	return p, nil
 }

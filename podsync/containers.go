@@ -151,7 +151,9 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			started = true // the old one stopped, at least
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 			started, r, err = s.resizeRunning(ctx, pod, state, c, cur, sandbox)
-		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED:
+		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_CREATED && !specChanged(c, cur):
+			r, started, err = s.startCreated(ctx, pod, c, cur, sandbox)
+		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED && cur.State != runtimeapi.ContainerState_CONTAINER_CREATED:
 			continue
 		case cur != nil && !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode):
 			continue
@@ -234,6 +236,42 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 		s.crashBackoff.Next(key, finished)
 	}
 	return s.start(ctx, pod, c, restartCount, sandbox)
+}
+
+// startCreated starts a container that was created and never started: the
+// agent died between CreateContainer and StartContainer. The kubelet
+// creates another instance (restart count + 1); this one never ran, so it
+// is started, or if it does not start (the runtime abandons a start whose
+// caller went away), replaced by an instance with the same restart count.
+// While the runtime is still busy with the dead agent's start, neither
+// works: the sync comes back in a second.
+func (s *Syncer) startCreated(ctx context.Context, pod *v1.Pod, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
+	logger := klog.FromContext(ctx).WithValues("container", c.Name, "containerID", cur.Id)
+	if err := s.runtime.StartContainer(ctx, cur.Id); err != nil {
+		if rerr := s.runtime.RemoveContainer(ctx, cur.Id); rerr != nil {
+			logger.V(2).Info("A container left created neither starts nor goes yet", "startErr", err, "removeErr", rerr)
+			return time.Second, false, nil
+		}
+		logger.V(2).Info("Replacing a container left created that does not start", "err", err)
+		s.statuses.forget(cur.Id)
+		return s.start(ctx, pod, c, prevRestartCount(cur), sandbox)
+	}
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	s.linkLog(ctx, pod, c.Name, cur.Id, cur.LogPath)
+	logger.V(2).Info("Started container left created", "restartCount", prevRestartCount(cur))
+	s.clearWaiting(pod.UID, c.Name)
+	podIP := ""
+	if ips, err := s.sandboxIPsOf(ctx, sandbox.Id); err == nil && len(ips) > 0 {
+		podIP = ips[0]
+	}
+	if err := s.postStart(ctx, pod, c, cur.Id, podIP); err != nil {
+		if isPostStartError(err) {
+			s.setWaiting(pod.UID, c.Name, "PostStartHookError", hookMessage(err))
+			return 0, true, nil
+		}
+		return 0, true, err
+	}
+	return 0, true, nil
 }
 
 // restartChanged stops the running container cur of c, whose spec changed

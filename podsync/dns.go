@@ -89,5 +89,9 @@ func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 			cfg.Options = append(cfg.Options, fields[1:]...)
 		}
 	}
-	return cfg, sc.Err()
+	if err := sc.Err(); err != nil {
+		// A line too long for the scanner says nothing of the file.
+		return nil, fmt.Errorf("read resolvConf %s: %w", path, err)
+	}
+	return cfg, nil
 }

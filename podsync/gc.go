@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -30,9 +31,17 @@ import (
 // are named in one warning.
 func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool) error {
 	logger := klog.FromContext(ctx)
+	listedAt := time.Now()
 	all, err := s.runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("list sandboxes: %w", err)
+	}
+	if s.network != nil {
+		ids := make(map[string]bool, len(all))
+		for _, sb := range all {
+			ids[sb.Id] = true
+		}
+		s.network.CollectGarbage(ctx, ids, listedAt)
 	}
 	if foreign := cri.Unmanaged(all); len(foreign) > 0 {
 		names := make([]string, 0, len(foreign))
@@ -80,7 +89,90 @@ func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool)
 		ours[uid] = true
 	}
 	s.gcLogDirs(ctx, known, ours)
+	s.gcPodCgroups(ctx, known, ours)
 	return nil
+}
+
+// gcPodCgroups removes the cgroups of pods that are gone and have no
+// sandbox left: an agent killed between a pod's last container and its
+// cleanup leaves them, and nothing else would. A cgroup that still holds
+// processes is not removed (the kernel refuses) and is named.
+func (s *Syncer) gcPodCgroups(ctx context.Context, known func(types.UID) bool, ours map[types.UID]bool) {
+	if s.cfg.CgroupDriver == "systemd" || !s.cfg.CgroupsPerQOS {
+		return
+	}
+	seen := map[types.UID]bool{}
+	for _, dir := range podCgroupDirs(s.cfg.CgroupRoot) {
+		uid := types.UID(strings.TrimPrefix(filepath.Base(dir), "pod"))
+		if seen[uid] || ours[uid] || known(uid) {
+			continue
+		}
+		seen[uid] = true
+		// As the kubelet's orphaned pod cgroup cleanup: what still runs
+		// there has no sandbox and no pod (a "runc init" left waiting by a
+		// create abandoned when the agent died) and is killed first.
+		killed := killCgroupProcs(dir)
+		klog.FromContext(ctx).Info("Removing the cgroup of a pod that is gone", "podUID", uid, "killedProcesses", killed)
+		if killed > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		s.removeCgroups(uid)
+		for _, d := range podCgroupDirs(s.cfg.CgroupRoot) {
+			if strings.HasSuffix(d, "/pod"+string(uid)) {
+				klog.FromContext(ctx).Info("Warning: the cgroup of a gone pod is still in use; leaving it", "cgroup", d)
+			}
+		}
+	}
+}
+
+// killCgroupProcs SIGKILLs the processes of a cgroup and of its children
+// (the containers' cgroups) and returns how many it signalled.
+func killCgroupProcs(dir string) int {
+	n := 0
+	var walk func(d string, depth int)
+	walk = func(d string, depth int) {
+		if b, err := os.ReadFile(filepath.Join(d, "cgroup.procs")); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 && unix.Kill(pid, unix.SIGKILL) == nil {
+					n++
+				}
+			}
+		}
+		if depth == 0 {
+			return
+		}
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.IsDir() {
+				walk(filepath.Join(d, e.Name()), depth-1)
+			}
+		}
+	}
+	walk(dir, 2)
+	return n
+}
+
+// podCgroupDirs are the pod cgroup directories under kubepods in every
+// hierarchy (cgroup v1) or the unified one.
+func podCgroupDirs(root string) []string {
+	var out []string
+	for _, h := range append([]string{"/sys/fs/cgroup"}, globDirs("/sys/fs/cgroup/*")...) {
+		for _, qos := range []string{"", "burstable", "besteffort"} {
+			out = append(out, globDirs(filepath.Join(h, root, "kubepods", qos, "pod*"))...)
+		}
+	}
+	return out
+}
+
+func globDirs(pattern string) []string {
+	matches, _ := filepath.Glob(pattern)
+	out := matches[:0]
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.IsDir() {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // gcContainers removes exited containers beyond the newest per pod and

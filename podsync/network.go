@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -21,6 +22,9 @@ type Network interface {
 	Remove(ctx context.Context, pn cni.PodNetwork) error
 	Check(ctx context.Context, pn cni.PodNetwork) error
 	CachedResult(pn cni.PodNetwork) (*cni.Result, error)
+	// CollectGarbage deletes the networks of sandboxes that are not in
+	// sandboxes, listed from the runtime at listedAt.
+	CollectGarbage(ctx context.Context, sandboxes map[string]bool, listedAt time.Time)
 }
 
 // agentNetwork reports whether the agent wires this sandbox's network.
@@ -197,6 +201,11 @@ func (s *Syncer) cachedIPs(ctx context.Context, sb sandboxRef) ([]string, bool) 
 	}
 	pn := s.podNetwork(ctx, sb, nil, true)
 	res, err := s.network.CachedResult(pn)
+	if err != nil && !cni.IsNotSetUp(err) {
+		// An unreadable cache entry (named in err): the sandbox runs on,
+		// and its status keeps the addresses last reported.
+		klog.FromContext(ctx).Error(err, "No pod IPs from the CNI cache for an adopted sandbox", "sandbox", sb.id)
+	}
 	if err != nil || res == nil {
 		return nil, false
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
@@ -21,6 +22,8 @@ type fakeNetwork struct {
 	cached  []net.IP // what any sandbox's ADD cached; nil: nothing
 	setups  int
 	removes int
+	// cacheErr, if set, is CachedResult's error.
+	cacheErr error
 }
 
 func (f *fakeNetwork) Setup(context.Context, cni.PodNetwork) (*cni.Result, error) {
@@ -39,9 +42,14 @@ func (f *fakeNetwork) Remove(context.Context, cni.PodNetwork) error {
 
 func (f *fakeNetwork) Check(context.Context, cni.PodNetwork) error { return nil }
 
+func (f *fakeNetwork) CollectGarbage(context.Context, map[string]bool, time.Time) {}
+
 func (f *fakeNetwork) CachedResult(cni.PodNetwork) (*cni.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.cacheErr != nil {
+		return nil, f.cacheErr
+	}
 	if f.cached == nil {
 		return nil, cni.ErrNotSetUp
 	}

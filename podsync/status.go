@@ -44,6 +44,13 @@ func (s *Syncer) computeStatus(ctx context.Context, pod *v1.Pod, state *podState
 				ips = append(ips, h.IP)
 			}
 		}
+		if len(ips) == 0 && s.agentNetwork(pod.Spec.HostNetwork) {
+			// Only a sandbox adopted without a readable CNI cache entry
+			// (cachedIPs logged why) has no IPs here: it still has the
+			// addresses last reported; clearing them would take the
+			// running pod out of its Services.
+			ips = podIPStrings(pod.Status.PodIPs)
+		}
 		for _, ip := range ips {
 			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
 		}
@@ -577,4 +584,12 @@ func readyCondition(pod *v1.Pod, st *v1.PodStatus, others []v1.PodCondition) v1.
 		return v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionFalse, Reason: reasonReadinessGatesNotReady, Message: strings.Join(msgs, ", ")}
 	}
 	return v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue}
+}
+
+func podIPStrings(ips []v1.PodIP) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.IP)
+	}
+	return out
 }

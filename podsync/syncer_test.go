@@ -444,6 +444,32 @@ func TestSyncPodRestartNever(t *testing.T) {
 	}
 }
 
+// A container left created (the agent died between CreateContainer and
+// StartContainer) is started, not replaced: its restart count stays 0.
+func TestSyncPodStartsContainerLeftCreated(t *testing.T) {
+	e := newEnv(t)
+	pod := testPod("uid1", v1.RestartPolicyAlways)
+	e.sync(t, pod)
+	id := e.containerID(t, pod.UID, "c", 0)
+	e.rt.Lock()
+	e.rt.Containers[id].State = runtimeapi.ContainerState_CONTAINER_CREATED
+	e.rt.Containers[id].StartedAt = 0
+	e.rt.Unlock()
+	e.sync(t, pod)
+	e.rt.Lock()
+	state := e.rt.Containers[id].State
+	e.rt.Unlock()
+	if state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("container left created is %v, want running", state)
+	}
+	if n := e.containerCount(); n != 1 {
+		t.Errorf("%d containers, want the one left created", n)
+	}
+	if cs := e.status.get(pod.UID).ContainerStatuses; len(cs) != 1 || cs[0].RestartCount != 0 || cs[0].State.Running == nil {
+		t.Errorf("status = %+v", cs)
+	}
+}
+
 func TestSyncPodRestartAlwaysCrashLoop(t *testing.T) {
 	e := newEnv(t)
 	pod := testPod("uid1", v1.RestartPolicyAlways)

@@ -291,6 +291,10 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 		for _, qos := range []string{"", "burstable", "besteffort"} {
 			dir := filepath.Join(h, root, "kubepods", qos, "pod"+string(uid))
 			if _, err := os.Stat(dir); err == nil {
+				// A container's cgroup the runtime left (a start
+				// abandoned when its caller died) goes first: a cgroup
+				// with children cannot be removed.
+				removeChildCgroups(dir, 2)
 				for i := 0; i < 10; i++ {
 					if err := os.Remove(dir); err == nil || os.IsNotExist(err) || !strings.Contains(err.Error(), "busy") {
 						break
@@ -299,6 +303,27 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 				}
 			}
 		}
+	}
+}
+
+// removeChildCgroups removes the empty cgroups below dir, deepest first,
+// depth levels down. rmdir is all it does: the kernel refuses a cgroup
+// that still has processes, and a cgroup directory holds no files.
+func removeChildCgroups(dir string, depth int) {
+	if depth == 0 {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Type()&os.ModeType != os.ModeDir {
+			continue // files of the controller, never a link followed
+		}
+		child := filepath.Join(dir, e.Name())
+		removeChildCgroups(child, depth-1)
+		_ = os.Remove(child)
 	}
 }
 

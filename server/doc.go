@@ -45,6 +45,16 @@
 // port serves the kubelet's read-only subset: /healthz, /pods, /stats,
 // /metrics, /metrics/resource, /metrics/cadvisor and /metrics/probes.
 //
+// Slow and hostile clients: each server has the kubelet's timeouts (30 s
+// for the headers, 4 h to read or write a request, 90 s idle) and header
+// limit (1 MiB, then 431). A request body is limited to 3 MiB (the
+// kube-apiserver's default; the kubelet has no limit of its own): a longer
+// declared one is answered 413 unread, a longer chunked one is cut there
+// and the connection closed. No route needs more; /debug/pprof/symbol
+// would otherwise read any POST body to its end and buffer an answer that
+// grows with it. A stream to a client that stops reading blocks only its
+// own handler, until the client goes away or the write timeout passes.
+//
 // # Routes
 //
 // /pods lists the pods bound to the node (the agent's informer);

@@ -22,14 +22,28 @@ import (
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
 
-// Server timeouts, as the kubelet's.
+// Server limits, as the kubelet's.
 const (
-	idleTimeout       = 90 * time.Second
-	readWriteTimeout  = 4 * time.Hour
-	maxHeaderBytes    = 1 << 20
-	readHeaderTimeout = 30 * time.Second
-	shutdownTimeout   = 5 * time.Second
+	maxHeaderBytes  = 1 << 20
+	shutdownTimeout = 5 * time.Second
+	// maxRequestBodyBytes bounds a request body. The kubelet sets no limit
+	// of its own; no route of this API takes more than a pprof symbol
+	// lookup, so it is the kube-apiserver's default limit (3 MiB).
+	maxRequestBodyBytes = 3 << 20
 )
+
+// timeouts are the http.Server's; a field of Server so that tests can
+// shorten them.
+type timeouts struct {
+	idle, readWrite, readHeader time.Duration
+}
+
+// defaultTimeouts are the kubelet's.
+var defaultTimeouts = timeouts{
+	idle:       90 * time.Second,
+	readWrite:  4 * time.Hour,
+	readHeader: 30 * time.Second,
+}
 
 // Config is what the server needs from the agent's configuration.
 type Config struct {
@@ -114,6 +128,7 @@ type Server struct {
 	readOnly http.Handler
 	metrics  *metricsCollector
 	stats    *statsProvider
+	timeouts timeouts
 }
 
 // New builds the server: its routes, authenticator and authorizer. It
@@ -122,7 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Runtime == nil || deps.Pods == nil {
 		return nil, errors.New("server: runtime and pods are required")
 	}
-	s := &Server{cfg: cfg, deps: deps}
+	s := &Server{cfg: cfg, deps: deps, timeouts: defaultTimeouts}
 	s.metrics = newMetricsCollector(deps.Runtime)
 	s.stats = newStatsProvider(cfg, deps.Runtime, deps.Images)
 	auth, err := newAuthHandler(cfg, deps.Client)
@@ -130,8 +145,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.auth = auth
-	s.secure = auth.wrap(s.secureContainer())
-	s.readOnly = s.readOnlyContainer()
+	s.secure = auth.wrap(limitBody(s.secureContainer()))
+	s.readOnly = limitBody(s.readOnlyContainer())
 	return s, nil
 }
 
@@ -258,13 +273,33 @@ func (s *Server) httpServer(ctx context.Context, addr string, port int32, h http
 	return &http.Server{
 		Addr:              net.JoinHostPort(addr, strconv.Itoa(int(port))),
 		Handler:           h,
-		IdleTimeout:       idleTimeout,
-		ReadTimeout:       readWriteTimeout,
-		WriteTimeout:      readWriteTimeout,
-		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       s.timeouts.idle,
+		ReadTimeout:       s.timeouts.readWrite,
+		WriteTimeout:      s.timeouts.readWrite,
+		ReadHeaderTimeout: s.timeouts.readHeader,
 		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+}
+
+// limitBody refuses a request whose declared body is longer than
+// maxRequestBodyBytes with 413, and stops reading an undeclared (chunked)
+// one there: the handler's read fails and net/http closes the connection
+// after the response. Without it /debug/pprof/symbol reads a POST body to
+// its end and buffers its answer, which grows with the body.
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxRequestBodyBytes {
+			// net/http closes the connection rather than read a large
+			// unread body.
+			http.Error(w, fmt.Sprintf("request body of %d bytes is larger than %d", r.ContentLength, maxRequestBodyBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // podByName finds a pod bound to the node; a non-empty uid must match.

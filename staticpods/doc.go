@@ -14,5 +14,10 @@
 // the pod and deletes the mirror.
 //
 // The directory is read at start and every fileCheckFrequency; a change of
-// any manifest replaces the pod (a new UID), as with the kubelet.
+// any manifest replaces the pod (a new UID), as with the kubelet. Only
+// regular files (links to them included) are read: a FIFO or a device is
+// named in a warning and skipped. A file that does not hold a valid pod is
+// named in a warning and skipped; unlike the kubelet, one that held a pod
+// keeps it while it does not parse (a manifest caught half-written), and a
+// directory that cannot be read keeps all of them.
 package staticpods

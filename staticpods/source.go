@@ -5,6 +5,7 @@ import (
 	"crypto/md5" //nolint:gosec // the kubelet's static pod UID hash, not for security
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 )
@@ -63,32 +65,79 @@ func IsNodeCritical(pod *v1.Pod) bool {
 // Read returns the static pods defined in dir. Files that do not hold a
 // valid pod are named in the returned warnings and skipped.
 func Read(dir, nodeName string) ([]*v1.Pod, []string) {
+	byPath, bad, err := readDir(dir, nodeName)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	return sorted(byPath), warningsOf(bad)
+}
+
+// readDir reads every manifest of dir: the pods by file, and why each of
+// the other files was skipped. A directory that does not exist holds no
+// pods; one that cannot be read is the error.
+func readDir(dir, nodeName string) (map[string]*v1.Pod, map[string]error, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, []string{fmt.Sprintf("read staticPodPath %s: %v", dir, err)}
+		return nil, nil, fmt.Errorf("read staticPodPath %s: %w", dir, err)
 	}
-	var pods []*v1.Pod
-	var warnings []string
+	pods := map[string]*v1.Pod{}
+	bad := map[string]error{}
 	for _, e := range entries {
 		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
 		pod, err := readFile(path, nodeName)
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("static pod manifest %s: %v", path, err))
+		if errors.Is(err, errNotManifest) {
 			continue
 		}
-		pods = append(pods, pod)
+		if err != nil {
+			bad[path] = err
+			continue
+		}
+		pods[path] = pod
 	}
-	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
-	return pods, warnings
+	return pods, bad, nil
 }
 
+func sorted(byPath map[string]*v1.Pod) []*v1.Pod {
+	pods := make([]*v1.Pod, 0, len(byPath))
+	for _, p := range byPath {
+		pods = append(pods, p)
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	return pods
+}
+
+func warningsOf(bad map[string]error) []string {
+	var warnings []string
+	for path, err := range bad {
+		warnings = append(warnings, fmt.Sprintf("static pod manifest %s: %v", path, err))
+	}
+	sort.Strings(warnings)
+	return warnings
+}
+
+// errNotManifest marks what readFile skips without a word: a link to a
+// directory, as the kubelet does not recurse either.
+var errNotManifest = errors.New("not a manifest")
+
 func readFile(path, nodeName string) (*v1.Pod, error) {
+	// Only regular files, as the kubelet: reading a FIFO would block the
+	// agent's start for good, and a device may never end.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, errNotManifest
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -122,6 +171,20 @@ func readFile(path, nodeName string) (*v1.Pod, error) {
 	pod.Name = pod.Name + "-" + nodeName
 	if pod.Namespace == "" {
 		pod.Namespace = "default"
+	}
+	// The kubelet validates a manifest's pod as the apiserver would. The
+	// name, namespace and UID name directories here (the pod's log
+	// directory, its directory under the root dir, both removed with the
+	// pod), so at least they must be what the API allows: found by
+	// fuzzing, a name "../../x" or a UID "../.." pointed them elsewhere.
+	if errs := validation.IsDNS1123Subdomain(pod.Name); len(errs) > 0 {
+		return nil, fmt.Errorf("metadata.name %q (with the node name): %s", pod.Name, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Label(pod.Namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("metadata.namespace %q: %s", pod.Namespace, strings.Join(errs, "; "))
+	}
+	if uid := string(pod.UID); uid == "." || uid == ".." || strings.ContainsAny(uid, "/\\\x00") {
+		return nil, fmt.Errorf("metadata.uid %q: not a single path component", uid)
 	}
 	pod.Spec.NodeName = nodeName
 	if pod.Annotations == nil {
@@ -182,19 +245,39 @@ func applyDefaults(pod *v1.Pod) {
 }
 
 // Watch reads dir now and every period, calling update with the full set
-// of static pods whenever it changed.
+// of static pods whenever it changed. A manifest that stops parsing (caught
+// half-written by a non-atomic editor, truncated) keeps the pod it held
+// before, with a warning, until it parses again or is removed; a directory
+// that cannot be read keeps every pod, as the kubelet sends no update then.
 func Watch(ctx context.Context, dir, nodeName string, period time.Duration, update func([]*v1.Pod)) {
 	logger := klog.FromContext(ctx)
 	last := ""
 	warned := map[string]bool{}
+	var good map[string]*v1.Pod
 	for {
-		pods, warnings := Read(dir, nodeName)
+		byPath, bad, err := readDir(dir, nodeName)
+		var warnings []string
+		if err != nil {
+			warnings = []string{err.Error() + ": keeping the static pods read before"}
+			byPath = good
+		} else {
+			for path, ferr := range bad {
+				if prev, ok := good[path]; ok {
+					byPath[path] = prev
+					warnings = append(warnings, fmt.Sprintf("static pod manifest %s: %v: keeping the pod %s it held before", path, ferr, klog.KObj(prev)))
+					continue
+				}
+				warnings = append(warnings, fmt.Sprintf("static pod manifest %s: %v", path, ferr))
+			}
+		}
+		good = byPath
 		for _, w := range warnings {
 			if !warned[w] {
 				logger.Info("Warning: " + w)
 				warned[w] = true
 			}
 		}
+		pods := sorted(byPath)
 		var uids []string
 		for _, p := range pods {
 			uids = append(uids, string(p.UID))

@@ -28,8 +28,9 @@ type Mounter interface {
 }
 
 func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir string, src *v1.EmptyDirVolumeSource) error {
-	// World-writable as the kubelet's: any of the pod's users may write it.
-	if err := os.MkdirAll(dir, 0o777); err != nil { //nolint:gosec // see above
+	// World-writable as the kubelet's (the chmod below): any of the pod's
+	// users may write it.
+	if err := m.mkdirNoFollow(dir, 0o755); err != nil {
 		return err
 	}
 	medium := v1.StorageMediumDefault

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -150,10 +151,10 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 		return "", err
 	}
 	dir := m.volumeDir(pod.UID, plugin, vol.Name)
+	if err := m.mkdirNoFollow(dir, 0o755); err != nil {
+		return "", err
+	}
 	if memory {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", err
-		}
 		if err := m.mountTmpfs(ctx, pod, vol.Name, dir, nil, 0o755); err != nil {
 			return "", err
 		}
@@ -223,24 +224,64 @@ func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
 	return nil
 }
 
-// removeSubPathTargets removes <dir>/<volume>/<container>/<index> and the
-// directories above them, each with os.Remove.
-func removeSubPathTargets(dir string) error {
-	vols, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// mkdirNoFollow makes dir, below the root dir, and its missing parents
+// with mode (an existing directory keeps its own), following no symbolic
+// link on the way: a link or a file in a pod's directories is refused with
+// an error naming it. What a pod directory holds is not to be trusted, and
+// what comes next (chmod, chown, a mount, the atomic writer's pruning)
+// would act on a link's target.
+func (m *Manager) mkdirNoFollow(dir string, mode uint32) error {
+	rel, err := filepath.Rel(m.rootDir, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s is not below the root dir %s", dir, m.rootDir)
 	}
+	if err := os.MkdirAll(m.rootDir, 0o750); err != nil {
+		return err
+	}
+	fd, err := openBeneath(m.rootDir, rel, unix.O_RDONLY|unix.O_DIRECTORY, mode)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// removeSubPathTargets removes <dir>/<volume>/<container>/<index> and the
+// directories above them, each with os.Remove. It descends only into
+// directories: anything else in their place (a link, a file) is removed
+// as it is, never followed; reading through a link would remove the files
+// of its target.
+func removeSubPathTargets(dir string) error {
+	if fi, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return os.Remove(dir)
+	}
+	vols, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, v := range vols {
 		vdir := filepath.Join(dir, v.Name())
+		if !v.IsDir() {
+			if err := os.Remove(vdir); err != nil {
+				return err
+			}
+			continue
+		}
 		ctrs, err := os.ReadDir(vdir)
 		if err != nil {
 			return err
 		}
 		for _, c := range ctrs {
 			cdir := filepath.Join(vdir, c.Name())
+			if !c.IsDir() {
+				if err := os.Remove(cdir); err != nil {
+					return err
+				}
+				continue
+			}
 			targets, err := os.ReadDir(cdir)
 			if err != nil {
 				return err

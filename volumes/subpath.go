@@ -140,12 +140,13 @@ func validName(s string) bool {
 }
 
 // prepareTarget makes the mount point of a subPath: a directory or an
-// empty file, with nothing mounted on it. Its parents are the agent's own.
+// empty file, with nothing mounted on it. Its parents are the agent's own,
+// made without following a link (the bind mount would follow it).
 func (m *Manager) prepareTarget(target string, dir bool) error {
 	if err := m.unmountAll(target); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+	if err := m.mkdirNoFollow(filepath.Dir(target), 0o750); err != nil {
 		return err
 	}
 	fi, err := os.Lstat(target)

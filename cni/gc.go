@@ -57,16 +57,27 @@ func (m *Manager) recordIntent(list *libcni.NetworkConfigList, rt *libcni.Runtim
 	if strings.ContainsAny(rt.ContainerID, `/\`) || rt.ContainerID == "." || rt.ContainerID == ".." {
 		return fmt.Errorf("sandbox ID %q is not a file name", rt.ContainerID)
 	}
+	// Marked as running before the file exists: a collection never sees
+	// the intent of an ADD in flight as stale.
+	m.mu.Lock()
+	if m.adding == nil {
+		m.adding = map[string]int{}
+	}
+	m.adding[rt.ContainerID]++
+	m.mu.Unlock()
 	b, err := json.Marshal(intent{Config: list.Bytes, ContainerID: rt.ContainerID, NetNS: rt.NetNS, IfName: rt.IfName,
 		Args: rt.Args, CapabilityArgs: rt.CapabilityArgs})
 	if err != nil {
+		m.endIntent(rt.ContainerID, false)
 		return fmt.Errorf("encode the CNI intent of sandbox %s: %w", rt.ContainerID, err)
 	}
 	if err := os.MkdirAll(m.pendingDir(), 0o700); err != nil {
+		m.endIntent(rt.ContainerID, false)
 		return fmt.Errorf("record the CNI intent of sandbox %s: %w", rt.ContainerID, err)
 	}
 	f, err := os.CreateTemp(m.pendingDir(), ".tmp-")
 	if err != nil {
+		m.endIntent(rt.ContainerID, false)
 		return fmt.Errorf("record the CNI intent of sandbox %s: %w", rt.ContainerID, err)
 	}
 	_, werr := f.Write(b)
@@ -78,14 +89,9 @@ func (m *Manager) recordIntent(list *libcni.NetworkConfigList, rt *libcni.Runtim
 	}
 	if werr != nil {
 		_ = os.Remove(f.Name())
+		m.endIntent(rt.ContainerID, false)
 		return fmt.Errorf("record the CNI intent of sandbox %s: %w", rt.ContainerID, werr)
 	}
-	m.mu.Lock()
-	if m.adding == nil {
-		m.adding = map[string]int{}
-	}
-	m.adding[rt.ContainerID]++
-	m.mu.Unlock()
 	return nil
 }
 
@@ -172,8 +178,10 @@ func (m *Manager) CollectGarbage(ctx context.Context, sandboxes map[string]bool,
 		}
 		done[id] = true
 		atts, _, err := m.attachments(id)
-		if err != nil || len(atts) == 0 {
-			continue // the runtime's own entries, or nothing readable: Remove would guess
+		if err != nil || len(atts) == 0 || !podAttachment(atts, id) {
+			// The runtime's own entries, nothing readable (Remove would
+			// guess), or another tool's container in a shared cache dir.
+			continue
 		}
 		if err := m.Remove(ctx, PodNetwork{SandboxID: id}); err != nil {
 			logger.Error(err, "Deleting the network of a sandbox the runtime no longer has", "sandbox", id)
@@ -181,6 +189,19 @@ func (m *Manager) CollectGarbage(ctx context.Context, sandboxes map[string]bool,
 		}
 		logger.Info("Deleted the network of a sandbox the runtime no longer has", "sandbox", id)
 	}
+}
+
+// podAttachment reports whether the cached attachments are a pod sandbox's
+// as the agent adds them: CNI args naming id as the pod's infra container.
+func podAttachment(atts []attachment, id string) bool {
+	for _, a := range atts {
+		for _, kv := range a.rt.Args {
+			if kv[0] == "K8S_POD_INFRA_CONTAINER_ID" && kv[1] == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // collectIntent runs the DEL of an interrupted ADD and removes its intent.

@@ -60,11 +60,15 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			}
 		}
 		if isSidecar(c) {
-			if cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			if cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED || cur.State == runtimeapi.ContainerState_CONTAINER_CREATED {
 				if podDone(pod, state) {
 					continue
 				}
-				r, started, err := s.maybeStart(ctx, pod, c, cur, sandbox)
+				start := s.maybeStart
+				if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+					start = s.startCreated
+				}
+				r, started, err := start(ctx, pod, c, cur, sandbox)
 				if err != nil {
 					return 0, changed, err
 				}
@@ -114,8 +118,12 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			resized, r, err := s.resizeRunning(ctx, pod, state, c, cur, sandbox)
 			return minPositive(requeue, r), changed || resized, err
 		}
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+			r, started, err := s.startCreated(ctx, pod, c, cur, sandbox)
+			return minPositive(requeue, r), changed || started, err
+		}
 		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			return requeue, changed, nil // being created: wait for it
+			return requeue, changed, nil // state unknown: wait for the runtime
 		}
 		if cur != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 			return requeue, changed, nil // failed for good: the pod fails
@@ -151,7 +159,7 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			started = true // the old one stopped, at least
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 			started, r, err = s.resizeRunning(ctx, pod, state, c, cur, sandbox)
-		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_CREATED && !specChanged(c, cur):
+		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 			r, started, err = s.startCreated(ctx, pod, c, cur, sandbox)
 		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED && cur.State != runtimeapi.ContainerState_CONTAINER_CREATED:
 			continue
@@ -216,6 +224,17 @@ func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
 func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, prev *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
 	key := string(pod.UID) + "/" + c.Name
 	restartCount := int32(0)
+	if prev != nil && abandonedStart(prev) {
+		// Not a restart: the instance never ran. It is replaced under
+		// its own attempt number, which the runtime reserves until it
+		// is removed.
+		if err := s.runtime.RemoveContainer(ctx, prev.Id); err != nil {
+			return 0, false, fmt.Errorf("remove container %q whose start was abandoned: %w", c.Name, err)
+		}
+		s.statuses.forget(prev.Id)
+		klog.FromContext(ctx).V(2).Info("Replacing a container whose start the runtime abandoned", "container", c.Name, "containerID", prev.Id)
+		return s.start(ctx, pod, c, prevRestartCount(prev), sandbox)
+	}
 	if prev != nil {
 		restartCount = prevRestartCount(prev) + 1
 		finished := time.Unix(0, prev.FinishedAt)
@@ -247,14 +266,25 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 // works: the sync comes back in a second.
 func (s *Syncer) startCreated(ctx context.Context, pod *v1.Pod, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
 	logger := klog.FromContext(ctx).WithValues("container", c.Name, "containerID", cur.Id)
-	if err := s.runtime.StartContainer(ctx, cur.Id); err != nil {
+	replace := func(why string, err error) (time.Duration, bool, error) {
+		// Only what still has not run goes: a start that went through
+		// meanwhile (or after an RPC that timed out) is left running.
+		if st, serr := s.runtime.ContainerStatus(ctx, cur.Id, false); serr == nil && st.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return time.Second, true, nil
+		}
 		if rerr := s.runtime.RemoveContainer(ctx, cur.Id); rerr != nil {
-			logger.V(2).Info("A container left created neither starts nor goes yet", "startErr", err, "removeErr", rerr)
+			logger.V(2).Info("A container left created neither starts nor goes yet", "why", why, "err", err, "removeErr", rerr)
 			return time.Second, false, nil
 		}
-		logger.V(2).Info("Replacing a container left created that does not start", "err", err)
+		logger.V(2).Info("Replacing a container left created", "why", why, "err", err)
 		s.statuses.forget(cur.Id)
 		return s.start(ctx, pod, c, prevRestartCount(cur), sandbox)
+	}
+	if specChanged(c, cur) {
+		return replace("its spec changed", nil)
+	}
+	if err := s.runtime.StartContainer(ctx, cur.Id); err != nil {
+		return replace("it does not start", err)
 	}
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	s.linkLog(ctx, pod, c.Name, cur.Id, cur.LogPath)
@@ -272,6 +302,17 @@ func (s *Syncer) startCreated(ctx context.Context, pod *v1.Pod, c *v1.Container,
 		return 0, true, err
 	}
 	return 0, true, nil
+}
+
+// abandonedStart reports whether st is an instance that never ran because
+// the runtime gave its start up when the caller went away: an agent killed
+// during StartContainer (containerd then fails the start with the
+// cancelled context of the dead caller's request). A start that failed for
+// any other reason (a missing binary, a bad mount) is a failure that counts
+// as a restart and backs off, as with the kubelet.
+func abandonedStart(st *runtimeapi.ContainerStatus) bool {
+	return st.State == runtimeapi.ContainerState_CONTAINER_EXITED && st.StartedAt == 0 &&
+		strings.Contains(st.Message, context.Canceled.Error())
 }
 
 // restartChanged stops the running container cur of c, whose spec changed

@@ -89,7 +89,12 @@ func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool)
 		ours[uid] = true
 	}
 	s.gcLogDirs(ctx, known, ours)
-	s.gcPodCgroups(ctx, known, ours)
+	// A pod with any sandbox, the agent's or not, keeps its cgroup.
+	withSandbox := make(map[types.UID]bool, len(all))
+	for _, sb := range all {
+		withSandbox[types.UID(sb.GetMetadata().GetUid())] = true
+	}
+	s.gcPodCgroups(ctx, known, withSandbox)
 	return nil
 }
 
@@ -97,14 +102,14 @@ func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool)
 // sandbox left: an agent killed between a pod's last container and its
 // cleanup leaves them, and nothing else would. A cgroup that still holds
 // processes is not removed (the kernel refuses) and is named.
-func (s *Syncer) gcPodCgroups(ctx context.Context, known func(types.UID) bool, ours map[types.UID]bool) {
+func (s *Syncer) gcPodCgroups(ctx context.Context, known func(types.UID) bool, withSandbox map[types.UID]bool) {
 	if s.cfg.CgroupDriver == "systemd" || !s.cfg.CgroupsPerQOS {
 		return
 	}
 	seen := map[types.UID]bool{}
 	for _, dir := range podCgroupDirs(s.cfg.CgroupRoot) {
 		uid := types.UID(strings.TrimPrefix(filepath.Base(dir), "pod"))
-		if seen[uid] || ours[uid] || known(uid) {
+		if seen[uid] || withSandbox[uid] || known(uid) {
 			continue
 		}
 		seen[uid] = true
@@ -156,12 +161,23 @@ func killCgroupProcs(dir string) int {
 // hierarchy (cgroup v1) or the unified one.
 func podCgroupDirs(root string) []string {
 	var out []string
-	for _, h := range append([]string{"/sys/fs/cgroup"}, globDirs("/sys/fs/cgroup/*")...) {
+	for _, h := range cgroupHierarchies() {
 		for _, qos := range []string{"", "burstable", "besteffort"} {
 			out = append(out, globDirs(filepath.Join(h, root, "kubepods", qos, "pod*"))...)
 		}
 	}
 	return out
+}
+
+// cgroupHierarchies are the mounted hierarchies: /sys/fs/cgroup on cgroup
+// v2; on v1, each directory in it (a controller's mount, or "unified").
+// On v2 those directories are cgroups (another agent's root perhaps),
+// never hierarchies to scan.
+func cgroupHierarchies() []string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{"/sys/fs/cgroup"}
+	}
+	return append([]string{"/sys/fs/cgroup"}, globDirs("/sys/fs/cgroup/*")...)
 }
 
 func globDirs(pattern string) []string {

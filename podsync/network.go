@@ -205,6 +205,11 @@ func (s *Syncer) cachedIPs(ctx context.Context, sb sandboxRef) ([]string, bool) 
 		// An unreadable cache entry (named in err): the sandbox runs on,
 		// and its status keeps the addresses last reported.
 		klog.FromContext(ctx).Error(err, "No pod IPs from the CNI cache for an adopted sandbox", "sandbox", sb.id)
+		if errors.Is(err, cni.ErrUnreadableCache) {
+			s.mu.Lock()
+			s.unreadableCache[sb.id] = true
+			s.mu.Unlock()
+		}
 	}
 	if err != nil || res == nil {
 		return nil, false

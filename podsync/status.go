@@ -44,7 +44,10 @@ func (s *Syncer) computeStatus(ctx context.Context, pod *v1.Pod, state *podState
 				ips = append(ips, h.IP)
 			}
 		}
-		if len(ips) == 0 && s.agentNetwork(pod.Spec.HostNetwork) {
+		s.mu.Lock()
+		unreadable := s.unreadableCache[sandbox.Id]
+		s.mu.Unlock()
+		if len(ips) == 0 && unreadable && s.agentNetwork(pod.Spec.HostNetwork) {
 			// Only a sandbox adopted without a readable CNI cache entry
 			// (cachedIPs logged why) has no IPs here: it still has the
 			// addresses last reported; clearing them would take the

@@ -149,6 +149,9 @@ type Syncer struct {
 	sandboxIPs map[string][]string
 	// netDown holds the sandboxes whose network was torn down.
 	netDown map[string]bool
+	// unreadableCache holds the adopted sandboxes whose CNI cache entry
+	// did not read: their status keeps the IPs last reported.
+	unreadableCache map[string]bool
 	// volumePaths holds, during a sync that set up a pod's volumes, their
 	// host paths (see keepVolumePaths).
 	volumePaths map[types.UID]map[string]string
@@ -167,13 +170,14 @@ type waitReason struct{ reason, message string }
 func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, volumes Volumes, env Env, status StatusWriter, recorder record.EventRecorder, clk clock.Clock) *Syncer {
 	s := &Syncer{
 		cfg: cfg, runtime: rt, network: cfg.Network, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
-		crashBackoff: newBackoff(clk),
-		pullBackoff:  newBackoff(clk),
-		waiting:      map[types.UID]map[string]waitReason{},
-		sandboxIPs:   map[string][]string{},
-		netDown:      map[string]bool{},
-		volumePaths:  map[types.UID]map[string]string{},
-		ended:        map[types.UID]bool{},
+		crashBackoff:    newBackoff(clk),
+		pullBackoff:     newBackoff(clk),
+		waiting:         map[types.UID]map[string]waitReason{},
+		sandboxIPs:      map[string][]string{},
+		netDown:         map[string]bool{},
+		unreadableCache: map[string]bool{},
+		volumePaths:     map[types.UID]map[string]string{},
+		ended:           map[types.UID]bool{},
 	}
 	return s
 }

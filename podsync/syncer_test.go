@@ -470,6 +470,32 @@ func TestSyncPodStartsContainerLeftCreated(t *testing.T) {
 	}
 }
 
+// A start the runtime abandoned because its caller (a killed agent) went
+// away is not a restart: the instance is replaced under its own attempt.
+// A start that failed otherwise counts.
+func TestSyncPodReplacesAbandonedStart(t *testing.T) {
+	for _, tt := range []struct {
+		msg         string
+		wantAttempt uint32
+	}{
+		{"failed to create containerd task: failed to create shim task: context canceled", 0},
+		{"exec: \"nosuch\": executable file not found in $PATH", 1},
+	} {
+		e := newEnv(t)
+		pod := testPod("uid1", v1.RestartPolicyAlways)
+		e.sync(t, pod)
+		id := e.containerID(t, pod.UID, "c", 0)
+		e.rt.Lock()
+		ct := e.rt.Containers[id]
+		ct.State, ct.StartedAt, ct.FinishedAt, ct.ExitCode, ct.Reason, ct.Message = runtimeapi.ContainerState_CONTAINER_EXITED, 0, e.clock.Now().UnixNano(), 128, "StartError", tt.msg
+		e.rt.Unlock()
+		e.sync(t, pod)
+		if _, ok := e.find(pod.UID, "c", tt.wantAttempt); !ok || (tt.wantAttempt == 0 && e.containerCount() != 1) {
+			t.Errorf("%q: no running instance with attempt %d (%d containers)", tt.msg, tt.wantAttempt, e.containerCount())
+		}
+	}
+}
+
 func TestSyncPodRestartAlwaysCrashLoop(t *testing.T) {
 	e := newEnv(t)
 	pod := testPod("uid1", v1.RestartPolicyAlways)

@@ -255,6 +255,7 @@ func (s *Syncer) forgetSandbox(id string) {
 	s.mu.Lock()
 	delete(s.sandboxIPs, id)
 	delete(s.netDown, id)
+	delete(s.unreadableCache, id)
 	s.mu.Unlock()
 }
 
@@ -285,9 +286,7 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 		}
 	}
 	root := s.cfg.CgroupRoot
-	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
-	hierarchies = append(hierarchies, "/sys/fs/cgroup")
-	for _, h := range hierarchies {
+	for _, h := range cgroupHierarchies() {
 		for _, qos := range []string{"", "burstable", "besteffort"} {
 			dir := filepath.Join(h, root, "kubepods", qos, "pod"+string(uid))
 			if _, err := os.Stat(dir); err == nil {

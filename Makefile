@@ -5,7 +5,7 @@ STATE ?= /var/lib/nodeagent-harness
 export NODEAGENT_CACHE := $(CACHE)
 export NODEAGENT_STATE := $(STATE)
 
-.PHONY: all build install up down test unit e2e e2e-only vet lint bench conformance
+.PHONY: all build install up down test unit e2e e2e-only vet lint bench conformance soak fuzz
 
 # Build output, and the install layout of `make install`: the kubelet's
 # paths. DESTDIR stages the whole tree; PREFIX (or BINDIR) moves the
@@ -70,6 +70,16 @@ e2e-only:
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ 2>&1 | tee $(STATE)/logs/e2e.log; exit $${PIPESTATUS[0]}
 
 test: unit e2e
+
+# The fault, load and bad-input campaign (root; not part of make test,
+# which runs its short slice): SOAK_MINUTES (30) against a fresh local
+# cluster, then every fuzz target; writes docs/reliability.md.
+soak:
+	hack/soak.sh
+
+# Every fuzz target for FUZZ_TIME (60s) each (no root, no cluster).
+fuzz:
+	hack/fuzz.sh
 
 # Side-by-side benchmark with the upstream kubelet (not part of make test).
 bench:

@@ -853,6 +853,7 @@ case ${1:-} in
   agent-restart) stop_pid nodeagent; start_agent ;;
   agent-kill) [[ -f $RUN/nodeagent.pid ]] && kill -9 "$(cat "$RUN/nodeagent.pid")" 2>/dev/null; rm -f "$RUN/nodeagent.pid" ;;
   agent-start) start_agent ;;
+  agent-stop) stop_pid nodeagent ;;
   containerd-stop) stop_pid containerd ;;
   containerd-kill) [[ -f $RUN/containerd.pid ]] && kill -9 "$(cat "$RUN/containerd.pid")" 2>/dev/null; rm -f "$RUN/containerd.pid" ;;
   apiserver-stop) stop_pid kube-apiserver ;;
@@ -872,5 +873,5 @@ case ${1:-} in
   join-node-down) join_down ;;
   join-agent-restart) stop_pid join-agent; start_join_agent ;;
   join-node-exec) shift; in_join "$@" ;;
-  *) echo "usage: $0 up|down|build|packages|agent-restart|agent-kill|agent-start|metrics-server-restart|containerd-stop|containerd-kill|containerd-start|apiserver-stop|apiserver-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|build|packages|agent-restart|agent-kill|agent-start|agent-stop|metrics-server-restart|containerd-stop|containerd-kill|containerd-start|apiserver-stop|apiserver-start|runtime-reset|kubelet-start|wait-node|import-conformance-images|join-node|join-node-down|join-agent-restart|join-node-exec CMD..." >&2; exit 2 ;;
 esac

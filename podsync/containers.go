@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	grpcstatus "google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -355,11 +356,36 @@ func (s *Syncer) start(ctx context.Context, pod *v1.Pod, c *v1.Container, restar
 		s.setWaiting(pod.UID, c.Name, "CreateContainerConfigError", msg)
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %s", msg)
 		return 0, false, err
+	case errors.As(err, new(*runError)):
+		// The kubelet's ErrRunContainer: the runtime created the
+		// container and could not start it.
+		msg := grpcMessage(errors.Unwrap(err))
+		s.setWaiting(pod.UID, c.Name, "RunContainerError", msg)
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %s", msg)
+		return 0, true, err
 	default:
 		s.setWaiting(pod.UID, c.Name, "CreateContainerError", err.Error())
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return 0, false, err
 	}
+}
+
+// runError is a container created that did not start.
+type runError struct{ err error }
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
+
+// grpcMessage is the message of a runtime's gRPC error (the kubelet shows
+// that, without the code), or the error's text.
+func grpcMessage(err error) string {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		//nolint:errorlint // the error itself, not one it wraps: FromError would keep the wrapping text
+		if se, ok := e.(interface{ GRPCStatus() *grpcstatus.Status }); ok {
+			return se.GRPCStatus().Message()
+		}
+	}
+	return err.Error()
 }
 
 func prevRestartCount(st *runtimeapi.ContainerStatus) int32 {
@@ -397,8 +423,7 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	t = time.Now()
 	if err := s.runtime.StartContainer(ctx, id); err != nil {
-		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return fmt.Errorf("start container %q: %w", c.Name, err)
+		return &runError{fmt.Errorf("start container %q: %w", c.Name, err)}
 	}
 	observePhase("start", t)
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)

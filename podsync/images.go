@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -20,9 +21,22 @@ type pullError struct {
 
 func (e *pullError) Error() string { return e.reason + ": " + e.message }
 
+// invalidImageRetry is when a pod with an image reference that does not
+// parse is looked at again (the image of a pod can be changed).
+const invalidImageRetry = 30 * time.Second
+
 // ensureImage returns the image reference to create c with, pulling the
 // image as imagePullPolicy says.
 func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, error) {
+	// A reference that does not parse is refused before the runtime sees
+	// it, with the kubelet's reason, event and message (its
+	// applyDefaultImageTag): InvalidImageName, not a pull failure.
+	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
+		msg := fmt.Sprintf("Failed to apply default image tag %q: couldn't parse image name %q: %v", c.Image, c.Image, err)
+		s.setWaiting(pod.UID, c.Name, "InvalidImageName", msg)
+		s.recorder.Event(pod, v1.EventTypeWarning, "InspectFailed", msg)
+		return "", &pullError{"InvalidImageName", msg, invalidImageRetry}
+	}
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
 	policy := c.ImagePullPolicy
 	if policy == "" {

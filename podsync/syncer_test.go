@@ -3,6 +3,7 @@ package podsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -1100,5 +1103,15 @@ func TestSandboxConfigHostname(t *testing.T) {
 		if cfg.Hostname != tt.want {
 			t.Errorf("hostNetwork=%v hostname=%q: sandbox hostname %q, want %q", tt.spec.HostNetwork, tt.spec.Hostname, cfg.Hostname, tt.want)
 		}
+	}
+}
+
+func TestGRPCMessage(t *testing.T) {
+	inner := grpcstatus.Error(codes.Unknown, "failed to create shim task: exec: \"nosuch\": not found")
+	if got := grpcMessage(&runError{fmt.Errorf("start container %q: %w", "c", inner)}); got != "failed to create shim task: exec: \"nosuch\": not found" {
+		t.Errorf("grpcMessage = %q", got)
+	}
+	if got := grpcMessage(errors.New("plain")); got != "plain" {
+		t.Errorf("grpcMessage = %q", got)
 	}
 }

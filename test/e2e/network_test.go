@@ -125,6 +125,9 @@ func readNetState(t *testing.T) netState {
 			s.ipFiles = append(s.ipFiles, n)
 		}
 	}
+	if _, err := os.Stat("/sys/class/net/" + podBridge); os.IsNotExist(err) {
+		return s // no pod network set up yet since the node started
+	}
 	out, err := exec.Command("ip", "-o", "link", "show", "master", podBridge).Output()
 	if err != nil {
 		t.Fatalf("ip link: %v", err)

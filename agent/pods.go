@@ -113,11 +113,13 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 	go p.probes.Run(ctx)
 	status := &statusRouter{Writer: podstatus.NewWriter(client)}
 	memCapacity := nodestatus.MemoryCapacity()
+	// The kubelet's active pods: a pod deleted for good no longer counts
+	// while its containers stop (podworkers' Active).
 	activePods := func() []*v1.Pod {
 		if p.workers == nil {
 			return nil // setting up: no pod yet
 		}
-		return arrived.order(p.workers.Pods())
+		return arrived.order(p.workers.Active())
 	}
 	podCgroups, runQoS, err := setupPodCgroups(ctx, cfg, memCapacity, activePods)
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 // Then every waiting pod older than it is decided first, in creation order
 // (ties in the order the pods reached the agent, which is the order
 // Config.ActivePods lists them in), and its verdict is kept for its own
-// worker. A verdict is kept while the pod's worker lives: a retried status
-// write finds the same answer.
+// worker. A verdict is kept while the pod is active (Config.ActivePods): a
+// retried status write finds the same answer.
 type admission struct {
 	mu sync.Mutex
 	// verdicts holds the reason a pod was refused, "" when admitted.
@@ -113,7 +113,9 @@ func (a *admission) split(pod *v1.Pod, active []*v1.Pod) (admitted, waiting []*v
 	return admitted, waiting
 }
 
-// forgetGone drops the verdicts of pods whose workers ended.
+// forgetGone drops the verdicts and grants of pods no longer active: their
+// workers ended, or their objects are gone (the kubelet's
+// allocationManager.RemovePod).
 func (a *admission) forgetGone(active []*v1.Pod) {
 	if a.verdicts == nil {
 		a.verdicts = map[types.UID]verdict{}

@@ -64,7 +64,10 @@ type Config struct {
 	ResolvConf    string
 	// MaxPods is the number of pods the node admits.
 	MaxPods int
-	// ActivePods returns the pods the node runs now (for admission).
+	// ActivePods returns the pods the node runs now (for admission): not
+	// terminated, and still in the apiserver (or their manifest), as the
+	// kubelet's GetActivePods. Admission leaves out those in a terminal
+	// phase.
 	ActivePods func() []*v1.Pod
 	// Allocatable returns the node's allocatable resources, if known.
 	Allocatable func() v1.ResourceList

@@ -186,6 +186,24 @@ func (w *Workers) Pods() []*v1.Pod {
 	return out
 }
 
+// Active returns the pods whose objects still exist and whose workers are
+// not terminated: the kubelet's active pods (GetActivePods), less those in
+// a terminal phase, which the syncer tells apart. A pod removed from the
+// apiserver (Remove) no longer counts while its containers stop, as the
+// kubelet's pod manager forgets it at once: the scheduler has already
+// freed what it requested.
+func (w *Workers) Active() []*v1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*v1.Pod
+	for _, wk := range w.workers {
+		if wk.state != Terminated && !wk.gone {
+			out = append(out, wk.pod)
+		}
+	}
+	return out
+}
+
 // Wait waits for every worker to end (after ctx is cancelled).
 func (w *Workers) Wait() { w.wg.Wait() }
 

@@ -250,6 +250,45 @@ func TestRemoveTerminatesWithSpecGrace(t *testing.T) {
 	}
 }
 
+// A removed pod leaves Active at once, and Pods once it is stopped.
+func TestActiveLeavesOutRemoved(t *testing.T) {
+	stop := make(chan struct{})
+	s := &fakeSyncer{syncTerminating: func(ctx context.Context, _ *v1.Pod, _ int64) error {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	w, fc, ctx := setup(t, s)
+	w.Update(ctx, newPod("a", "1"))
+	w.Update(ctx, newPod("b", "1"))
+	eventually(t, "SyncPod", func() bool { return len(s.of("sync")) == 2 })
+
+	w.Remove("b")
+	stepUntil(t, fc, "b terminating", func() bool { return len(s.of("terminating")) == 1 })
+	if got := uids(w.Active()); len(got) != 1 || got[0] != "a" {
+		t.Errorf("Active = %v, want [a]", got)
+	}
+	if got := uids(w.Pods()); len(got) != 2 {
+		t.Errorf("Pods = %v, want a and b: b's containers still stop", got)
+	}
+	close(stop)
+	stepUntil(t, fc, "b's worker to end", func() bool { _, ok := w.Known("b"); return !ok })
+	if got := uids(w.Pods()); len(got) != 1 || got[0] != "a" {
+		t.Errorf("Pods = %v, want [a]", got)
+	}
+}
+
+func uids(pods []*v1.Pod) []types.UID {
+	var out []types.UID
+	for _, p := range pods {
+		out = append(out, p.UID)
+	}
+	return out
+}
+
 func TestRemoveUnknownIsNoop(t *testing.T) {
 	s := &fakeSyncer{}
 	w, _, _ := setup(t, s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -21,42 +22,72 @@ type Writer struct {
 	client kubernetes.Interface
 
 	mu   sync.Mutex
-	last map[types.UID]*v1.PodStatus
+	last map[types.UID]written
+}
+
+// written is the last status the agent wrote for a pod and the
+// resourceVersion the apiserver gave the pod with it.
+type written struct {
+	status          *v1.PodStatus
+	resourceVersion string
 }
 
 // NewWriter returns a Writer using client.
 func NewWriter(client kubernetes.Interface) *Writer {
-	return &Writer{client: client, last: map[types.UID]*v1.PodStatus{}}
+	return &Writer{client: client, last: map[types.UID]written{}}
 }
 
 // Write sends status for pod unless it equals what the apiserver already
-// has (as far as the agent knows).
+// has, as far as the agent knows: the last status it wrote, unless pod (the
+// informer's copy) is newer than that write and shows another status, which
+// someone else wrote since (the node lifecycle controller marks the pods of
+// a node it lost not ready): then that is what the apiserver has, and the
+// agent's status is written over it, as the kubelet's status manager
+// reconciles.
 func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error {
 	w.mu.Lock()
-	old := w.last[pod.UID]
+	last, ok := w.last[pod.UID]
 	w.mu.Unlock()
-	if old == nil {
-		old = &pod.Status
+	base := &pod.Status
+	if ok && !apiequality.Semantic.DeepEqual(&pod.Status, last.status) && !newerThan(pod.ResourceVersion, last.resourceVersion) {
+		base = last.status // the informer has not seen the agent's write yet
 	}
-	if apiequality.Semantic.DeepEqual(old, status) || apiequality.Semantic.DeepEqual(&pod.Status, status) {
+	if apiequality.Semantic.DeepEqual(base, status) {
 		return nil
 	}
-	patch, err := statusPatch(pod.UID, old, status)
+	patch, err := statusPatch(pod.UID, base, status)
 	if err != nil {
 		return err
 	}
-	_, err = w.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	res, err := w.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)
 	}
-	klog.FromContext(ctx).V(3).Info("Wrote pod status", "phase", status.Phase)
+	if base == &pod.Status && ok {
+		klog.FromContext(ctx).V(2).Info("Wrote pod status over a change made by someone else", "phase", status.Phase)
+	} else {
+		klog.FromContext(ctx).V(3).Info("Wrote pod status", "phase", status.Phase)
+	}
 	w.mu.Lock()
-	w.last[pod.UID] = status.DeepCopy()
+	w.last[pod.UID] = written{status: status.DeepCopy(), resourceVersion: res.ResourceVersion}
 	w.mu.Unlock()
 	return nil
+}
+
+// newerThan reports whether resourceVersion a is later than b. Resource
+// versions are opaque to clients, but the apiserver's are etcd revisions,
+// which grow; one that does not parse counts as newer (the pod's status is
+// then taken as what the apiserver has, at worst a redundant write).
+func newerThan(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA != nil || errB != nil {
+		return a != b
+	}
+	return x > y
 }
 
 // Forget drops what the writer remembers of a pod.

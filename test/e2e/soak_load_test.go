@@ -78,6 +78,9 @@ func TestSoakLoad(t *testing.T) {
 	r := soakRecord(t, fmt.Sprintf("%d pods created at once, then deleted at once", pods),
 		"all run, all go, nothing left behind; agent goroutines and fds back to their level (settled), RSS")
 	c := client(t)
+	// maxPods counts every pod on the node: an earlier test's still going
+	// would leave some of these rejected (OutOfpods).
+	waitNoPodsOnNode(t, c, 3*time.Minute)
 	base := leftoverBaseline(t, c)
 	ns := namespace(t, c)
 	before := readAgentStats(t)

@@ -225,8 +225,10 @@ func TestSoakContainerdKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Twice, not left behind: the previous round's pods may still be
+		// being cleaned up (the end of the test waits for that).
 		for _, l := range left {
-			if !base[l] {
+			if !base[l] && (strings.Contains(l, "ready sandboxes") || strings.Contains(l, " times")) {
 				t.Errorf("round %d, with the pods running: %s", round, l)
 			}
 		}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -204,6 +206,25 @@ func podAttachment(atts []attachment, id string) bool {
 	return false
 }
 
+// maxIntent bounds an intent file: a config list and the pod's arguments.
+const maxIntent = 1 << 20
+
+// readIntent reads an intent, without following a link and at most
+// maxIntent bytes. The directory is the agent's (under the CNI cache dir,
+// which no pod mounts); the bounds are for a disk that garbled it.
+func readIntent(file string) ([]byte, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.LimitReader(f, maxIntent+1))
+	if err == nil && len(b) > maxIntent {
+		err = fmt.Errorf("%s is larger than %d bytes", file, maxIntent)
+	}
+	return b, err
+}
+
 // collectIntent runs the DEL of an interrupted ADD and removes its intent.
 func (m *Manager) collectIntent(ctx context.Context, id string) error {
 	file := m.pendingFile(id)
@@ -213,7 +234,7 @@ func (m *Manager) collectIntent(ctx context.Context, id string) error {
 	}
 	var in intent
 	var list *libcni.NetworkConfigList
-	b, err := os.ReadFile(file)
+	b, err := readIntent(file)
 	if err == nil {
 		err = json.Unmarshal(b, &in)
 	}

@@ -162,7 +162,7 @@ func killCgroupProcs(dir string) int {
 func podCgroupDirs(root string) []string {
 	var out []string
 	for _, h := range cgroupHierarchies() {
-		for _, qos := range []string{"", "burstable", "besteffort"} {
+		for _, qos := range qosDirs {
 			out = append(out, globDirs(filepath.Join(h, root, "kubepods", qos, "pod*"))...)
 		}
 	}

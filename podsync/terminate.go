@@ -281,13 +281,13 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 		if cgRoot == "" {
 			cgRoot = "/"
 		}
-		for _, qos := range []string{"", "burstable", "besteffort"} {
+		for _, qos := range qosDirs {
 			s.cfg.PodCgroups.Forget(filepath.Join(cgRoot, "kubepods", qos, "pod"+string(uid)))
 		}
 	}
 	root := s.cfg.CgroupRoot
 	for _, h := range cgroupHierarchies() {
-		for _, qos := range []string{"", "burstable", "besteffort"} {
+		for _, qos := range qosDirs {
 			dir := filepath.Join(h, root, "kubepods", qos, "pod"+string(uid))
 			if _, err := os.Stat(dir); err == nil {
 				// A container's cgroup the runtime left (a start
@@ -304,6 +304,10 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 		}
 	}
 }
+
+// qosDirs are the directories of the QoS classes under kubepods, as the
+// kubelet names them (guaranteed pods sit in kubepods itself).
+var qosDirs = []string{"", "burstable", "besteffort"}
 
 // removeChildCgroups removes the empty cgroups below dir, deepest first,
 // depth levels down. rmdir is all it does: the kernel refuses a cgroup

@@ -389,9 +389,9 @@ func soakPod(name string, hostPort int32) *v1.Pod {
 		{Name: "cfg", MountPath: "/etc/soak/key", SubPath: "key"},
 		{Name: "mem", MountPath: "/mem"},
 	}
-	// An exec probe is a runc exec: dozens of them every few seconds
-	// saturate two cores, and a probe past its timeout fails. The
-	// campaign's pods probe every 10 s with 5 s to answer.
+	// An exec probe is a runc exec: with about 30 pods probing every 5 s
+	// on two cores, the probes timed out (1 s). The campaign's pods probe
+	// every 10 s with 5 s to answer.
 	ctr.ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"cat", "/etc/soak/key"}}}, PeriodSeconds: 10, TimeoutSeconds: 5}
 	if hostPort != 0 {
 		ctr.Ports = []v1.ContainerPort{{ContainerPort: 8080, HostPort: hostPort, Protocol: v1.ProtocolTCP}}

@@ -9,6 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -81,4 +82,23 @@ func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfi
 		}, qosUpdatePeriod)
 	}
 	return m, run, nil
+}
+
+// podCgroupFinder finds a pod's cgroup, for the stats, where the pod's
+// worker has it (the syncer names it as it created it); nil without
+// cgroupsPerQOS, where pods have no cgroup of their own.
+func podCgroupFinder(cfg *kubeletconfigv1beta1.KubeletConfiguration, p *podPipeline) func(types.UID) (string, bool) {
+	if cfg.CgroupsPerQOS != nil && !*cfg.CgroupsPerQOS {
+		return nil
+	}
+	return func(uid types.UID) (string, bool) {
+		if p.workers == nil {
+			return "", false // setting up: no pod yet
+		}
+		pod, ok := p.workers.Pod(uid)
+		if !ok {
+			return "", false
+		}
+		return p.syncer.PodCgroup(pod), true
+	}
 }

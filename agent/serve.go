@@ -28,6 +28,7 @@ func newServer(opts *configs.Options, authClient kubernetes.Interface, serving *
 		GetCertificate:     serving.GetCertificate,
 		RootDir:            opts.RootDir,
 		PodLogsDir:         opts.PodLogsDir,
+		PodCgroup:          podCgroupFinder(cfg, p),
 		Authentication:     cfg.Authentication,
 		Authorization:      cfg.Authorization,
 		KubeletConfig:      cfg,

@@ -20,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/podcgroups"
 )
 
 // GarbageCollect removes what belongs to no known pod and what a known pod
@@ -107,7 +108,7 @@ func (s *Syncer) gcPodCgroups(ctx context.Context, known func(types.UID) bool, w
 		return
 	}
 	seen := map[types.UID]bool{}
-	for _, dir := range podCgroupDirs(s.cfg.CgroupRoot) {
+	for _, dir := range podcgroups.PodDirs(cgroupMount, s.cfg.CgroupRoot) {
 		uid := types.UID(strings.TrimPrefix(filepath.Base(dir), "pod"))
 		if seen[uid] || withSandbox[uid] || known(uid) {
 			continue
@@ -122,7 +123,7 @@ func (s *Syncer) gcPodCgroups(ctx context.Context, known func(types.UID) bool, w
 			time.Sleep(100 * time.Millisecond)
 		}
 		s.removeCgroups(uid)
-		for _, d := range podCgroupDirs(s.cfg.CgroupRoot) {
+		for _, d := range podcgroups.PodDirs(cgroupMount, s.cfg.CgroupRoot) {
 			if strings.HasSuffix(d, "/pod"+string(uid)) {
 				klog.FromContext(ctx).Info("Warning: the cgroup of a gone pod is still in use; leaving it", "cgroup", d)
 			}
@@ -155,40 +156,6 @@ func killCgroupProcs(dir string) int {
 	}
 	walk(dir, 2)
 	return n
-}
-
-// podCgroupDirs are the pod cgroup directories under kubepods in every
-// hierarchy (cgroup v1) or the unified one.
-func podCgroupDirs(root string) []string {
-	var out []string
-	for _, h := range cgroupHierarchies() {
-		for _, qos := range qosDirs {
-			out = append(out, globDirs(filepath.Join(h, root, "kubepods", qos, "pod*"))...)
-		}
-	}
-	return out
-}
-
-// cgroupHierarchies are the mounted hierarchies: /sys/fs/cgroup on cgroup
-// v2; on v1, each directory in it (a controller's mount, or "unified").
-// On v2 those directories are cgroups (another agent's root perhaps),
-// never hierarchies to scan.
-func cgroupHierarchies() []string {
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		return []string{"/sys/fs/cgroup"}
-	}
-	return append([]string{"/sys/fs/cgroup"}, globDirs("/sys/fs/cgroup/*")...)
-}
-
-func globDirs(pattern string) []string {
-	matches, _ := filepath.Glob(pattern)
-	out := matches[:0]
-	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.IsDir() {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // gcContainers removes exited containers beyond the newest per pod and

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/podcgroups"
 )
 
 // podLogDir is the kubelet's log directory of a pod.
@@ -333,22 +334,16 @@ func (s *Syncer) cgroupParent(pod *v1.Pod) string {
 	if !s.cfg.CgroupsPerQOS {
 		return s.cfg.CgroupRoot
 	}
-	parts := []string{"kubepods"}
-	switch qosClass(pod) {
-	case v1.PodQOSBurstable:
-		parts = append(parts, "burstable")
-	case v1.PodQOSBestEffort:
-		parts = append(parts, "besteffort")
-	}
-	parts = append(parts, "pod"+string(pod.UID))
 	if s.cfg.CgroupDriver == "systemd" {
 		// kubepods-burstable-pod<uid>.slice, '-' in the UID becomes '_'.
-		name := strings.Join(parts[:len(parts)-1], "-") + "-pod" + strings.ReplaceAll(string(pod.UID), "-", "_")
-		return name + ".slice"
+		name := "kubepods"
+		switch qosClass(pod) {
+		case v1.PodQOSBurstable:
+			name += "-burstable"
+		case v1.PodQOSBestEffort:
+			name += "-besteffort"
+		}
+		return name + "-pod" + strings.ReplaceAll(string(pod.UID), "-", "_") + ".slice"
 	}
-	root := s.cfg.CgroupRoot
-	if root == "" {
-		root = "/"
-	}
-	return filepath.Join(append([]string{root}, parts...)...)
+	return podcgroups.PodPath(s.cfg.CgroupRoot, qosClass(pod), pod.UID)
 }

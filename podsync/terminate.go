@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/podcgroups"
 )
 
 // SyncTerminatingPod stops every container of the pod with gracePeriod
@@ -275,20 +277,15 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 	if s.cfg.CgroupDriver == "systemd" || !s.cfg.CgroupsPerQOS {
 		return
 	}
+	paths := podcgroups.PodPaths(s.cfg.CgroupRoot, uid)
 	if s.cfg.PodCgroups != nil {
-		// The paths as cgroupParent names them.
-		cgRoot := s.cfg.CgroupRoot
-		if cgRoot == "" {
-			cgRoot = "/"
-		}
-		for _, qos := range qosDirs {
-			s.cfg.PodCgroups.Forget(filepath.Join(cgRoot, "kubepods", qos, "pod"+string(uid)))
+		for _, p := range paths {
+			s.cfg.PodCgroups.Forget(p)
 		}
 	}
-	root := s.cfg.CgroupRoot
-	for _, h := range cgroupHierarchies() {
-		for _, qos := range qosDirs {
-			dir := filepath.Join(h, root, "kubepods", qos, "pod"+string(uid))
+	for _, h := range podcgroups.Hierarchies(cgroupMount) {
+		for _, p := range paths {
+			dir := filepath.Join(h, p)
 			if _, err := os.Stat(dir); err == nil {
 				// A container's cgroup the runtime left (a start
 				// abandoned when its caller died) goes first: a cgroup
@@ -305,9 +302,8 @@ func (s *Syncer) removeCgroups(uid types.UID) {
 	}
 }
 
-// qosDirs are the directories of the QoS classes under kubepods, as the
-// kubelet names them (guaranteed pods sit in kubepods itself).
-var qosDirs = []string{"", "burstable", "besteffort"}
+// cgroupMount is where the cgroup filesystems are mounted.
+const cgroupMount = "/sys/fs/cgroup"
 
 // removeChildCgroups removes the empty cgroups below dir, deepest first,
 // depth levels down. rmdir is all it does: the kernel refuses a cgroup

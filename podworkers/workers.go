@@ -173,6 +173,17 @@ func (w *Workers) Known(uid types.UID) (State, bool) {
 	return wk.state, true
 }
 
+// Pod returns the pod of uid's worker, terminated or not.
+func (w *Workers) Pod(uid types.UID) (*v1.Pod, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wk, ok := w.workers[uid]
+	if !ok {
+		return nil, false
+	}
+	return wk.pod, true
+}
+
 // Pods returns the pods whose workers are not terminated.
 func (w *Workers) Pods() []*v1.Pod {
 	w.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,22 +41,58 @@ type nodeUsage struct {
 // or MemTotal-MemFree where the root has no memory.current. The working
 // set is the usage minus the inactive file pages, as cAdvisor computes it.
 func (h hostReader) usage() (nodeUsage, error) {
-	u := nodeUsage{time: time.Now()}
 	meminfo, err := readKeyValues(filepath.Join(h.procRoot, "meminfo"))
 	if err != nil {
-		return u, err
+		return nodeUsage{time: time.Now()}, err
 	}
+	u, err := h.cgroupUsage("/", meminfo)
 	u.memTotal = meminfo["MemTotal:"] * 1024
-	if _, err := os.Stat(filepath.Join(h.cgroupRoot, "cgroup.controllers")); err == nil {
-		return h.usageV2(u, meminfo)
+	return u, err
+}
+
+// v2 tells a unified hierarchy (cgroup v2) from v1's hierarchies.
+func (h hostReader) v2() bool {
+	_, err := os.Stat(filepath.Join(h.cgroupRoot, "cgroup.controllers"))
+	return err == nil
+}
+
+// cgroupUsage reads the CPU and memory of the cgroup at path (inside each
+// hierarchy): the root's, or a pod's as cAdvisor reads them for the
+// kubelet. meminfo is for v2's root, which has no memory.current; nil
+// elsewhere.
+func (h hostReader) cgroupUsage(path string, meminfo map[string]uint64) (nodeUsage, error) {
+	u := nodeUsage{time: time.Now()}
+	var err error
+	if h.v2() {
+		dir := filepath.Join(h.cgroupRoot, path)
+		cpu, err := readKeyValues(filepath.Join(dir, "cpu.stat"))
+		if err != nil {
+			return u, err
+		}
+		u.cpuNanos = cpu["usage_usec"] * 1000
+		u.memUsage, err = readUint(filepath.Join(dir, "memory.current"))
+		if errors.Is(err, os.ErrNotExist) && meminfo != nil {
+			u.memUsage, err = saturatingSub(meminfo["MemTotal:"], meminfo["MemFree:"])*1024, nil
+		}
+		if err != nil {
+			return u, err
+		}
+		stat, err := readKeyValues(filepath.Join(dir, "memory.stat"))
+		if err != nil {
+			return u, err
+		}
+		u.workingSet = saturatingSub(u.memUsage, stat["inactive_file"])
+		u.rss, u.pageFaults, u.majFaults = stat["anon"], stat["pgfault"], stat["pgmajfault"]
+		return u, nil
 	}
-	if u.cpuNanos, err = readUint(filepath.Join(h.cgroupRoot, "cpuacct", "cpuacct.usage")); err != nil {
+	if u.cpuNanos, err = readUint(filepath.Join(h.cgroupRoot, "cpuacct", path, "cpuacct.usage")); err != nil {
 		return u, err
 	}
-	if u.memUsage, err = readUint(filepath.Join(h.cgroupRoot, "memory", "memory.usage_in_bytes")); err != nil {
+	mem := filepath.Join(h.cgroupRoot, "memory", path)
+	if u.memUsage, err = readUint(filepath.Join(mem, "memory.usage_in_bytes")); err != nil {
 		return u, err
 	}
-	stat, err := readKeyValues(filepath.Join(h.cgroupRoot, "memory", "memory.stat"))
+	stat, err := readKeyValues(filepath.Join(mem, "memory.stat"))
 	if err != nil {
 		return u, err
 	}
@@ -64,26 +101,94 @@ func (h hostReader) usage() (nodeUsage, error) {
 	return u, nil
 }
 
-func (h hostReader) usageV2(u nodeUsage, meminfo map[string]uint64) (nodeUsage, error) {
-	cpu, err := readKeyValues(filepath.Join(h.cgroupRoot, "cpu.stat"))
+// memoryHierarchy is the hierarchy holding the memory controller: the
+// unified one on v2.
+func (h hostReader) memoryHierarchy() string {
+	if h.v2() {
+		return h.cgroupRoot
+	}
+	return filepath.Join(h.cgroupRoot, "memory")
+}
+
+// memoryLimit is the memory limit of the cgroup at path; ok is false
+// without one (v1 writes a number near 2^63 for none, v2 "max").
+func (h hostReader) memoryLimit(path string) (limit uint64, ok bool) {
+	file := "memory.limit_in_bytes"
+	if h.v2() {
+		file = "memory.max"
+	}
+	n, err := readUint(filepath.Join(h.memoryHierarchy(), path, file))
+	if err != nil || n >= 1<<62 {
+		return 0, false
+	}
+	return n, true
+}
+
+// processCount counts the processes of the cgroup at path and of the
+// cgroups below it (a pod's containers), as cAdvisor counts a pod's.
+func (h hostReader) processCount(path string) (uint64, error) {
+	var n uint64
+	var walk func(dir string, depth int) error
+	walk = func(dir string, depth int) error {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		n += uint64(bytes.Count(b, []byte("\n")))
+		if depth == 0 {
+			return nil
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.IsDir() { // a child cgroup; a link is not a directory here
+				if err := walk(filepath.Join(dir, e.Name()), depth-1); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return n, walk(filepath.Join(h.memoryHierarchy(), path), 2)
+}
+
+// interfaceUsage is one network interface's counters.
+type interfaceUsage struct {
+	name                                 string
+	rxBytes, rxErrors, txBytes, txErrors uint64
+}
+
+// ignoredInterfaces are the prefixes of the interfaces cAdvisor leaves out
+// of a container's network stats.
+var ignoredInterfaces = []string{"lo", "veth", "docker", "nerdctl"}
+
+// netDev reads the interfaces of the network namespace of process pid
+// (/proc/<pid>/net/dev), less the ignored ones.
+func (h hostReader) netDev(pid int) ([]interfaceUsage, error) {
+	b, err := os.ReadFile(filepath.Join(h.procRoot, strconv.Itoa(pid), "net", "dev"))
 	if err != nil {
-		return u, err
+		return nil, err
 	}
-	u.cpuNanos = cpu["usage_usec"] * 1000
-	u.memUsage, err = readUint(filepath.Join(h.cgroupRoot, "memory.current"))
-	if errors.Is(err, os.ErrNotExist) {
-		u.memUsage, err = saturatingSub(meminfo["MemTotal:"], meminfo["MemFree:"])*1024, nil
+	var out []interfaceUsage
+	for _, line := range strings.Split(string(b), "\n") {
+		name, counters, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		f := strings.Fields(counters)
+		if len(f) < 16 || slices.ContainsFunc(ignoredInterfaces, func(p string) bool { return strings.HasPrefix(name, p) }) {
+			continue
+		}
+		var v [16]uint64
+		for i := range v {
+			v[i], _ = strconv.ParseUint(f[i], 10, 64)
+		}
+		out = append(out, interfaceUsage{name: name, rxBytes: v[0], rxErrors: v[2], txBytes: v[8], txErrors: v[10]})
 	}
-	if err != nil {
-		return u, err
-	}
-	stat, err := readKeyValues(filepath.Join(h.cgroupRoot, "memory.stat"))
-	if err != nil {
-		return u, err
-	}
-	u.workingSet = saturatingSub(u.memUsage, stat["inactive_file"])
-	u.rss, u.pageFaults, u.majFaults = stat["anon"], stat["pgfault"], stat["pgmajfault"]
-	return u, nil
+	return out, nil
 }
 
 // bootTime is the btime of /proc/stat, the node's start time.

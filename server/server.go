@@ -62,6 +62,10 @@ type Config struct {
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	RootDir        string
 	PodLogsDir     string
+	// PodCgroup is where a pod's cgroup is inside each hierarchy, false
+	// for a pod the agent does not run; nil without cgroupsPerQOS (pods
+	// have no cgroup of their own). The stats read pods' usage there.
+	PodCgroup      func(types.UID) (string, bool)
 	Authentication kubeletconfigv1beta1.KubeletAuthentication
 	Authorization  kubeletconfigv1beta1.KubeletAuthorization
 	// KubeletConfig is served by /configz.

@@ -31,6 +31,8 @@ type statsProvider struct {
 	host       hostReader
 	rates      *cpuRates
 	volumes    *volumeUsage
+	podCgroup  func(types.UID) (string, bool) // may be nil
+	pids       *sandboxPIDs
 }
 
 func newStatsProvider(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService) *statsProvider {
@@ -43,6 +45,8 @@ func newStatsProvider(cfg Config, rt internalapi.RuntimeService, images internal
 		host:       hostReader{cgroupRoot: "/sys/fs/cgroup", procRoot: "/proc"},
 		rates:      newCPURates(),
 		volumes:    newVolumeUsage(cfg.RootDir),
+		podCgroup:  cfg.PodCgroup,
+		pids:       newSandboxPIDs(rt),
 	}
 }
 
@@ -218,39 +222,25 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 			containerByID[c.Id] = c
 		}
 	}
-	managed := map[string]string{cri.ManagedLabel: cri.ManagedValue}
-	sandboxStats := map[string]*runtimeapi.PodSandboxStats{}
+	// Containers' stats come from the runtime in one ListContainerStats.
+	// Pods' come from their cgroups and network namespaces, as cAdvisor
+	// gives them to the kubelet: never ListPodSandboxStats, which
+	// containerd answers by visiting every sandbox's shim and network
+	// namespace in turn (over a minute with 75 sandboxes on two busy
+	// cores, docs/reliability.md), and which the eviction manager and
+	// metrics-server would ask for every 10 and 15 s.
 	containerStats := map[string]*runtimeapi.ContainerStats{}
-	all, err := p.runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{LabelSelector: managed})
-	if err != nil {
-		klog.FromContext(ctx).V(4).Info("ListPodSandboxStats failed, using container stats only", "err", err)
-	}
-	for _, st := range all {
-		if id := st.GetAttributes().GetId(); id != "" {
-			sandboxStats[id] = st
-		}
-		for _, cs := range st.GetLinux().GetContainers() {
-			if id := cs.GetAttributes().GetId(); id != "" {
-				containerStats[id] = cs
-			}
-		}
-	}
-	// Runtimes that do not implement sandbox stats, or leave containers
-	// out of them, still have container stats.
-	for id := range containerByID {
-		if containerStats[id] != nil {
-			continue
-		}
+	if len(containerByID) > 0 {
+		managed := map[string]string{cri.ManagedLabel: cri.ManagedValue}
 		all, err := p.runtime.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{LabelSelector: managed})
 		if err != nil {
 			return nil, fmt.Errorf("list container stats: %w", err)
 		}
 		for _, cs := range all {
-			if id := cs.GetAttributes().GetId(); id != "" && containerStats[id] == nil {
+			if id := cs.GetAttributes().GetId(); id != "" {
 				containerStats[id] = cs
 			}
 		}
-		break
 	}
 
 	out := make([]statsapi.PodStats, 0, len(sandboxes))
@@ -277,11 +267,7 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 			ps.Containers = append(ps.Containers, cs)
 		}
 		sort.Slice(ps.Containers, func(i, j int) bool { return ps.Containers[i].Name < ps.Containers[j].Name })
-		if st := sandboxStats[sb.Id]; st != nil {
-			p.addSandboxStats(&ps, st, cpuAndMemoryOnly)
-		} else {
-			sumContainers(&ps)
-		}
+		p.addPodStats(ctx, &ps, sb, cpuAndMemoryOnly)
 		if ps.Containers == nil {
 			ps.Containers = []statsapi.ContainerStats{}
 		}
@@ -297,6 +283,7 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 	}
 	if !cpuAndMemoryOnly {
 		p.volumes.forgetExcept(live)
+		p.pids.forgetExcept(sandboxes)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].PodRef, out[j].PodRef
@@ -428,19 +415,29 @@ func (p *statsProvider) logStats(md *runtimeapi.PodSandboxMetadata, name string,
 	return fs
 }
 
-func (p *statsProvider) addSandboxStats(ps *statsapi.PodStats, st *runtimeapi.PodSandboxStats, cpuAndMemoryOnly bool) {
-	l := st.GetLinux()
-	if cpu := l.GetCpu(); cpu != nil {
-		t := time.Unix(0, cpu.Timestamp)
-		ps.CPU = &statsapi.CPUStats{Time: metav1.NewTime(t), UsageCoreNanoSeconds: value(cpu.UsageCoreNanoSeconds), UsageNanoCores: value(cpu.UsageNanoCores)}
-		if ps.CPU.UsageNanoCores == nil && ps.CPU.UsageCoreNanoSeconds != nil {
-			ps.CPU.UsageNanoCores = p.rates.nanoCores("pod/"+ps.PodRef.UID, *ps.CPU.UsageCoreNanoSeconds, t)
-		}
+// addPodStats fills the pod's CPU, memory and process count from its
+// cgroup, when the agent knows where that is (cgroupsPerQOS with the
+// cgroupfs driver), else CPU and memory with its containers' sums; and
+// its network from its sandbox's network namespace.
+func (p *statsProvider) addPodStats(ctx context.Context, ps *statsapi.PodStats, sb *runtimeapi.PodSandbox, cpuAndMemoryOnly bool) {
+	uid := types.UID(ps.PodRef.UID)
+	path, ok := "", false
+	if p.podCgroup != nil {
+		path, ok = p.podCgroup(uid)
 	}
-	if m := l.GetMemory(); m != nil {
-		ps.Memory = &statsapi.MemoryStats{
-			Time: metav1.NewTime(time.Unix(0, m.Timestamp)), AvailableBytes: value(m.AvailableBytes), UsageBytes: value(m.UsageBytes),
-			WorkingSetBytes: value(m.WorkingSetBytes), RSSBytes: value(m.RssBytes), PageFaults: value(m.PageFaults), MajorPageFaults: value(m.MajorPageFaults),
+	if ok {
+		if u, err := p.host.cgroupUsage(path, nil); err == nil {
+			t := metav1.NewTime(u.time)
+			ps.CPU = &statsapi.CPUStats{Time: t, UsageCoreNanoSeconds: ptrTo(u.cpuNanos), UsageNanoCores: p.rates.nanoCores("pod/"+ps.PodRef.UID, u.cpuNanos, u.time)}
+			ps.Memory = &statsapi.MemoryStats{
+				Time: t, UsageBytes: ptrTo(u.memUsage), WorkingSetBytes: ptrTo(u.workingSet), RSSBytes: ptrTo(u.rss),
+				PageFaults: ptrTo(u.pageFaults), MajorPageFaults: ptrTo(u.majFaults),
+			}
+			if limit, ok := p.host.memoryLimit(path); ok {
+				ps.Memory.AvailableBytes = ptrTo(saturatingSub(limit, u.workingSet))
+			}
+		} else {
+			klog.FromContext(ctx).V(4).Info("Reading a pod's cgroup", "pod", klog.KRef(ps.PodRef.Namespace, ps.PodRef.Name), "err", err)
 		}
 	}
 	if ps.CPU == nil || ps.Memory == nil {
@@ -449,17 +446,43 @@ func (p *statsProvider) addSandboxStats(ps *statsapi.PodStats, st *runtimeapi.Po
 	if cpuAndMemoryOnly {
 		return
 	}
-	if n := l.GetNetwork(); n != nil {
-		ns := &statsapi.NetworkStats{Time: metav1.NewTime(time.Unix(0, n.Timestamp)), InterfaceStats: interfaceStats(n.DefaultInterface)}
-		for _, i := range n.Interfaces {
-			ns.Interfaces = append(ns.Interfaces, interfaceStats(i))
+	if ok {
+		if n, err := p.host.processCount(path); err == nil {
+			ps.ProcessStats = &statsapi.ProcessStats{ProcessCount: ptrTo(n)}
 		}
-		ps.Network = ns
 	}
-	if pr := l.GetProcess(); pr != nil {
-		ps.ProcessStats = &statsapi.ProcessStats{ProcessCount: value(pr.ProcessCount)}
+	if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+		ps.Network = p.network(ctx, sb.Id)
 	}
 }
+
+// network reads the interfaces of the sandbox's network namespace through
+// its first process; eth0 is the default interface, as with cAdvisor.
+func (p *statsProvider) network(ctx context.Context, sandboxID string) *statsapi.NetworkStats {
+	pid, err := p.pids.get(ctx, sandboxID)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("No process for a sandbox's network stats", "sandbox", sandboxID, "err", err)
+		return nil
+	}
+	ifaces, err := p.host.netDev(pid)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("Reading a sandbox's network stats", "sandbox", sandboxID, "err", err)
+		return nil
+	}
+	ns := &statsapi.NetworkStats{Time: metav1.Now()}
+	for _, i := range ifaces {
+		st := statsapi.InterfaceStats{Name: i.name, RxBytes: ptrTo(i.rxBytes), RxErrors: ptrTo(i.rxErrors), TxBytes: ptrTo(i.txBytes), TxErrors: ptrTo(i.txErrors)}
+		if i.name == defaultInterface {
+			ns.InterfaceStats = st
+		}
+		ns.Interfaces = append(ns.Interfaces, st)
+	}
+	return ns
+}
+
+// defaultInterface is the pod's interface the network stats name at the
+// top, as the kubelet's.
+const defaultInterface = "eth0"
 
 // sumContainers fills the pod's missing CPU and memory with the sums of
 // its containers'.
@@ -497,13 +520,6 @@ func later(a, b metav1.Time) metav1.Time {
 		return b
 	}
 	return a
-}
-
-func interfaceStats(i *runtimeapi.NetworkInterfaceUsage) statsapi.InterfaceStats {
-	if i == nil {
-		return statsapi.InterfaceStats{}
-	}
-	return statsapi.InterfaceStats{Name: i.Name, RxBytes: value(i.RxBytes), RxErrors: value(i.RxErrors), TxBytes: value(i.TxBytes), TxErrors: value(i.TxErrors)}
 }
 
 // value unwraps a CRI UInt64Value; nil stays nil.

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"k8s.io/apimachinery/pkg/types"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,17 +78,23 @@ func statsFixture(t *testing.T) *fixture {
 		UsedBytes: u64(1000), InodesUsed: u64(10),
 	}})
 	f.srv.stats.images = images
-	ts := time.Unix(1700000100, 0).UnixNano()
-	f.rt.SetFakePodSandboxStats([]*runtimeapi.PodSandboxStats{{
-		Attributes: &runtimeapi.PodSandboxAttributes{Id: "sb1", Metadata: &runtimeapi.PodSandboxMetadata{Name: "pod1", Namespace: "ns1", Uid: string(testUID)}},
-		Linux: &runtimeapi.LinuxPodSandboxStats{
-			Cpu:        &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: u64(3e9), UsageNanoCores: u64(250)},
-			Memory:     &runtimeapi.MemoryUsage{Timestamp: ts, WorkingSetBytes: u64(1 << 20)},
-			Network:    &runtimeapi.NetworkUsage{Timestamp: ts, DefaultInterface: &runtimeapi.NetworkInterfaceUsage{Name: "eth0", RxBytes: u64(11), TxBytes: u64(22)}},
-			Process:    &runtimeapi.ProcessUsage{Timestamp: ts, ProcessCount: u64(2)},
-			Containers: []*runtimeapi.ContainerStats{containerStat("cur", 2e9, 512<<10)},
-		},
-	}})
+	// The pod's cgroup (CPU, memory, limit, processes: one in the pod,
+	// one in its container's cgroup) and its sandbox's network namespace.
+	pod := "/kubepods/besteffort/pod" + string(testUID)
+	writeFiles(t, filepath.Dir(f.srv.stats.host.cgroupRoot), map[string]string{
+		"cgroup/cpuacct" + pod + "/cpuacct.usage":        "3000000000\n",
+		"cgroup/memory" + pod + "/memory.usage_in_bytes": "1148576\n",
+		"cgroup/memory" + pod + "/memory.stat":           "total_inactive_file 100000\ntotal_rss 900000\ntotal_pgfault 5\ntotal_pgmajfault 1\n",
+		"cgroup/memory" + pod + "/memory.limit_in_bytes": "2097152\n",
+		"cgroup/memory" + pod + "/cgroup.procs":          "10\n",
+		"cgroup/memory" + pod + "/cur/cgroup.procs":      "11\n",
+		"proc/42/net/dev": "Inter-|   Receive                                                |  Transmit\n" +
+			" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
+			"    lo:     500       5    0    0    0     0          0         0      500       5    0    0    0     0       0          0\n" +
+			"  eth0:      11       1    3    0    0     0          0         0       22       2    4    0    0     0       0          0\n",
+	})
+	f.srv.stats.podCgroup = func(uid types.UID) (string, bool) { return pod, uid == testUID }
+	f.srv.stats.pids.byID["sb1"] = 42
 	// The exited container has stats too; only running ones count.
 	f.rt.SetFakeContainerStats([]*runtimeapi.ContainerStats{containerStat("cur", 2e9, 512<<10), containerStat("old", 9e9, 1)})
 	return f
@@ -130,10 +137,12 @@ func TestSummary(t *testing.T) {
 	if p.PodRef != (statsapi.PodReference{Name: "pod1", Namespace: "ns1", UID: string(testUID)}) {
 		t.Errorf("podRef %+v", p.PodRef)
 	}
-	if *p.CPU.UsageCoreNanoSeconds != 3e9 || *p.CPU.UsageNanoCores != 250 || *p.Memory.WorkingSetBytes != 1<<20 {
+	if *p.CPU.UsageCoreNanoSeconds != 3e9 || *p.Memory.WorkingSetBytes != 1<<20 || *p.Memory.RSSBytes != 900000 ||
+		*p.Memory.AvailableBytes != 2097152-1<<20 || *p.Memory.MajorPageFaults != 1 {
 		t.Errorf("pod cpu %+v memory %+v", p.CPU, p.Memory)
 	}
-	if p.Network == nil || p.Network.Name != "eth0" || *p.Network.RxBytes != 11 || *p.ProcessStats.ProcessCount != 2 {
+	if p.Network == nil || p.Network.Name != "eth0" || *p.Network.RxBytes != 11 || *p.Network.TxErrors != 4 || len(p.Network.Interfaces) != 1 ||
+		*p.ProcessStats.ProcessCount != 2 {
 		t.Errorf("pod network %+v process %+v", p.Network, p.ProcessStats)
 	}
 	if len(p.Containers) != 1 {
@@ -183,11 +192,13 @@ func TestSummary(t *testing.T) {
 	}
 }
 
-// A runtime without ListPodSandboxStats: containers from
-// ListContainerStats, the pod's CPU and memory their sums.
-func TestSummaryWithoutSandboxStats(t *testing.T) {
+// A pod whose cgroup the agent does not know (no cgroupsPerQOS), and a
+// sandbox the runtime tells no process of: the pod's CPU and memory are
+// its containers' sums, no network, no process count.
+func TestSummaryWithoutPodCgroup(t *testing.T) {
 	f := statsFixture(t)
-	f.rt.InjectError("ListPodSandboxStats", errors.New("unimplemented"))
+	f.srv.stats.podCgroup = nil
+	delete(f.srv.stats.pids.byID, "sb1")
 	s := getSummary(t, f, "/stats/summary")
 	p := s.Pods[0]
 	if len(p.Containers) != 1 || *p.Containers[0].CPU.UsageCoreNanoSeconds != 2e9 {
@@ -195,6 +206,9 @@ func TestSummaryWithoutSandboxStats(t *testing.T) {
 	}
 	if *p.CPU.UsageCoreNanoSeconds != 2e9 || *p.Memory.WorkingSetBytes != 512<<10 {
 		t.Errorf("pod sums: cpu %+v memory %+v", p.CPU, p.Memory)
+	}
+	if p.Network != nil || p.ProcessStats != nil {
+		t.Errorf("network %+v process %+v without a process or a cgroup", p.Network, p.ProcessStats)
 	}
 	f.rt.InjectError("ListPodSandbox", errors.New("runtime down"))
 	if w := f.do("GET", "/stats/summary"); w.Code != 500 {
@@ -323,7 +337,7 @@ func TestCadvisorMetrics(t *testing.T) {
 	for _, want := range []string{
 		`container_cpu_usage_seconds_total{container="",id="/",image="",name="",namespace="",pod=""} 5 `,
 		`container_memory_working_set_bytes{container="",id="/",image="",name="",namespace="",pod=""} 2000 `,
-		`container_cpu_usage_seconds_total{` + pod + `} 3 1700000100000`,
+		`container_cpu_usage_seconds_total{` + pod + `} 3 `,
 		`container_network_receive_bytes_total{container="",id="/kubepods/besteffort/poduid-1",image="",interface="eth0",name="",namespace="ns1",pod="pod1"} 11 `,
 		`container_network_transmit_bytes_total{container="",id="/kubepods/besteffort/poduid-1",image="",interface="eth0",name="",namespace="ns1",pod="pod1"} 22 `,
 		`container_processes{` + pod + `} 2`,

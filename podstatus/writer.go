@@ -59,6 +59,14 @@ func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) e
 	if err != nil {
 		return err
 	}
+	if patch == nil {
+		// Equal once serialized: times differ only below the second,
+		// which the apiserver does not keep.
+		if base == &pod.Status {
+			w.remember(pod.UID, status, pod.ResourceVersion)
+		}
+		return nil
+	}
 	res, err := w.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -71,10 +79,16 @@ func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) e
 	} else {
 		klog.FromContext(ctx).V(3).Info("Wrote pod status", "phase", status.Phase)
 	}
-	w.mu.Lock()
-	w.last[pod.UID] = written{status: status.DeepCopy(), resourceVersion: res.ResourceVersion}
-	w.mu.Unlock()
+	w.remember(pod.UID, status, res.ResourceVersion)
 	return nil
+}
+
+// remember records status as what the apiserver has for uid at
+// resourceVersion.
+func (w *Writer) remember(uid types.UID, status *v1.PodStatus, resourceVersion string) {
+	w.mu.Lock()
+	w.last[uid] = written{status: status.DeepCopy(), resourceVersion: resourceVersion}
+	w.mu.Unlock()
 }
 
 // newerThan reports whether resourceVersion a is later than b. Resource
@@ -112,6 +126,8 @@ func (w *Writer) Delete(ctx context.Context, pod *v1.Pod) error {
 	return nil
 }
 
+// statusPatch is the strategic merge patch from old to status, with the
+// pod's UID as a precondition; nil when the two serialize alike.
 func statusPatch(uid types.UID, old, status *v1.PodStatus) ([]byte, error) {
 	oldJSON, err := json.Marshal(v1.Pod{Status: *old})
 	if err != nil {
@@ -130,6 +146,9 @@ func statusPatch(uid types.UID, old, status *v1.PodStatus) ([]byte, error) {
 	var m map[string]any
 	if err := json.Unmarshal(patch, &m); err != nil {
 		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil // nothing changes
 	}
 	m["metadata"] = map[string]any{"uid": string(uid)}
 	return json.Marshal(m)

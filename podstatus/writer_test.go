@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,5 +54,33 @@ func TestWriteReconcilesOthersChanges(t *testing.T) {
 	}
 	if !strings.Contains(patches[1], `"status":"True"`) {
 		t.Errorf("patch %s does not set Ready True", patches[1])
+	}
+}
+
+// The informer's copy of the agent's own status has its times cut to the
+// second, as the apiserver keeps them: once newer (another field of the
+// pod changed), it is still the same status, and nothing is written.
+func TestWriteSkipsSubsecondDifferences(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 11, 30, 9, 0, 0, 123456789, time.UTC))
+	mine := &v1.PodStatus{Phase: v1.PodPending, StartTime: &at, Conditions: []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionFalse, LastTransitionTime: at}}}
+	stored := mine.DeepCopy()
+	cut := metav1.NewTime(at.Truncate(time.Second))
+	stored.StartTime, stored.Conditions[0].LastTransitionTime = &cut, cut
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", ResourceVersion: "20"}, Status: *stored}
+	client := fake.NewClientset(pod.DeepCopy())
+	patches := 0
+	client.PrependReactor("patch", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
+		patches++
+		return true, pod.DeepCopy(), nil
+	})
+	w := NewWriter(client)
+	w.remember(pod.UID, mine, "10")
+	if err := w.Write(context.Background(), pod, mine); err != nil || patches != 0 {
+		t.Fatalf("write: %v, %d patches", err, patches)
+	}
+	// Remembered at the informer's resourceVersion: an older copy later
+	// is taken as stale.
+	if w.last[pod.UID].resourceVersion != "20" {
+		t.Errorf("remembered at %s, want 20", w.last[pod.UID].resourceVersion)
 	}
 }

@@ -83,7 +83,7 @@ func TestSoakDiskPressure(t *testing.T) {
 	run(t, "mkfs.ext4", "-q", "-F", "-m", "0", img)
 	run(t, "mount", "-o", "loop", img, root)
 	mounted = true
-	withAgentFlags(t, "--eviction-hard=nodefs.available<35%,memory.available<100Mi")
+	withAgentFlags(t, "--eviction-hard=nodefs.available<35%,memory.available<100Mi", "--eviction-pressure-transition-period=30s")
 	harness(t, "wait-node")
 	ns := namespace(t, c)
 	keep := busyboxPod("bystander", "sleep 3600", v1.RestartPolicyNever)

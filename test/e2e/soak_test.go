@@ -317,13 +317,16 @@ func waitNoLeftovers(t *testing.T, c kubernetes.Interface, base map[string]bool,
 	})
 }
 
-// agentStats are the agent's resident memory, open files and goroutines.
+// agentStats are the agent's resident memory, open files and goroutines,
+// and the Go heap in use (what RSS holds beyond it is memory the runtime
+// has not yet given back to the kernel).
 type agentStats struct {
 	rssKB, fds, goroutines int
+	heapMB                 int
 }
 
 func (s agentStats) String() string {
-	return fmt.Sprintf("RSS %d MB, %d fds, %d goroutines", s.rssKB/1024, s.fds, s.goroutines)
+	return fmt.Sprintf("RSS %d MB (heap in use %d MB), %d fds, %d goroutines", s.rssKB/1024, s.heapMB, s.fds, s.goroutines)
 }
 
 func readAgentStats(t *testing.T) agentStats {
@@ -345,12 +348,21 @@ func readAgentStats(t *testing.T) agentStats {
 	}
 	fds, _ := os.ReadDir("/proc/" + pid + "/fd")
 	s.fds = len(fds)
-	code, body := nodeGet(t, nodeClient(t, true), "GET", "/metrics", "")
+	// A client of its own, its connection closed after: a reading every
+	// second would otherwise leave the agent a keep-alive connection (a
+	// goroutine and a file) per second for its 90 s idle timeout.
+	client := nodeClient(t, true)
+	defer client.CloseIdleConnections()
+	code, body := nodeGet(t, client, "GET", "/metrics", "")
 	if code == 200 {
 		for _, line := range strings.Split(body, "\n") {
 			if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
 				f, _ := strconv.ParseFloat(v, 64)
 				s.goroutines = int(f)
+			}
+			if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				s.heapMB = int(f / (1 << 20))
 			}
 		}
 	}

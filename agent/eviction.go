@@ -16,20 +16,22 @@ import (
 )
 
 // runEviction enforces the pods' local storage limits and the evictionHard
-// memory and disk thresholds (package eviction) until ctx ends: usage from
-// the kubelet API server's stats, kills through the pods' workers, only
-// pods whose workers still sync them.
+// and evictionSoft memory and disk thresholds (package eviction) until ctx
+// ends: usage from the kubelet API server's stats, kills through the pods'
+// workers, only pods whose workers still sync them.
 func runEviction(ctx context.Context, opts *configs.Options, workers *podworkers.Workers, srv *server.Server,
 	reclaimImages func(context.Context) (int64, error), recorder record.EventRecorder, clk clock.WithTicker) {
 	// Validated at start: no error here.
-	thresholds, _ := configs.HardEvictionThresholds(opts.Config.EvictionHard)
+	thresholds, _ := configs.EvictionThresholds(opts.Config)
 	eviction.New(eviction.Config{
-		Thresholds:     thresholds,
-		Summary:        func(ctx context.Context) (*statsapi.Summary, error) { return srv.Summary(ctx, true) },
-		MemoryCapacity: nodestatus.MemoryCapacity(),
-		NodeFs:         srv.NodeFsStats,
-		ImageFs:        srv.ImageFsStats,
-		ReclaimDisk:    reclaimImages,
+		Thresholds:        thresholds,
+		MaxPodGracePeriod: int64(opts.Config.EvictionMaxPodGracePeriod),
+		NodeRef:           nodeRef(opts.NodeName),
+		Summary:           func(ctx context.Context) (*statsapi.Summary, error) { return srv.Summary(ctx, true) },
+		MemoryCapacity:    nodestatus.MemoryCapacity(),
+		NodeFs:            srv.NodeFsStats,
+		ImageFs:           srv.ImageFsStats,
+		ReclaimDisk:       reclaimImages,
 		Pods: func() []*v1.Pod {
 			var out []*v1.Pod
 			for _, pod := range workers.Pods() {

@@ -28,9 +28,9 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 	if err != nil {
 		return nil, fmt.Errorf("systemReserved: %w", err)
 	}
-	thresholds, err := configs.HardEvictionThresholds(cfg.EvictionHard)
+	evictionThresholds, err := configs.EvictionThresholds(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("evictionHard: %w", err)
+		return nil, err // each message names its field
 	}
 	ctl := nodestatus.New(client, nodestatus.Config{
 		NodeName:              opts.NodeName,
@@ -40,6 +40,7 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 		Taints:                cfg.RegisterWithTaints,
 		ProviderID:            cfg.ProviderID,
 		MaxPods:               cfg.MaxPods,
+		PodsPerCore:           cfg.PodsPerCore,
 		MaxImages:             cfg.NodeStatusMaxImages,
 		Port:                  cfg.Port,
 		RegisterNode:          cfg.RegisterNode == nil || *cfg.RegisterNode,
@@ -49,7 +50,8 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 		RootDir:               opts.RootDir,
 		KubeReserved:          kubeReserved,
 		SystemReserved:        systemReserved,
-		EvictionHard:          thresholds,
+		EvictionThresholds:    evictionThresholds,
+		PressureTransition:    cfg.EvictionPressureTransitionPeriod.Duration,
 		AgentVersion:          Version,
 		DeclaredFeatures:      declaredFeatures(opts),
 		HeartbeatClient:       heartbeat,

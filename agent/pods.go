@@ -137,7 +137,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		ClusterDNS:     cfg.ClusterDNS,
 		ClusterDomain:  cfg.ClusterDomain,
 		ResolvConf:     deref(cfg.ResolverConfig),
-		MaxPods:        int(cfg.MaxPods),
+		MaxPods:        int(nodeCtl.PodCapacity()),
 		ActivePods:     activePods,
 		PodCgroups:     podCgroups,
 		Allocatable:    allocatable,
@@ -160,6 +160,12 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		},
 		ShuttingDown:   func() bool { return p.shutdown.ShuttingDown() },
 		RuntimeClasses: api.runtimeClasses,
+		// Default and Validate set and checked these.
+		MaxContainerRestartPeriod: deref(cfg.CrashLoopBackOff.MaxContainerRestartPeriod).Duration,
+		SerializeImagePulls:       deref(cfg.SerializeImagePulls),
+		MaxParallelImagePulls:     int(deref(cfg.MaxParallelImagePulls)),
+		RegistryPullQPS:           int(deref(cfg.RegistryPullQPS)),
+		RegistryBurst:             int(cfg.RegistryBurst),
 	}, rt.Runtime, rt.Images, vols, env, status, recorder, clk)
 	p.workers = podworkers.New(p.syncer, clk)
 	runQoS()

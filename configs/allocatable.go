@@ -65,7 +65,8 @@ func validateReserved(field string, m map[string]string, add func(field, format 
 	}
 }
 
-// Threshold is a hard eviction threshold, one value of evictionHard: the
+// Threshold is an eviction threshold, one value of evictionHard or
+// evictionSoft (or of evictionMinimumReclaim, an amount): the
 // signal's resource is short when less of it is available than Quantity
 // or, when Quantity is nil, than Percentage (a fraction between 0 and 1)
 // of its capacity.
@@ -85,27 +86,10 @@ func (t Threshold) Value(capacity int64) int64 {
 	return int64(float64(capacity) * float64(t.Percentage))
 }
 
-// HardEvictionThresholds parses evictionHard by signal, as the kubelet's
-// ParseThresholdConfig: "0%" and "100%" set no threshold for their signal.
-// Validate has checked the values, so after Parse it does not fail.
-func HardEvictionThresholds(m map[string]string) (map[string]Threshold, error) {
-	out := map[string]Threshold{}
-	for _, signal := range slices.Sorted(maps.Keys(m)) {
-		t, ok, err := parseThreshold(signal, m[signal])
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", signal, err)
-		}
-		if ok {
-			out[signal] = t
-		}
-	}
-	return out, nil
-}
-
-// parseThreshold parses one evictionHard value; ok is false for the
-// values that set no threshold.
+// parseThreshold parses one evictionHard or evictionSoft value; ok is
+// false for the values that set no threshold.
 func parseThreshold(signal, value string) (t Threshold, ok bool, err error) {
-	if !evictionSignals[signal] {
+	if !knownSignal(signal) {
 		return Threshold{}, false, errors.New("unknown eviction signal")
 	}
 	if strings.HasSuffix(value, "%") {

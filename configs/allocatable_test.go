@@ -47,36 +47,3 @@ func TestReservedResources(t *testing.T) {
 		})
 	}
 }
-
-func TestHardEvictionThresholds(t *testing.T) {
-	got, err := HardEvictionThresholds(map[string]string{
-		"memory.available":  "200Mi",
-		"nodefs.available":  "15%",
-		"nodefs.inodesFree": "0%",   // no threshold, as in the kubelet
-		"imagefs.available": "100%", // no threshold either
-		"pid.available":     "2.5%",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 {
-		t.Errorf("thresholds = %v, want memory.available, nodefs.available and pid.available", got)
-	}
-	if m := got["memory.available"]; m.Quantity == nil || m.Quantity.Cmp(resource.MustParse("200Mi")) != 0 {
-		t.Errorf("memory.available = %+v", m)
-	}
-	// The kubelet's float32 percentages.
-	if n := got["nodefs.available"]; n.Quantity != nil || n.Percentage != float32(15)/100 {
-		t.Errorf("nodefs.available = %+v", n)
-	}
-	if p := got["pid.available"]; p.Percentage != float32(2.5)/100 {
-		t.Errorf("pid.available = %+v", p)
-	}
-	// The defaults parse.
-	if d, err := HardEvictionThresholds(DefaultEvictionHard()); err != nil || len(d) != 5 {
-		t.Errorf("defaults: %v, %v", d, err)
-	}
-	if _, err := HardEvictionThresholds(map[string]string{"memory.available": "x"}); err == nil {
-		t.Error("garbage accepted")
-	}
-}

@@ -24,6 +24,10 @@ const (
 	DefaultCNIBinDir = "/opt/cni/bin"
 	// DefaultCNICacheDir is the default of --cni-cache-dir.
 	DefaultCNICacheDir = "/var/lib/cni/cache"
+	// MaxContainerRestartPeriod is the default, and the largest value, of
+	// crashLoopBackOff.maxContainerRestartPeriod: the longest crash-loop
+	// back-off between container restarts.
+	MaxContainerRestartPeriod = 300 * time.Second
 
 	// APIVersion and Kind are what a config file must declare.
 	APIVersion = "kubelet.config.k8s.io/v1beta1"
@@ -210,6 +214,8 @@ func Default(cfg *kubeletconfigv1beta1.KubeletConfiguration) {
 	}
 	setPtr(&cfg.RegisterNode, true)
 	setPtr(&cfg.LocalStorageCapacityIsolation, true)
+	// As the kubelet, whose KubeletCrashLoopBackOffMax gate is on by default.
+	setPtr(&cfg.CrashLoopBackOff.MaxContainerRestartPeriod, metav1.Duration{Duration: MaxContainerRestartPeriod})
 	if cfg.ContainerRuntimeEndpoint == "" {
 		cfg.ContainerRuntimeEndpoint = DefaultContainerRuntimeEndpoint
 	}

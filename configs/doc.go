@@ -40,7 +40,7 @@
 // so that a value nodeagent cannot honour is refused whether it comes from
 // the file or a flag. Kubelet flags nodeagent does not implement
 // (--feature-gates, config flags of unimplemented fields such as
-// --eviction-soft, and a few flags the kubelet has removed but old
+// --cpu-manager-policy, and a few flags the kubelet has removed but old
 // unit files still pass, such as --pod-infra-container-image) are accepted
 // with their types and named in one warning as ignored; --config-dir is an
 // error when it holds drop-in .conf files, since ignoring them would break
@@ -161,17 +161,60 @@
 // one never sets its condition. Of evictionHard, memory.available,
 // nodefs.available and imagefs.available also evict pods (package
 // eviction, one per 10 s, ranked as the kubelet, unused images removed
-// first for the disk signals); the inode and pid signals evict none, and
-// evictionSoft, evictionMinimumReclaim,
-// evictionPressureTransitionPeriod and the other eviction fields stay
-// ignored. Validation is the kubelet's: only cpu, memory,
-// ephemeral-storage and pid can be reserved, with a quantity not below
-// zero; an evictionHard value is a quantity above zero or a percentage,
-// "0%" and "100%" setting no threshold. A reservation above the node's
+// first for the disk signals); the inode and pid signals evict none.
+//
+// evictionSoft with evictionSoftGracePeriod, evictionMaxPodGracePeriod,
+// evictionMinimumReclaim and evictionPressureTransitionPeriod (and their
+// flags --eviction-soft, --eviction-soft-grace-period,
+// --eviction-max-pod-grace-period, --eviction-minimum-reclaim and
+// --eviction-pressure-transition-period) are honoured as by the kubelet's
+// eviction manager (EvictionThresholds parses them as its
+// ParseThresholdConfig): a soft threshold turns its pressure condition
+// True as soon as it is met and evicts once it has stayed met for its
+// grace period, a pod then getting evictionMaxPodGracePeriod seconds, or
+// its terminationGracePeriodSeconds when shorter, and never less than 1 s
+// (with the default 0, 1 s, as in the kubelet); a threshold met stays met
+// until its minimum reclaim more than the threshold is available; a
+// pressure condition stays True for evictionPressureTransitionPeriod (5m)
+// after a threshold of it was last met.
+//
+// Validation is the kubelet's: only cpu, memory, ephemeral-storage and
+// pid can be reserved, with a quantity not below zero; an evictionHard or
+// evictionSoft value is a quantity above zero or a percentage, "0%" and
+// "100%" setting no threshold; a soft threshold needs a grace period (a
+// grace period without a soft threshold is unused, as in the kubelet),
+// which is a duration not below zero; a minimum reclaim is a quantity not
+// below zero or a percentage above 0%; each for a signal the kubelet
+// knows. A negative evictionPressureTransitionPeriod, which the kubelet
+// would take and which would keep every pressure condition False, is
+// refused. A reservation above the node's
 // capacity is no configuration error; as the kubelet, the agent refuses
 // to start with it. A pid reservation is accepted but is not in the
 // node's status, which has no pid capacity: the kubelet uses it only for
 // the pids limit of the kubepods cgroup.
+//
+// # Image pulls, restart back-off and pods per core
+//
+// serializeImagePulls, maxParallelImagePulls, registryPullQPS and
+// registryBurst (and --serialize-image-pulls, --registry-qps and
+// --registry-burst) limit the image pulls of package podsync as the
+// kubelet's image manager: one at a time node-wide when serializeImagePulls
+// is true (the default unless maxParallelImagePulls is 2 or more),
+// otherwise at most maxParallelImagePulls at once (no limit when unset); a
+// pull beyond registryPullQPS with registryBurst (5 and 10; 0 QPS is no
+// limit) fails at once with ErrImagePull "pull QPS exceeded" and the pull
+// back-off. As in the kubelet, a slow pull holds up the pulls queued
+// behind it until the runtime gives up; images already on the node never
+// wait. crashLoopBackOff.maxContainerRestartPeriod (default 300s, the
+// kubelet's KubeletCrashLoopBackOffMax gate being on) caps the crash-loop
+// back-off, which starts at 10s, or at the maximum when that is lower.
+// podsPerCore (--pods-per-core), when above 0, makes the node's pods
+// capacity and allocatable, and what admission counts against,
+// min(maxPods, podsPerCore × CPUs) (package nodestatus). Validation is the
+// kubelet's: registryPullQPS, registryBurst and podsPerCore not negative,
+// maxParallelImagePulls at least 1 and above 1 only with
+// serializeImagePulls false, maxContainerRestartPeriod between 1s and
+// 300s.
 //
 // # Validation and host checks
 //

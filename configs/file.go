@@ -46,6 +46,11 @@ var implementedFields = map[string]bool{
 	"protectKernelDefaults": true,
 	// Implemented by podsync.
 	"seccompDefault": true, "allowedUnsafeSysctls": true,
+	// Image pull limits and the crash-loop back-off (package podsync);
+	// podsPerCore caps the pods capacity (package nodestatus).
+	"serializeImagePulls": true, "maxParallelImagePulls": true,
+	"registryPullQPS": true, "registryBurst": true,
+	"crashLoopBackOff": true, "podsPerCore": true,
 	// Local storage limits (package eviction).
 	"localStorageCapacityIsolation": true,
 	// Image garbage collection (package imagegc).
@@ -57,6 +62,11 @@ var implementedFields = map[string]bool{
 	// imagefs.available thresholds evict pods (package eviction).
 	"kubeReserved": true, "systemReserved": true,
 	"evictionHard": true, "mergeDefaultEvictionSettings": true,
+	// Soft thresholds, their grace periods, minimum reclaims and the
+	// pressure transition period: package eviction evicts by them and
+	// package nodestatus reports its conditions by them.
+	"evictionSoft": true, "evictionSoftGracePeriod": true, "evictionMaxPodGracePeriod": true,
+	"evictionPressureTransitionPeriod": true, "evictionMinimumReclaim": true,
 	// Graceful node shutdown on SIGTERM or logind's PrepareForShutdown (package nodeshutdown).
 	"shutdownGracePeriod": true, "shutdownGracePeriodCriticalPods": true, "shutdownGracePeriodByPodPriority": true,
 	// Security-relevant fields nodeagent does not implement: their default

@@ -89,6 +89,12 @@ var configFlags = []configFlag{
 		return plain(&c.RuntimeRequestTimeout, "duration", parseDuration)
 	}},
 	{name: "max-pods", field: "maxPods", value: func(c *kc) pflag.Value { return plain(&c.MaxPods, "int32", parseInt32) }},
+	{name: "pods-per-core", field: "podsPerCore", value: func(c *kc) pflag.Value { return plain(&c.PodsPerCore, "int32", parseInt32) }},
+	{name: "serialize-image-pulls", field: "serializeImagePulls", value: func(c *kc) pflag.Value {
+		return optional(&c.SerializeImagePulls, "bool", strconv.ParseBool)
+	}},
+	{name: "registry-qps", field: "registryPullQPS", value: func(c *kc) pflag.Value { return optional(&c.RegistryPullQPS, "int32", parseInt32) }},
+	{name: "registry-burst", field: "registryBurst", value: func(c *kc) pflag.Value { return plain(&c.RegistryBurst, "int32", parseInt32) }},
 	{name: "kube-api-qps", field: "kubeAPIQPS", value: func(c *kc) pflag.Value { return optional(&c.KubeAPIQPS, "int32", parseInt32) }},
 	{name: "kube-api-burst", field: "kubeAPIBurst", value: func(c *kc) pflag.Value { return plain(&c.KubeAPIBurst, "int32", parseInt32) }},
 	{name: "container-log-max-size", field: "containerLogMaxSize", value: func(c *kc) pflag.Value {
@@ -110,6 +116,21 @@ var configFlags = []configFlag{
 	{name: "system-reserved", field: "systemReserved", value: func(c *kc) pflag.Value { return cliflag.NewMapStringString(&c.SystemReserved) }},
 	{name: "eviction-hard", field: "evictionHard", value: func(c *kc) pflag.Value {
 		return cliflag.NewLangleSeparatedMapStringString(&c.EvictionHard)
+	}},
+	{name: "eviction-soft", field: "evictionSoft", value: func(c *kc) pflag.Value {
+		return cliflag.NewLangleSeparatedMapStringString(&c.EvictionSoft)
+	}},
+	{name: "eviction-soft-grace-period", field: "evictionSoftGracePeriod", value: func(c *kc) pflag.Value {
+		return cliflag.NewMapStringString(&c.EvictionSoftGracePeriod)
+	}},
+	{name: "eviction-max-pod-grace-period", field: "evictionMaxPodGracePeriod", value: func(c *kc) pflag.Value {
+		return plain(&c.EvictionMaxPodGracePeriod, "int32", parseInt32)
+	}},
+	{name: "eviction-pressure-transition-period", field: "evictionPressureTransitionPeriod", value: func(c *kc) pflag.Value {
+		return plain(&c.EvictionPressureTransitionPeriod, "duration", parseDuration)
+	}},
+	{name: "eviction-minimum-reclaim", field: "evictionMinimumReclaim", value: func(c *kc) pflag.Value {
+		return cliflag.NewMapStringString(&c.EvictionMinimumReclaim)
 	}},
 	{name: "event-qps", field: "eventRecordQPS", value: func(c *kc) pflag.Value { return optional(&c.EventRecordQPS, "int32", parseInt32) }},
 	{name: "event-burst", field: "eventBurst", value: func(c *kc) pflag.Value { return plain(&c.EventBurst, "int32", parseInt32) }},
@@ -161,7 +182,7 @@ var ignoredFlags = map[string][]string{
 		"image-credential-provider-bin-dir", "image-credential-provider-config", "lock-file", "runtime-cgroups",
 		// config flags
 		"cpu-manager-policy", "cpu-manager-policy-options",
-		"eviction-minimum-reclaim", "eviction-soft", "eviction-soft-grace-period", "feature-gates", "hairpin-mode",
+		"feature-gates", "hairpin-mode",
 		"kube-api-content-type", "kube-reserved-cgroup", "kubelet-cgroups", "log-json-info-buffer-size",
 		"log-text-info-buffer-size", "logging-format", "manifest-url-header", "memory-manager-policy",
 		"pod-cidr", "qos-reserved", "reserved-cpus", "reserved-memory", "system-cgroups",
@@ -174,15 +195,14 @@ var ignoredFlags = map[string][]string{
 		"exit-on-lock-contention", "experimental-allocatable-ignore-eviction",
 		"contention-profiling", "cpu-cfs-quota", "enable-controller-attach-detach", "kernel-memcg-notification",
 		"log-json-split-stream", "log-text-split-stream", "make-iptables-util-chains",
-		"runonce", "keep-terminated-pod-volumes", "register-schedulable", "serialize-image-pulls",
+		"runonce", "keep-terminated-pod-volumes", "register-schedulable",
 	},
 	"int32": {
 		"maximum-dead-containers", "maximum-dead-containers-per-container",
-		"eviction-max-pod-grace-period",
-		"node-status-max-images", "oom-score-adj", "pods-per-core", "registry-burst", "registry-qps",
+		"node-status-max-images", "oom-score-adj",
 	},
 	"int64":    {"max-open-files"},
-	"duration": {"minimum-container-ttl-duration", "sync-frequency", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "eviction-pressure-transition-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
+	"duration": {"minimum-container-ttl-duration", "sync-frequency", "cpu-cfs-quota-period", "cpu-manager-reconcile-period", "http-check-frequency", "housekeeping-interval", "log-flush-frequency", "streaming-connection-idle-timeout", "volume-stats-agg-period"},
 }
 
 // removedFlags are in ignoredFlags although the current kubelet has dropped

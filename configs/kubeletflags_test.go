@@ -89,10 +89,21 @@ func TestKubeletFlags(t *testing.T) {
 					t.Errorf("config = %+v", o.Config)
 				}
 			}},
-		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--pods-per-core", "10", "--make-iptables-util-chains", "--cgroup-driver=systemd"},
+		{name: "unimplemented config flags and feature gates", args: []string{"--feature-gates=A=true,B=false", "--oom-score-adj", "-500", "--make-iptables-util-chains", "--cgroup-driver=systemd"},
 			wantWarn: []string{
-				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --make-iptables-util-chains, --pods-per-core",
+				"kubelet flags not implemented by nodeagent and ignored: --feature-gates, --make-iptables-util-chains, --oom-score-adj",
 				"flag --cgroup-driver is deprecated, set field cgroupDriver in the config file instead",
+			}},
+		{name: "pull and pod count flags set their fields",
+			args: []string{"--pods-per-core", "10", "--serialize-image-pulls=false", "--registry-qps=0", "--registry-burst=3"},
+			wantWarn: []string{"flag --pods-per-core is deprecated, set field podsPerCore in the config file instead",
+				"flag --serialize-image-pulls is deprecated, set field serializeImagePulls in the config file instead"},
+			check: func(t *testing.T, o *Options) {
+				c := o.Config
+				if c.PodsPerCore != 10 || *c.SerializeImagePulls || *c.RegistryPullQPS != 0 || c.RegistryBurst != 3 {
+					t.Errorf("flags not applied: podsPerCore %d serializeImagePulls %v registryPullQPS %d registryBurst %d",
+						c.PodsPerCore, *c.SerializeImagePulls, *c.RegistryPullQPS, c.RegistryBurst)
+				}
 			}},
 		{name: "security flags set their fields",
 			args: []string{"--enable-debugging-handlers=false", "--enable-server=false", "--tls-min-version=VersionTLS13",
@@ -182,6 +193,7 @@ func TestKubeletFlags(t *testing.T) {
 		{name: "invalid value names file and flags", args: []string{"--config", file, "--port=70000"},
 			wantErr: []string{"config file " + file + " with flags --port: port: must be between 1 and 65535, got 70000"}},
 		{name: "invalid value from flags only", args: []string{"--max-pods=-1"}, wantErr: []string{"config from flags --max-pods: maxPods:"}},
+		{name: "negative pull QPS", args: []string{"--registry-qps=-1"}, wantErr: []string{"config from flags --registry-qps: registryPullQPS: must not be negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,10 +3,8 @@ package configs
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,19 +14,6 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 )
-
-// evictionSignals are the signals the kubelet accepts in evictionHard.
-var evictionSignals = map[string]bool{
-	"memory.available":            true,
-	"allocatableMemory.available": true,
-	"nodefs.available":            true,
-	"nodefs.inodesFree":           true,
-	"imagefs.available":           true,
-	"imagefs.inodesFree":          true,
-	"containerfs.available":       true,
-	"containerfs.inodesFree":      true,
-	"pid.available":               true,
-}
 
 // Validate checks a defaulted configuration. It returns every problem found,
 // joined with "; "; each message starts with the config field it is about, for example
@@ -153,11 +138,7 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 			add(fmt.Sprintf("registerWithTaints[%d]", i), "%v", err)
 		}
 	}
-	for _, sig := range slices.Sorted(maps.Keys(cfg.EvictionHard)) {
-		if _, _, err := parseThreshold(sig, cfg.EvictionHard[sig]); err != nil {
-			add(fmt.Sprintf("evictionHard[%q]", sig), "%v", err)
-		}
-	}
+	validateEviction(cfg, add)
 	validateReserved("kubeReserved", cfg.KubeReserved, add)
 	validateReserved("systemReserved", cfg.SystemReserved, add)
 	if cfg.EventRecordQPS != nil && *cfg.EventRecordQPS < 0 {
@@ -167,6 +148,15 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 		add("eventBurst", "must not be negative, got %d", cfg.EventBurst)
 	}
 	validateShutdown(cfg, add)
+	validatePulls(cfg, add)
+	if cfg.PodsPerCore < 0 {
+		add("podsPerCore", "must not be negative, got %d", cfg.PodsPerCore)
+	}
+	// As the kubelet with its KubeletCrashLoopBackOffMax gate (on by
+	// default): Default sets 300s when unset.
+	if p := cfg.CrashLoopBackOff.MaxContainerRestartPeriod; p != nil && (p.Duration < time.Second || p.Duration > MaxContainerRestartPeriod) {
+		add("crashLoopBackOff.maxContainerRestartPeriod", "must be between 1s and %v, got %v", MaxContainerRestartPeriod, p.Duration)
+	}
 	validateSecurity(cfg, add)
 	if len(errs) == 0 {
 		return nil
@@ -222,6 +212,21 @@ func parseQuantity(s string) (resource.Quantity, error) {
 		}
 	}
 	return resource.ParseQuantity(s)
+}
+
+// validatePulls checks the image pull limits as the kubelet does.
+func validatePulls(cfg *kubeletconfigv1beta1.KubeletConfiguration, add func(field, format string, args ...any)) {
+	if cfg.RegistryPullQPS != nil && *cfg.RegistryPullQPS < 0 {
+		add("registryPullQPS", "must not be negative, got %d", *cfg.RegistryPullQPS)
+	}
+	if cfg.RegistryBurst < 0 {
+		add("registryBurst", "must not be negative, got %d", cfg.RegistryBurst)
+	}
+	if n := cfg.MaxParallelImagePulls; n != nil && *n < 1 {
+		add("maxParallelImagePulls", "must be at least 1, got %d", *n)
+	} else if n != nil && *n > 1 && (cfg.SerializeImagePulls == nil || *cfg.SerializeImagePulls) {
+		add("maxParallelImagePulls", "cannot be above 1 unless serializeImagePulls is false, got %d", *n)
+	}
 }
 
 // validateShutdown checks the graceful node shutdown fields as the

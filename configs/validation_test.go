@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"k8s.io/utils/ptr"
 )
@@ -95,6 +96,28 @@ func TestValidate(t *testing.T) {
 		{"reserved hugepages", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
 			c.SystemReserved = map[string]string{"hugepages-2Mi": "2Mi"}
 		}, `systemReserved["hugepages-2Mi"]: cannot reserve`},
+		{"podsPerCore negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.PodsPerCore = -1 }, "podsPerCore: must not be negative, got -1"},
+		{"podsPerCore", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.PodsPerCore = 10 }, ""},
+		{"registryPullQPS negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.RegistryPullQPS = ptr.To[int32](-1) }, "registryPullQPS: must not be negative, got -1"},
+		{"registryPullQPS 0 is no limit", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.RegistryPullQPS = ptr.To[int32](0) }, ""},
+		{"registryBurst negative", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.RegistryBurst = -1 }, "registryBurst: must not be negative, got -1"},
+		{"maxParallelImagePulls 0", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.MaxParallelImagePulls = ptr.To[int32](0) }, "maxParallelImagePulls: must be at least 1, got 0"},
+		{"maxParallelImagePulls serialized", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.MaxParallelImagePulls = ptr.To[int32](3)
+		}, "maxParallelImagePulls: cannot be above 1 unless serializeImagePulls is false, got 3"},
+		{"maxParallelImagePulls parallel", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.MaxParallelImagePulls, c.SerializeImagePulls = ptr.To[int32](3), ptr.To(false)
+		}, ""},
+		{"maxParallelImagePulls 1 serialized", func(c *kubeletconfigv1beta1.KubeletConfiguration) { c.MaxParallelImagePulls = ptr.To[int32](1) }, ""},
+		{"crashLoopBackOff 1s", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.CrashLoopBackOff.MaxContainerRestartPeriod = &metav1.Duration{Duration: time.Second}
+		}, ""},
+		{"crashLoopBackOff below 1s", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.CrashLoopBackOff.MaxContainerRestartPeriod = &metav1.Duration{Duration: 999 * time.Millisecond}
+		}, "crashLoopBackOff.maxContainerRestartPeriod: must be between 1s and 5m0s, got 999ms"},
+		{"crashLoopBackOff above 300s", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
+			c.CrashLoopBackOff.MaxContainerRestartPeriod = &metav1.Duration{Duration: 301 * time.Second}
+		}, "crashLoopBackOff.maxContainerRestartPeriod: must be between 1s and 5m0s, got 5m1s"},
 		{"shutdown", func(c *kubeletconfigv1beta1.KubeletConfiguration) {
 			c.ShutdownGracePeriod.Duration, c.ShutdownGracePeriodCriticalPods.Duration = 30*time.Second, 10*time.Second
 		}, ""},

@@ -36,10 +36,43 @@
 // most their sizeLimit (package volumes), so they cannot grow past it in
 // practice; they are checked all the same, as the kubelet checks them.
 //
-// Node-pressure eviction (pressure.go): below the evictionHard
-// memory.available, nodefs.available or imagefs.available threshold one
-// pod is evicted per period, ranked as the kubelet ranks them (for disk,
-// after unused images were removed). The inode and pid signals and
-// evictionSoft evict nothing; the node reports its pressure conditions
-// from the evictionHard thresholds (package nodestatus).
+// Node-pressure eviction (pressure.go) follows the kubelet's eviction
+// manager. Every period the signals with a threshold of evictionHard or
+// evictionSoft are read: memory.available, nodefs.available and
+// imagefs.available. A Tracker (thresholds.go) applies the kubelet's
+// rules: a threshold is met when its signal is below it; a hard one
+// evicts at once, a soft one once it has stayed met for its
+// evictionSoftGracePeriod; a threshold that evicted stays met until its
+// signal is above it plus its evictionMinimumReclaim. Then one pod is
+// evicted per period, memory first, ranked as the kubelet ranks them (for
+// disk, after unused images were removed and the signals read again: when
+// no threshold is met any more, counting minimum reclaims, none is), with
+// an EvictionThresholdMet event on the Node ("Attempting to reclaim
+// memory"), the kubelet's message ("The node was low on resource: memory.
+// Threshold quantity: 100Mi, available: 50Mi. ...") and a grace period of
+// 1 s for a hard threshold, or for a soft one evictionMaxPodGracePeriod,
+// or the pod's terminationGracePeriodSeconds when shorter, never below
+// 1 s (the kubelet's pod worker raises anything lower to 1 s, so that its
+// default 0 means 1 s).
+//
+// After a period that evicted pods, Run waits for them to stop (the
+// channels of their workers' kills), at most 30 s as the kubelet's
+// podCleanupTimeout, and checks again a period after that, so that a pod
+// still stopping is not followed by another evicted for the same
+// pressure. The kubelet checks again at once, having waited for the pods'
+// resources to be reclaimed; a worker is done once the containers have
+// stopped, before they and the volumes are removed.
+//
+// The same Tracker, with evictionPressureTransitionPeriod, decides the
+// MemoryPressure, DiskPressure and PIDPressure conditions package
+// nodestatus reports from its own readings (it reads the inode and pid
+// signals too): one is True while a threshold of it is met, soft ones
+// before their grace period included, and for the transition period after.
+//
+// Left out, as nodeagent does not need them or cannot observe them: the
+// inode and pid signals evict nothing; allocatableMemory.available and
+// containerfs.* are not observed; the kubelet's check that stats were
+// refreshed since the last period (every read here is fresh), the
+// memory-cgroup notifier (kernelMemcgNotification) and the annotations
+// of the Evicted event are not implemented.
 package eviction

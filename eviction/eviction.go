@@ -16,6 +16,7 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
 
+	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/staticpods"
 )
 
@@ -32,9 +33,14 @@ const (
 // evictionMonitoringPeriod (a constant there, not a config field).
 const MonitoringPeriod = 10 * time.Second
 
-// gracePeriod is the grace period of an evicted pod, the kubelet's
+// gracePeriod is the grace period of a pod evicted for a local storage
+// limit or a hard threshold, the kubelet's
 // immediateEvictionGracePeriodSeconds.
 const gracePeriod int64 = 1
+
+// podCleanupTimeout is how long Run waits, at most, for the pods it
+// evicted to stop before it checks again: the kubelet's podCleanupTimeout.
+const podCleanupTimeout = 30 * time.Second
 
 // Config wires a Manager.
 type Config struct {
@@ -46,36 +52,48 @@ type Config struct {
 	Stats func(ctx context.Context) ([]statsapi.PodStats, bool, error)
 	// Kill asks the worker of pod to terminate it within gracePeriod
 	// seconds, with status editing its final status
-	// (podworkers.Workers.Kill).
+	// (podworkers.Workers.Kill), and returns a channel closed once the
+	// pod has stopped (nil: nothing to wait for).
 	Kill     func(pod *v1.Pod, gracePeriod int64, status func(*v1.PodStatus)) <-chan struct{}
 	Recorder record.EventRecorder
 	Clock    clock.WithTicker
 	// Period is how often Run checks; MonitoringPeriod when zero.
 	Period time.Duration
-	// Thresholds are the evictionHard thresholds by signal; of them,
-	// memory.available evicts pods (pressure.go).
-	Thresholds Thresholds
+	// Thresholds are the hard and soft eviction thresholds
+	// (configs.EvictionThresholds); of them, memory.available,
+	// nodefs.available and imagefs.available evict pods (pressure.go).
+	Thresholds []configs.EvictionThreshold
+	// MaxPodGracePeriod is evictionMaxPodGracePeriod: the grace period,
+	// in seconds, of a pod evicted for a soft threshold when the pod's
+	// own is longer.
+	MaxPodGracePeriod int64
+	// NodeRef is the Node the EvictionThresholdMet events are about;
+	// nil: none are recorded.
+	NodeRef *v1.ObjectReference
 	// Summary returns the node's and the pods' memory (the kubelet API
-	// server's /stats/summary); nil: no node-pressure eviction.
+	// server's /stats/summary); nil: memory.available is not read.
 	Summary func(ctx context.Context) (*statsapi.Summary, error)
 	// MemoryCapacity is the node's memory in bytes, for a threshold given
 	// as a percentage.
 	MemoryCapacity int64
 	// NodeFs and ImageFs read the root directory's and the runtime's
-	// image filesystems (nodefs.available, imagefs.available); nil: no
-	// disk-pressure eviction.
+	// image filesystems (nodefs.available, imagefs.available); nil: that
+	// signal is not read.
 	NodeFs, ImageFs func(ctx context.Context) (*statsapi.FsStats, error)
 	// ReclaimDisk removes unused images (imagegc's DeleteUnusedImages)
 	// before any pod is evicted for disk pressure; nil: nothing.
 	ReclaimDisk func(ctx context.Context) (int64, error)
 }
 
-// Manager evicts pods over their local storage limits. Create it with New.
+// Manager evicts pods over their local storage limits and for the
+// eviction thresholds. Create it with New.
 type Manager struct {
 	cfg Config
 	// evicted are the pods already evicted, so that one is evicted (and
 	// its event recorded) once. Only Run's goroutine uses it.
 	evicted map[types.UID]bool
+	// tracker follows cfg.Thresholds from one period to the next.
+	tracker *Tracker
 }
 
 // New returns a Manager; nothing happens until Run or Synchronize.
@@ -86,27 +104,81 @@ func New(cfg Config) *Manager {
 	if cfg.Period <= 0 {
 		cfg.Period = MonitoringPeriod
 	}
-	return &Manager{cfg: cfg, evicted: map[types.UID]bool{}}
+	// The pressure conditions are package nodestatus's: no transition
+	// period here.
+	return &Manager{cfg: cfg, evicted: map[types.UID]bool{}, tracker: NewTracker(cfg.Thresholds, 0)}
 }
 
-// Run checks the pods every period until ctx ends.
+// Run checks the pods every period until ctx ends. As the kubelet's
+// eviction manager, after a check that evicted pods it waits for them to
+// stop, up to podCleanupTimeout, so that the next check sees what their
+// eviction freed rather than evicting another pod for the same pressure.
+// The next check then comes a period later, where the kubelet checks at
+// once: a killed pod's worker is done when its containers have stopped,
+// before its volumes and containers are removed, where the kubelet waits
+// for its resources to be reclaimed.
 func (m *Manager) Run(ctx context.Context) {
-	t := m.cfg.Clock.NewTicker(m.cfg.Period)
-	defer t.Stop()
 	for {
+		t := m.cfg.Clock.NewTimer(m.cfg.Period)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C():
 		}
-		m.Synchronize(ctx)
+		if evicted := m.synchronize(ctx); len(evicted) > 0 {
+			m.waitForCleanup(ctx, evicted)
+		}
 	}
 }
 
-// Synchronize checks every pod once, as the kubelet's synchronize: the
-// local storage limits first, then, when they evicted nothing, node memory
-// pressure (one pod at most). It returns the pods it evicted.
+// evictedPod is a pod evicted and the channel closed once it has stopped.
+type evictedPod struct {
+	pod  *v1.Pod
+	done <-chan struct{}
+}
+
+// waitForCleanup waits until the evicted pods have stopped, for at most
+// podCleanupTimeout, as the kubelet's waitForPodsCleanup.
+func (m *Manager) waitForCleanup(ctx context.Context, evicted []evictedPod) {
+	logger := klog.FromContext(ctx)
+	pods := make([]*v1.Pod, len(evicted))
+	for i := range evicted {
+		pods[i] = evicted[i].pod
+	}
+	logger.Info("Eviction manager: pods evicted, waiting for pod to be cleaned up", "pods", klog.KObjSlice(pods))
+	timeout := m.cfg.Clock.NewTimer(podCleanupTimeout)
+	defer timeout.Stop()
+	for _, e := range evicted {
+		if e.done == nil {
+			continue
+		}
+		select {
+		case <-e.done:
+		case <-timeout.C():
+			logger.Info("Eviction manager: timed out waiting for pods to be cleaned up", "pods", klog.KObjSlice(pods))
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+	logger.Info("Eviction manager: pods successfully cleaned up", "pods", klog.KObjSlice(pods))
+}
+
+// Synchronize checks every pod once, as the kubelet's synchronize: it
+// reads the signals with a threshold, then enforces the local storage
+// limits and, when they evicted nothing, the thresholds (one pod at most).
+// It returns the pods it evicted, without waiting for them to stop.
 func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
+	var pods []*v1.Pod
+	for _, e := range m.synchronize(ctx) {
+		pods = append(pods, e.pod)
+	}
+	return pods
+}
+
+// synchronize is Synchronize, returning the pods with their channels.
+func (m *Manager) synchronize(ctx context.Context) []evictedPod {
 	var active, limited []*v1.Pod
 	live := map[types.UID]bool{}
 	for _, pod := range m.cfg.Pods() {
@@ -125,21 +197,24 @@ func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
 			delete(m.evicted, uid)
 		}
 	}
+	var (
+		evict   []configs.EvictionThreshold
+		obs     Observations
+		summary *statsapi.Summary
+	)
+	if len(m.cfg.Thresholds) > 0 {
+		obs, summary = m.observe(ctx)
+		evict = m.tracker.Observe(obs, m.cfg.Clock.Now()).Evict
+	}
 	if evicted := m.localStorage(ctx, limited); len(evicted) > 0 {
 		return evicted
 	}
-	if pod := m.memoryPressure(ctx, active); pod != nil {
-		return []*v1.Pod{pod}
-	}
-	if pod := m.diskPressure(ctx, active); pod != nil {
-		return []*v1.Pod{pod}
-	}
-	return nil
+	return m.nodePressure(ctx, active, evict, obs, summary)
 }
 
 // localStorage evicts the pods over their local storage limits, as the
 // kubelet's localStorageEviction.
-func (m *Manager) localStorage(ctx context.Context, pods []*v1.Pod) []*v1.Pod {
+func (m *Manager) localStorage(ctx context.Context, pods []*v1.Pod) []evictedPod {
 	logger := klog.FromContext(ctx)
 	if len(pods) == 0 {
 		return nil // nothing to enforce: measure nothing
@@ -153,7 +228,7 @@ func (m *Manager) localStorage(ctx context.Context, pods []*v1.Pod) []*v1.Pod {
 	for i := range all {
 		byUID[all[i].PodRef.UID] = &all[i]
 	}
-	var evicted []*v1.Pod
+	var evicted []evictedPod
 	for _, pod := range pods {
 		st := byUID[string(pod.UID)]
 		if st == nil {
@@ -163,8 +238,8 @@ func (m *Manager) localStorage(ctx context.Context, pods []*v1.Pod) []*v1.Pod {
 		if msg == "" {
 			continue
 		}
-		if m.evictPod(logger, pod, msg, nil) {
-			evicted = append(evicted, pod)
+		if e, ok := m.evictPod(logger, pod, gracePeriod, msg, nil); ok {
+			evicted = append(evicted, e)
 		}
 	}
 	return evicted
@@ -274,20 +349,21 @@ func diskUsage(fs *statsapi.FsStats) *resource.Quantity {
 }
 
 // evictPod is the kubelet's evictPod: never a critical pod; an Evicted
-// event, then the pod's worker kills it with the eviction's final status
-// (and condition, for node-pressure evictions). It does not wait for the
-// pod to stop.
-func (m *Manager) evictPod(logger klog.Logger, pod *v1.Pod, msg string, condition *v1.PodCondition) bool {
+// event, then the pod's worker kills it within grace seconds with the
+// eviction's final status (and condition, for node-pressure evictions).
+// It does not wait for the pod to stop, and returns the pod with the
+// kill's channel; ok is false when the pod is critical.
+func (m *Manager) evictPod(logger klog.Logger, pod *v1.Pod, grace int64, msg string, condition *v1.PodCondition) (e evictedPod, ok bool) {
 	if staticpods.IsCritical(pod) {
 		logger.Error(nil, "Eviction manager: cannot evict a critical pod", "pod", klog.KObj(pod), "podUID", pod.UID, "message", msg)
-		return false
+		return evictedPod{}, false
 	}
 	if m.cfg.Recorder != nil {
 		m.cfg.Recorder.Event(pod, v1.EventTypeWarning, Reason, msg)
 	}
 	logger.Info("Evicting pod", "pod", klog.KObj(pod), "podUID", pod.UID, "message", msg)
 	m.evicted[pod.UID] = true
-	m.cfg.Kill(pod, gracePeriod, func(st *v1.PodStatus) {
+	done := m.cfg.Kill(pod, grace, func(st *v1.PodStatus) {
 		st.Phase = v1.PodFailed
 		st.Reason = Reason
 		st.Message = msg
@@ -297,5 +373,5 @@ func (m *Manager) evictPod(logger klog.Logger, pod *v1.Pod, msg string, conditio
 			st.Conditions = append(slices.DeleteFunc(st.Conditions, func(o v1.PodCondition) bool { return o.Type == c.Type }), c)
 		}
 	})
-	return true
+	return evictedPod{pod: pod, done: done}, true
 }

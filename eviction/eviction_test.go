@@ -230,3 +230,95 @@ func TestRunPeriod(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// timerClock is a fake clock that reports the duration of each timer made,
+// once the timer waits on the clock.
+type timerClock struct {
+	*clocktesting.FakeClock
+	timers chan time.Duration
+}
+
+func (c timerClock) NewTimer(d time.Duration) clock.Timer {
+	t := c.FakeClock.NewTimer(d)
+	c.timers <- d
+	return t
+}
+
+// After a period that evicted a pod, Run checks again only once the pod
+// has stopped, a period after, or after podCleanupTimeout if it never
+// does.
+func TestRunWaitsForEvictedPods(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stop lets the pod stop, or moves the clock past the timeout.
+		stop func(clk *clocktesting.FakeClock, done chan struct{})
+	}{
+		{"pod stops late", func(_ *clocktesting.FakeClock, done chan struct{}) { close(done) }},
+		{"pod never stops", func(clk *clocktesting.FakeClock, _ chan struct{}) {
+			clk.Step(podCleanupTimeout - 2*MonitoringPeriod)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := timerClock{clocktesting.NewFakeClock(time.Now()), make(chan time.Duration, 10)}
+			killDone := make(chan struct{})
+			synced := make(chan struct{}, 10)
+			p := pod("a", "10Mi")
+			m := New(Config{
+				Pods: func() []*v1.Pod { synced <- struct{}{}; return []*v1.Pod{p} },
+				Stats: func(context.Context) ([]statsapi.PodStats, bool, error) {
+					return []statsapi.PodStats{usage("a", 20*mi, 0, 0, 20*mi)}, false, nil
+				},
+				Kill:  func(*v1.Pod, int64, func(*v1.PodStatus)) <-chan struct{} { return killDone },
+				Clock: clk,
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); m.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+
+			expectTimer := func(want time.Duration) {
+				t.Helper()
+				select {
+				case d := <-clk.timers:
+					if d != want {
+						t.Fatalf("timer of %v, want %v", d, want)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("no timer of %v", want)
+				}
+			}
+			expectSync := func(want bool) {
+				t.Helper()
+				wait := 50 * time.Millisecond
+				if want {
+					wait = 5 * time.Second
+				}
+				select {
+				case <-synced:
+					if !want {
+						t.Fatal("checked again while the evicted pod was stopping")
+					}
+				case <-time.After(wait):
+					if want {
+						t.Fatal("did not check")
+					}
+				}
+			}
+
+			expectTimer(MonitoringPeriod)
+			clk.Step(MonitoringPeriod)
+			expectSync(true) // evicts a
+			expectTimer(podCleanupTimeout)
+			// Two periods pass without a check while a stops.
+			for range 2 {
+				clk.Step(MonitoringPeriod)
+				expectSync(false)
+			}
+			tc.stop(clk.FakeClock, killDone)
+			expectTimer(MonitoringPeriod)
+			expectSync(false)
+			clk.Step(MonitoringPeriod)
+			expectSync(true)
+		})
+	}
+}

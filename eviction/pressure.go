@@ -15,141 +15,212 @@ import (
 	"github.com/nodeagent/nodeagent/staticpods"
 )
 
-// Node-pressure eviction for memory, as the kubelet's eviction manager
-// does for a hard threshold: when the node's available memory (capacity
-// less the working set of the node's root cgroup, the summary's
-// memory.availableBytes) falls below the evictionHard memory.available
-// threshold, one pod is evicted per period, the first of:
+// Node-pressure eviction, as the kubelet's eviction manager does it. Every
+// period the signals with a threshold are read: memory.available (the
+// node's capacity less the working set of its root cgroup, the summary's
+// memory.availableBytes), nodefs.available (the root directory's
+// filesystem) and imagefs.available (the runtime's image filesystem).
+// The Tracker (thresholds.go) tells which thresholds evict: a hard one as
+// soon as it is met, a soft one once it has stayed met for its grace
+// period, either until its minimum reclaim is available again.
 //
-//   - pods whose memory use is above their request before the others,
-//   - then lower priority first,
-//   - then the larger use above the request first,
+// Memory comes first, then nodefs, then imagefs (the kubelet's
+// byEvictionPriority). An EvictionThresholdMet event on the Node says
+// "Attempting to reclaim <resource>". For disk, unused images are removed
+// first (the kubelet's reclaimNodeLevelResources; nodeagent removes exited
+// containers with their pods already) and the signals read again: when no
+// threshold is met any more, counting the minimum reclaims, no pod is
+// evicted. Otherwise one pod is, the first of
 //
-// pods without stats first of all (the kubelet's rankMemoryPressure).
-// Critical pods are passed over. The evicted pod ends Failed, reason
-// Evicted, with the kubelet's message ("The node was low on resource:
-// memory. Threshold quantity: …, available: …. Container c was using …,
-// request is …, has larger consumption of memory. ") and a
-// DisruptionTarget condition (reason TerminationByKubelet), through its
-// worker with a grace period of 1 s.
+//   - pods without stats,
+//   - then pods whose use is above their request,
+//   - then lower priority,
+//   - then the larger use above the request
 //
-// Disk pressure likewise: when the root directory's filesystem (nodefs)
-// or the runtime's image filesystem (imagefs) has less available than its
-// evictionHard threshold, unused images are removed first (the kubelet's
-// reclaimNodeLevelResources; nodeagent removes exited containers with
-// their pods already); if the filesystem is still short, one pod is
-// evicted, ranked by local ephemeral storage: above its request first,
-// then lower priority, then the larger use above the request.
+// (the kubelet's rankMemoryPressure and rankDiskPressureFunc, by working
+// set or by local ephemeral storage). Critical pods are passed over. The
+// evicted pod ends Failed, reason Evicted, with the kubelet's message
+// ("The node was low on resource: memory. Threshold quantity: …,
+// available: …. Container c was using …, request is …, has larger
+// consumption of memory. ") and a DisruptionTarget condition (reason
+// TerminationByKubelet), through its worker with a grace period of 1 s
+// for a hard threshold, and for a soft one evictionMaxPodGracePeriod, or
+// the pod's terminationGracePeriodSeconds when shorter, never below 1 s
+// (the kubelet's pod worker raises anything lower to 1 s).
 
-// Messages of node-pressure evictions (pkg/kubelet/eviction/helpers.go).
+// Messages and reasons of node-pressure evictions
+// (pkg/kubelet/eviction/helpers.go, eviction_manager.go).
 const (
 	nodeLowMessageFmt      = "The node was low on resource: %v. "
 	thresholdMetMessageFmt = "Threshold quantity: %v, available: %v. "
 	containerMessageFmt    = "Container %s was using %s, request is %s, has larger consumption of %v. "
+	thresholdMetReason     = "EvictionThresholdMet"
+	reclaimMessageFmt      = "Attempting to reclaim %s"
 	signalMemoryAvailable  = "memory.available"
 	signalNodeFsAvailable  = "nodefs.available"
 	signalImageFsAvailable = "imagefs.available"
 )
 
-// memoryPressure evicts one pod when memory.available is below its hard
-// threshold; it returns the pod, or nil.
-func (m *Manager) memoryPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
-	t, ok := m.cfg.Thresholds[signalMemoryAvailable]
-	if !ok || m.cfg.Summary == nil || len(pods) == 0 {
-		return nil
-	}
-	logger := klog.FromContext(ctx)
-	summary, err := m.cfg.Summary(ctx)
-	if err != nil {
-		logger.Error(err, "Eviction manager: reading the node's memory")
-		return nil
-	}
-	mem := summary.Node.Memory
-	if mem == nil || mem.AvailableBytes == nil {
-		return nil
-	}
-	threshold := t.Value(m.cfg.MemoryCapacity)
-	available := int64(*mem.AvailableBytes)
-	if available >= threshold {
-		return nil
-	}
-	return m.evictRanked(logger, pods, summary.Pods, v1.ResourceMemory, threshold, available, memoryUse, containerMemoryUse)
+// reclaimable are the signals that evict pods, in the order they are
+// relieved, with the resource each reclaims.
+var reclaimable = []struct {
+	signal   string
+	resource v1.ResourceName
+}{
+	{signalMemoryAvailable, v1.ResourceMemory},
+	{signalNodeFsAvailable, v1.ResourceEphemeralStorage},
+	{signalImageFsAvailable, v1.ResourceEphemeralStorage},
 }
 
-// diskPressure evicts one pod when nodefs.available or imagefs.available
-// is below its hard threshold after unused images were removed; it
-// returns the pod, or nil.
-func (m *Manager) diskPressure(ctx context.Context, pods []*v1.Pod) *v1.Pod {
+// observe reads the signals with a threshold, and the summary when
+// memory.available has one (for ranking pods by memory). A signal that
+// cannot be read is left out.
+func (m *Manager) observe(ctx context.Context) (Observations, *statsapi.Summary) {
 	logger := klog.FromContext(ctx)
-	short := func() (threshold, available int64, ok bool) {
-		for _, s := range []struct {
-			signal string
-			read   func(context.Context) (*statsapi.FsStats, error)
-		}{{signalNodeFsAvailable, m.cfg.NodeFs}, {signalImageFsAvailable, m.cfg.ImageFs}} {
-			t, has := m.cfg.Thresholds[s.signal]
-			if !has || s.read == nil {
-				continue
-			}
-			fs, err := s.read(ctx)
-			if err != nil || fs == nil || fs.CapacityBytes == nil || fs.AvailableBytes == nil {
-				continue
-			}
-			threshold, available := t.Value(int64(*fs.CapacityBytes)), int64(*fs.AvailableBytes)
-			if available < threshold {
-				return threshold, available, true
+	obs := Observations{}
+	var summary *statsapi.Summary
+	if m.tracker.Watches(signalMemoryAvailable) && m.cfg.Summary != nil {
+		s, err := m.cfg.Summary(ctx)
+		if err != nil {
+			logger.Error(err, "Eviction manager: reading the node's memory")
+		} else {
+			summary = s
+			if mem := s.Node.Memory; mem != nil && mem.AvailableBytes != nil {
+				obs[signalMemoryAvailable] = Observation{Available: int64(*mem.AvailableBytes), Capacity: m.cfg.MemoryCapacity}
 			}
 		}
-		return 0, 0, false
 	}
-	if _, _, ok := short(); !ok || len(pods) == 0 {
+	for _, f := range []struct {
+		signal string
+		read   func(context.Context) (*statsapi.FsStats, error)
+	}{{signalNodeFsAvailable, m.cfg.NodeFs}, {signalImageFsAvailable, m.cfg.ImageFs}} {
+		if f.read == nil || !m.tracker.Watches(f.signal) {
+			continue
+		}
+		fs, err := f.read(ctx)
+		if err != nil {
+			logger.V(2).Info("Eviction manager: unable to read a filesystem", "signal", f.signal, "err", err)
+			continue
+		}
+		if fs != nil && fs.CapacityBytes != nil && fs.AvailableBytes != nil {
+			obs[f.signal] = Observation{Available: int64(*fs.AvailableBytes), Capacity: int64(*fs.CapacityBytes)}
+		}
+	}
+	return obs, summary
+}
+
+// nodePressure evicts at most one pod for the first of the thresholds to
+// evict (evict) whose signal evicts pods, as read in obs and summary; it
+// returns the pod evicted, if any.
+func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []configs.EvictionThreshold, obs Observations, summary *statsapi.Summary) []evictedPod {
+	logger := klog.FromContext(ctx)
+	t, name, ok := thresholdToReclaim(evict)
+	if !ok {
 		return nil
 	}
-	if m.cfg.ReclaimDisk != nil {
+	logger.Info("Eviction manager: attempting to reclaim", "resourceName", name)
+	if m.cfg.Recorder != nil && m.cfg.NodeRef != nil {
+		m.cfg.Recorder.Eventf(m.cfg.NodeRef, v1.EventTypeWarning, thresholdMetReason, reclaimMessageFmt, name)
+	}
+	if name == v1.ResourceEphemeralStorage && m.cfg.ReclaimDisk != nil {
 		freed, err := m.cfg.ReclaimDisk(ctx)
 		if err != nil {
 			logger.Error(err, "Eviction manager: removing unused images")
 		}
 		logger.Info("Eviction manager: removed unused images under disk pressure", "freedBytes", freed)
+		if after, _ := m.observe(ctx); len(Met(m.cfg.Thresholds, after, true)) == 0 {
+			logger.Info("Eviction manager: able to reduce resource pressure without evicting pods.", "resourceName", name)
+			return nil
+		}
 	}
-	threshold, available, ok := short()
-	if !ok {
+	if len(pods) == 0 {
+		logger.Error(nil, "Eviction manager: eviction thresholds have been met, but no pods are active to evict")
 		return nil
 	}
-	stats, _, err := m.cfg.Stats(ctx)
-	if err != nil {
-		logger.Error(err, "Eviction manager: reading the pods' storage usage")
-		return nil
+	var stats []statsapi.PodStats
+	use, containerUse := diskUse, containerDiskUse
+	if name == v1.ResourceMemory {
+		stats, use, containerUse = summary.Pods, memoryUse, containerMemoryUse
+	} else {
+		var err error
+		if stats, _, err = m.cfg.Stats(ctx); err != nil {
+			logger.Error(err, "Eviction manager: reading the pods' storage usage")
+			return nil
+		}
 	}
-	return m.evictRanked(logger, pods, stats, v1.ResourceEphemeralStorage, threshold, available, diskUse, containerDiskUse)
+	return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], use, containerUse)
+}
+
+// thresholdToReclaim is the threshold to relieve first among those to
+// evict, and its resource: memory first (the kubelet's
+// byEvictionPriority), a hard threshold before a soft one of its signal.
+func thresholdToReclaim(evict []configs.EvictionThreshold) (configs.EvictionThreshold, v1.ResourceName, bool) {
+	for _, r := range reclaimable {
+		for _, t := range evict {
+			if t.Signal == r.signal {
+				return t, r.resource, true
+			}
+		}
+	}
+	return configs.EvictionThreshold{}, "", false
 }
 
 // evictRanked evicts the first pod, critical ones passed over, in the
 // kubelet's order for the pressure of resource (rank), with the kubelet's
-// message and a DisruptionTarget condition; it returns the pod, or nil.
-// use and containerUse read a pod's and a container's use of resource.
-func (m *Manager) evictRanked(logger klog.Logger, pods []*v1.Pod, all []statsapi.PodStats, name v1.ResourceName, threshold, available int64,
-	use func(*statsapi.PodStats) int64, containerUse func(*statsapi.ContainerStats) *int64) *v1.Pod {
+// message and a DisruptionTarget condition; it returns the pod, if any.
+// t is the threshold met as observed in o; use and containerUse read a
+// pod's and a container's use of resource.
+func (m *Manager) evictRanked(logger klog.Logger, pods []*v1.Pod, all []statsapi.PodStats, name v1.ResourceName,
+	t configs.EvictionThreshold, o Observation, use func(*statsapi.PodStats) int64, containerUse func(*statsapi.ContainerStats) *int64) []evictedPod {
 	stats := make(map[string]*statsapi.PodStats, len(all))
 	for i := range all {
 		stats[all[i].PodRef.UID] = &all[i]
 	}
 	ranked := rank(pods, stats, name, use)
-	logger.Info("Eviction manager: attempting to reclaim", "resourceName", name,
-		"available", available, "threshold", threshold, "pods", klog.KObjSlice(ranked))
+	logger.Info("Eviction manager: pods ranked for eviction", "resourceName", name,
+		"available", o.Available, "threshold", t.Value(o.Capacity), "pods", klog.KObjSlice(ranked))
 	for _, pod := range ranked {
 		if staticpods.IsCritical(pod) {
 			continue
 		}
 		msg := fmt.Sprintf(nodeLowMessageFmt, name) +
-			fmt.Sprintf(thresholdMetMessageFmt, resource.NewQuantity(threshold, resource.BinarySI), resource.NewQuantity(available, resource.BinarySI)) +
+			fmt.Sprintf(thresholdMetMessageFmt, thresholdQuantity(t, o.Capacity), resource.NewQuantity(o.Available, resource.BinarySI)) +
 			containersOver(pod, stats[string(pod.UID)], name, containerUse)
-		if m.evictPod(logger, pod, msg, &v1.PodCondition{
+		if e, ok := m.evictPod(logger, pod, m.evictionGracePeriod(t, pod), msg, &v1.PodCondition{
 			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
-		}) {
-			return pod
+		}); ok {
+			return []evictedPod{e}
 		}
 	}
+	logger.Info("Eviction manager: unable to evict any pods from the node")
 	return nil
+}
+
+// evictionGracePeriod is the grace period of a pod evicted for t, as the
+// kubelet's synchronize: immediateEvictionGracePeriodSeconds for a hard
+// threshold; for a soft one evictionMaxPodGracePeriod, or the pod's
+// terminationGracePeriodSeconds when shorter, raised to 1 s as the
+// kubelet's pod worker raises any grace period (so that with
+// evictionMaxPodGracePeriod 0, its default, or negative, it is 1 s).
+func (m *Manager) evictionGracePeriod(t configs.EvictionThreshold, pod *v1.Pod) int64 {
+	if t.Hard() {
+		return gracePeriod
+	}
+	g := m.cfg.MaxPodGracePeriod
+	if tg := pod.Spec.TerminationGracePeriodSeconds; tg != nil {
+		g = min(g, *tg)
+	}
+	return max(g, 1)
+}
+
+// thresholdQuantity is the threshold as a quantity, the kubelet's
+// GetThresholdQuantity: its own quantity, or its percentage of capacity.
+func thresholdQuantity(t configs.EvictionThreshold, capacity int64) *resource.Quantity {
+	if t.Quantity != nil {
+		q := t.Quantity.DeepCopy()
+		return &q
+	}
+	return resource.NewQuantity(t.Value(capacity), resource.BinarySI)
 }
 
 // diskUse is a pod's local ephemeral storage, 0 when unknown.
@@ -271,6 +342,3 @@ func containersOver(pod *v1.Pod, st *statsapi.PodStats, name v1.ResourceName, us
 	}
 	return out
 }
-
-// Thresholds are the hard eviction thresholds (configs.Threshold).
-type Thresholds = map[string]configs.Threshold

@@ -16,6 +16,17 @@ import (
 	"github.com/nodeagent/nodeagent/staticpods"
 )
 
+// hard is a hard threshold of signal.
+func hard(signal string, t configs.Threshold) configs.EvictionThreshold {
+	return configs.EvictionThreshold{Signal: signal, Threshold: t}
+}
+
+// setThresholds makes the fixture's Manager follow ts, afresh.
+func (f *fixture) setThresholds(ts ...configs.EvictionThreshold) {
+	f.m.cfg.Thresholds = ts
+	f.m.tracker = NewTracker(ts, 0)
+}
+
 func memPod(uid string, request string, priority int32) *v1.Pod {
 	p := pod(uid, "")
 	p.Spec.Priority = ptr.To(priority)
@@ -39,7 +50,7 @@ func TestMemoryPressureEvictsOnePodAsTheKubeletRanks(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	f := newFixture(clk)
 	available := uint64(50 * mi)
-	f.m.cfg.Thresholds = map[string]configs.Threshold{"memory.available": {Quantity: q("100Mi")}}
+	f.setThresholds(hard("memory.available", configs.Threshold{Quantity: q("100Mi")}))
 	f.m.cfg.MemoryCapacity = 1 << 30
 	f.m.cfg.Summary = func(context.Context) (*statsapi.Summary, error) {
 		return &statsapi.Summary{
@@ -86,7 +97,7 @@ func TestMemoryPressureEvictsOnePodAsTheKubeletRanks(t *testing.T) {
 		t.Fatalf("evicted %v without pressure", evicted)
 	}
 	// A percentage threshold: 25% of 1Gi = 256Mi > 200Mi available.
-	f.m.cfg.Thresholds = map[string]configs.Threshold{"memory.available": {Percentage: 0.25}}
+	f.setThresholds(hard("memory.available", configs.Threshold{Percentage: 0.25}))
 	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != "over-high" {
 		t.Fatalf("evicted %v, want over-high", evicted)
 	}
@@ -98,7 +109,7 @@ func TestDiskPressureReclaimsImagesThenEvicts(t *testing.T) {
 	available := uint64(5 * gi)
 	reclaims := 0
 	freedByReclaim := uint64(0)
-	f.m.cfg.Thresholds = map[string]configs.Threshold{"nodefs.available": {Percentage: 0.1}}
+	f.setThresholds(hard("nodefs.available", configs.Threshold{Percentage: 0.1}))
 	f.m.cfg.NodeFs = func(context.Context) (*statsapi.FsStats, error) {
 		return &statsapi.FsStats{CapacityBytes: ptr.To(uint64(100 * gi)), AvailableBytes: ptr.To(available)}, nil
 	}
@@ -128,5 +139,110 @@ func TestDiskPressureReclaimsImagesThenEvicts(t *testing.T) {
 	want := "The node was low on resource: ephemeral-storage. Threshold quantity: 10737418400, available: 5Gi. Container c was using 1000Mi, request is 0, has larger consumption of ephemeral-storage. "
 	if st.Message != want {
 		t.Errorf("message %q, want %q", st.Message, want)
+	}
+}
+
+// A soft threshold evicts nothing during its grace period, then one pod
+// per period with evictionMaxPodGracePeriod, or the pod's own grace
+// period when shorter, never below 1 s.
+func TestSoftThresholdEvictsAfterItsGracePeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxGrace int64
+		podGrace *int64
+		want     int64
+	}{
+		{"capped by evictionMaxPodGracePeriod", 20, ptr.To[int64](60), 20},
+		{"the pod's own when shorter", 20, ptr.To[int64](5), 5},
+		{"without the pod's, evictionMaxPodGracePeriod", 20, nil, 20},
+		{"the default 0 is 1 s", 0, ptr.To[int64](30), 1},
+		{"negative is 1 s", -1, ptr.To[int64](30), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Now())
+			f := newFixture(clk)
+			f.m.cfg.MaxPodGracePeriod = tc.maxGrace
+			f.m.cfg.NodeRef = &v1.ObjectReference{Kind: "Node", Name: "n", UID: "n"}
+			f.m.cfg.MemoryCapacity = 1 << 30
+			f.m.cfg.Summary = func(context.Context) (*statsapi.Summary, error) {
+				return &statsapi.Summary{
+					Node: statsapi.NodeStats{Memory: &statsapi.MemoryStats{AvailableBytes: ptr.To(uint64(50 * mi))}},
+					Pods: []statsapi.PodStats{memStats("a", 300*mi)},
+				}, nil
+			}
+			p := memPod("a", "", 0)
+			p.Spec.TerminationGracePeriodSeconds = tc.podGrace
+			f.pods = []*v1.Pod{p}
+			f.setThresholds(configs.EvictionThreshold{Signal: "memory.available", Threshold: configs.Threshold{Quantity: q("100Mi")}, GracePeriod: 30 * time.Second})
+
+			for _, after := range []time.Duration{0, 29 * time.Second} {
+				clk.Step(after)
+				if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 {
+					t.Fatalf("evicted %v within the grace period", evicted)
+				}
+			}
+			if n := len(f.recorder.Events); n != 0 {
+				t.Fatalf("%d events within the grace period", n)
+			}
+			clk.Step(time.Second)
+			if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 {
+				t.Fatalf("evicted %v after the grace period, want the pod", evicted)
+			}
+			grace, st, _ := f.kills.get("a")
+			msg := "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. Container c was using 300Mi, request is 0, has larger consumption of memory. "
+			if grace != tc.want || st.Reason != "Evicted" || st.Message != msg {
+				t.Errorf("grace %d, reason %q, message %q; want %d, Evicted, %q", grace, st.Reason, st.Message, tc.want, msg)
+			}
+			for _, want := range []string{"Warning EvictionThresholdMet Attempting to reclaim memory", "Warning Evicted " + msg} {
+				if ev := <-f.recorder.Events; ev != want {
+					t.Errorf("event %q, want %q", ev, want)
+				}
+			}
+		})
+	}
+}
+
+// With evictionMinimumReclaim, a disk threshold met stays met until the
+// threshold plus the minimum reclaim is available: after removing images
+// as after an eviction.
+func TestMinimumReclaim(t *testing.T) {
+	f := newFixture(clocktesting.NewFakeClock(time.Now()))
+	const gi = 1 << 30
+	available := uint64(5 * gi)
+	freed := uint64(0)
+	f.setThresholds(configs.EvictionThreshold{Signal: "nodefs.available", Threshold: configs.Threshold{Percentage: 0.1},
+		MinReclaim: &configs.Threshold{Quantity: q("5Gi")}})
+	f.m.cfg.NodeFs = func(context.Context) (*statsapi.FsStats, error) {
+		return &statsapi.FsStats{CapacityBytes: ptr.To(uint64(100 * gi)), AvailableBytes: ptr.To(available)}, nil
+	}
+	f.m.cfg.ReclaimDisk = func(context.Context) (int64, error) {
+		available += freed
+		return int64(freed), nil
+	}
+	f.pods = []*v1.Pod{pod("a", ""), pod("b", ""), pod("c", "")}
+	f.stats = []statsapi.PodStats{usage("a", 0, 0, 3*mi, 3*mi), usage("b", 0, 0, 2*mi, 2*mi), usage("c", 0, 0, mi, mi)}
+
+	// The images free 7Gi: 12Gi is above the threshold (10% of 100Gi,
+	// 10737418400 in the kubelet's float32) but not above it plus the
+	// minimum reclaim (5Gi): a pod goes.
+	freed = 7 * gi
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != "a" {
+		t.Fatalf("evicted %v, want a", evicted)
+	}
+	// 12Gi available: the threshold is still met, for its minimum reclaim.
+	freed = 0
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != "b" {
+		t.Fatalf("evicted %v, want b", evicted)
+	}
+	// 16Gi: reclaimed.
+	available = 16 * gi
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 {
+		t.Fatalf("evicted %v with the minimum reclaim available", evicted)
+	}
+	// Below the threshold again, the images free enough for the
+	// minimum reclaim: no pod goes.
+	available, freed = 9*gi, 7*gi
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 {
+		t.Fatalf("evicted %v after the images freed the minimum reclaim", evicted)
 	}
 }

@@ -15,10 +15,7 @@ import (
 	"github.com/nodeagent/nodeagent/configs"
 )
 
-// Threshold is a hard eviction threshold (configs.Threshold).
-type Threshold = configs.Threshold
-
-// The evictionHard signals this package observes, as the kubelet names
+// The eviction signals this package observes, as the kubelet names
 // them. allocatableMemory.available and containerfs.* are not observed.
 const (
 	signalMemoryAvailable   = "memory.available"
@@ -66,13 +63,29 @@ func (c *Controller) readHost(ctx context.Context) hostStats {
 	return h
 }
 
-// capacity is the node's status.capacity: the CPUs, pods (maxPods), zero
-// hugepages, and the memory and the size of RootDir's filesystem
+// PodCapacity is the number of pods the node runs: maxPods, or fewer with
+// podsPerCore, as the kubelet's MachineInfo setter. It is the node's pods
+// capacity and allocatable, and what admission counts against.
+func (c *Controller) PodCapacity() int32 {
+	return podCapacity(c.cfg.MaxPods, c.cfg.PodsPerCore, goruntime.NumCPU())
+}
+
+// podCapacity is min(maxPods, podsPerCore × cores) when podsPerCore is
+// above 0, maxPods otherwise.
+func podCapacity(maxPods, podsPerCore int32, cores int) int32 {
+	if podsPerCore <= 0 {
+		return maxPods
+	}
+	return int32(min(int64(maxPods), int64(podsPerCore)*int64(cores)))
+}
+
+// capacity is the node's status.capacity: the CPUs, pods (PodCapacity),
+// zero hugepages, and the memory and the size of RootDir's filesystem
 // (ephemeral-storage) when they could be read.
 func (c *Controller) capacity(h hostStats) v1.ResourceList {
 	rl := v1.ResourceList{
 		v1.ResourceCPU:  *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
-		v1.ResourcePods: *resource.NewQuantity(int64(c.cfg.MaxPods), resource.DecimalSI),
+		v1.ResourcePods: *resource.NewQuantity(int64(c.PodCapacity()), resource.DecimalSI),
 		"hugepages-2Mi": *resource.NewQuantity(0, resource.BinarySI),
 		"hugepages-1Gi": *resource.NewQuantity(0, resource.BinarySI),
 	}
@@ -102,7 +115,7 @@ func (c *Controller) reservation(capacity v1.ResourceList) v1.ResourceList {
 		if q, ok := c.cfg.SystemReserved[name]; ok {
 			r.Add(q)
 		}
-		if t, ok := c.cfg.EvictionHard[reservedBySignal[name]]; ok {
+		if t, ok := c.hardThreshold(reservedBySignal[name]); ok {
 			r.Add(*resource.NewQuantity(t.Value(capQ.Value()), resource.BinarySI))
 		}
 		if !r.IsZero() {
@@ -110,6 +123,18 @@ func (c *Controller) reservation(capacity v1.ResourceList) v1.ResourceList {
 		}
 	}
 	return out
+}
+
+// hardThreshold is the evictionHard threshold of signal, if any (one of
+// evictionSoft is not held back, even with a 0s grace period, as in the
+// kubelet, which reserves only what evictionHard parses to).
+func (c *Controller) hardThreshold(signal string) (configs.EvictionThreshold, bool) {
+	for _, t := range c.cfg.EvictionThresholds {
+		if t.Signal == signal && !t.Soft {
+			return t, true
+		}
+	}
+	return configs.EvictionThreshold{}, false
 }
 
 // allocatable is capacity less reserved, never below zero (the kubelet's

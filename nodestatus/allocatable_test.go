@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
+
+	"github.com/nodeagent/nodeagent/configs"
 )
 
 func q(s string) resource.Quantity { return resource.MustParse(s) }
@@ -24,7 +26,7 @@ func TestAllocatable(t *testing.T) {
 	for _, tc := range []struct {
 		name                         string
 		kubeReserved, systemReserved v1.ResourceList
-		evictionHard                 map[string]Threshold // nil: the kubelet's defaults
+		evictionHard                 map[string]configs.Threshold // nil: the kubelet's defaults
 		memErr                       bool
 		// wanted allocatable cpu in millicores, memory and
 		// ephemeral-storage in bytes
@@ -33,11 +35,11 @@ func TestAllocatable(t *testing.T) {
 		{name: "kubelet defaults", cpu: cpus, memory: 8*gi - 100*mi,
 			// 10% of 100Gi with the kubelet's float32 percentage.
 			storage: 100*gi - 10737418400},
-		{name: "nothing reserved", evictionHard: map[string]Threshold{}, cpu: cpus, memory: 8 * gi, storage: 100 * gi},
+		{name: "nothing reserved", evictionHard: map[string]configs.Threshold{}, cpu: cpus, memory: 8 * gi, storage: 100 * gi},
 		{name: "reserved and thresholds",
 			kubeReserved:   v1.ResourceList{v1.ResourceCPU: q("500m"), v1.ResourceMemory: q("1Gi"), v1.ResourceEphemeralStorage: q("1Gi")},
 			systemReserved: v1.ResourceList{v1.ResourceMemory: q("500Mi")},
-			evictionHard: map[string]Threshold{
+			evictionHard: map[string]configs.Threshold{
 				signalMemoryAvailable: {Quantity: ptr.To(q("200Mi"))},
 				signalNodeFsAvailable: {Percentage: float32(15) / 100},
 			},
@@ -45,19 +47,19 @@ func TestAllocatable(t *testing.T) {
 			// 15% of 100Gi is 16106127360 bytes; with the kubelet's float32
 			// percentage it is 16106128000.
 			storage: 100*gi - 16106128000 - 1*gi},
-		{name: "memory percentage", evictionHard: map[string]Threshold{signalMemoryAvailable: {Percentage: 0.5}},
+		{name: "memory percentage", evictionHard: map[string]configs.Threshold{signalMemoryAvailable: {Percentage: 0.5}},
 			cpu: cpus, memory: 4 * gi, storage: 100 * gi},
 		{name: "other signals hold nothing back",
-			evictionHard: map[string]Threshold{
+			evictionHard: map[string]configs.Threshold{
 				signalNodeFsInodesFree: {Percentage: 0.5}, signalImageFsAvailable: {Percentage: 0.5},
 				signalPIDAvailable: {Percentage: 0.5}, "allocatableMemory.available": {Quantity: ptr.To(q("1Gi"))},
 			},
 			cpu: cpus, memory: 8 * gi, storage: 100 * gi},
-		{name: "more reserved than there is", evictionHard: map[string]Threshold{},
+		{name: "more reserved than there is", evictionHard: map[string]configs.Threshold{},
 			kubeReserved:   v1.ResourceList{v1.ResourceCPU: *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI), v1.ResourceMemory: q("8Gi")},
 			systemReserved: v1.ResourceList{v1.ResourceCPU: q("1"), v1.ResourceMemory: q("1")},
 			cpu:            0, memory: 0, storage: 100 * gi},
-		{name: "pid is not a node resource", evictionHard: map[string]Threshold{},
+		{name: "pid is not a node resource", evictionHard: map[string]configs.Threshold{},
 			kubeReserved: v1.ResourceList{"pid": q("1000")}, systemReserved: v1.ResourceList{"pid": q("1000")},
 			cpu: cpus, memory: 8 * gi, storage: 100 * gi},
 		{name: "memory unreadable", memErr: true, kubeReserved: v1.ResourceList{v1.ResourceMemory: q("1Gi")},
@@ -67,7 +69,7 @@ func TestAllocatable(t *testing.T) {
 			h := newHarness(t)
 			h.c.cfg.KubeReserved, h.c.cfg.SystemReserved = tc.kubeReserved, tc.systemReserved
 			if tc.evictionHard != nil {
-				h.c.cfg.EvictionHard = tc.evictionHard
+				h.c.setThresholds(hardThresholds(tc.evictionHard), 0)
 			}
 			if tc.memErr {
 				h.host.memErr = errors.New("no meminfo")
@@ -125,7 +127,7 @@ func TestCheckAllocatable(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		kubeReserved v1.ResourceList
-		evictionHard map[string]Threshold // nil: the kubelet's defaults
+		evictionHard map[string]configs.Threshold // nil: the kubelet's defaults
 		fsErr        bool
 		wantErr      string
 	}{
@@ -136,7 +138,7 @@ func TestCheckAllocatable(t *testing.T) {
 		{name: "cpu and storage", kubeReserved: v1.ResourceList{
 			v1.ResourceCPU:              *resource.NewQuantity(int64(goruntime.NumCPU())+1, resource.DecimalSI),
 			v1.ResourceEphemeralStorage: q("100Gi"),
-		}, evictionHard: map[string]Threshold{}, wantErr: "cpu: "},
+		}, evictionHard: map[string]configs.Threshold{}, wantErr: "cpu: "},
 		{name: "storage unreadable", kubeReserved: v1.ResourceList{v1.ResourceEphemeralStorage: q("1Ei")}, fsErr: true},
 		{name: "pid is not checked", kubeReserved: v1.ResourceList{"pid": q("1E")}},
 	} {
@@ -144,7 +146,7 @@ func TestCheckAllocatable(t *testing.T) {
 			h := newHarness(t)
 			h.c.cfg.KubeReserved = tc.kubeReserved
 			if tc.evictionHard != nil {
-				h.c.cfg.EvictionHard = tc.evictionHard
+				h.c.setThresholds(hardThresholds(tc.evictionHard), 0)
 			}
 			if tc.fsErr {
 				h.host.fsErr = errors.New("no statfs")
@@ -157,5 +159,42 @@ func TestCheckAllocatable(t *testing.T) {
 				t.Errorf("error = %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// podsPerCore caps the pods capacity at that many per CPU, never above
+// maxPods, as the kubelet's MachineInfo setter.
+func TestPodCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		maxPods, podsPerCore int32
+		cores                int
+		want                 int32
+	}{
+		{maxPods: 110, cores: 4, want: 110},
+		{maxPods: 110, podsPerCore: 10, cores: 4, want: 40},
+		{maxPods: 110, podsPerCore: 10, cores: 64, want: 110},
+		{maxPods: 40, podsPerCore: 10, cores: 4, want: 40},
+		{maxPods: 110, podsPerCore: -1, cores: 4, want: 110},
+		{maxPods: 1 << 30, podsPerCore: 1 << 30, cores: 1024, want: 1 << 30},
+	} {
+		if got := podCapacity(tc.maxPods, tc.podsPerCore, tc.cores); got != tc.want {
+			t.Errorf("podCapacity(%d, %d, %d) = %d, want %d", tc.maxPods, tc.podsPerCore, tc.cores, got, tc.want)
+		}
+	}
+
+	_, ctx := ktesting.NewTestContext(t)
+	h := newHarness(t)
+	h.c.cfg.PodsPerCore = 1
+	node := &v1.Node{}
+	h.c.setStatus(ctx, node, h.clock.Now())
+	want := min(int64(goruntime.NumCPU()), 110)
+	if got := node.Status.Capacity.Pods().Value(); got != want {
+		t.Errorf("capacity pods = %d, want %d (one per CPU)", got, want)
+	}
+	if got := node.Status.Allocatable.Pods().Value(); got != want {
+		t.Errorf("allocatable pods = %d, want %d (one per CPU)", got, want)
+	}
+	if got := h.c.PodCapacity(); int64(got) != want {
+		t.Errorf("PodCapacity() = %d, want %d", got, want)
 	}
 }

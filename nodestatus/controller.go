@@ -11,6 +11,9 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/eviction"
 )
 
 // RuntimeInfo is what nodestatus needs from the container runtime.
@@ -37,7 +40,10 @@ type Config struct {
 	Taints     []v1.Taint        // taints to register with
 	ProviderID string
 	MaxPods    int32
-	Port       int32 // daemonEndpoints.kubeletEndpoint.Port
+	// PodsPerCore (podsPerCore), when above 0, caps the pods capacity at
+	// that many per CPU; see PodCapacity.
+	PodsPerCore int32
+	Port        int32 // daemonEndpoints.kubeletEndpoint.Port
 
 	// RegisterNode creates the Node; when false the Node must already
 	// exist and Run waits for it.
@@ -56,12 +62,17 @@ type Config struct {
 	// held back from allocatable. Their pid is not: the node's capacity
 	// has none.
 	KubeReserved, SystemReserved v1.ResourceList
-	// EvictionHard are the hard eviction thresholds by signal
-	// (evictionHard, for example "memory.available"). memory.available
-	// and nodefs.available are held back from allocatable too. A signal
-	// without a threshold never sets its pressure condition. Nothing is
-	// evicted.
-	EvictionHard map[string]Threshold
+	// EvictionThresholds are the hard and soft eviction thresholds
+	// (configs.EvictionThresholds) the pressure conditions follow, by
+	// the rules of eviction.Tracker. A signal without a threshold never
+	// sets its condition. Nothing is evicted here. The evictionHard
+	// thresholds of memory.available and nodefs.available are held back
+	// from allocatable.
+	EvictionThresholds []configs.EvictionThreshold
+	// PressureTransition is evictionPressureTransitionPeriod: how long
+	// a pressure condition stays True after its thresholds were last
+	// met; 0: only while they are.
+	PressureTransition time.Duration
 	// AgentVersion is reported as nodeInfo.kubeletVersion.
 	AgentVersion     string
 	DeclaredFeatures []string
@@ -112,6 +123,10 @@ type Controller struct {
 	lastReport   time.Time
 
 	lease *leaseState // owned by the lease loop
+
+	// pressure follows the eviction thresholds for the pressure
+	// conditions.
+	pressure *eviction.Tracker
 }
 
 // New returns a Controller; nothing happens until Run.
@@ -155,6 +170,7 @@ func New(client kubernetes.Interface, cfg Config, rt RuntimeInfo, clk clock.With
 		leasePoke:  make(chan struct{}, 1),
 		notReady:   map[string]string{},
 		lease:      &leaseState{},
+		pressure:   eviction.NewTracker(cfg.EvictionThresholds, cfg.PressureTransition),
 	}
 }
 

@@ -55,12 +55,16 @@
 // Allocatable is the capacity less what the kubelet's
 // GetNodeAllocatableReservation holds back: KubeReserved and
 // SystemReserved, and the memory.available and nodefs.available hard
-// eviction thresholds of EvictionHard (a percentage is of the capacity,
+// eviction thresholds of evictionHard (a percentage is of the capacity,
 // computed with the kubelet's float32), never below zero. CheckAllocatable
 // refuses a reservation above the capacity, as the kubelet refuses to
 // start with one. The MemoryPressure, DiskPressure and PIDPressure
-// conditions (pressure.go) are True while a signal of theirs is below its
-// threshold: memory.available (MemAvailable), nodefs.available and
+// conditions (pressure.go) follow the hard and soft eviction thresholds
+// of their signals by the eviction manager's rules (eviction.Tracker):
+// True while a threshold is met (a soft one before its grace period too,
+// one that evicted until its minimum reclaim is available) and for
+// evictionPressureTransitionPeriod (5m) after a threshold was last met.
+// The signals are memory.available (MemAvailable), nodefs.available and
 // nodefs.inodesFree (RootDir's filesystem), imagefs.available and
 // imagefs.inodesFree (the filesystem under the runtime's image filesystem,
 // CRI ImageFsInfo) and pid.available (the smaller of pid_max and
@@ -76,12 +80,11 @@
 //
 //   - A Node deleted under a running agent is registered again (and the
 //     Lease's owner follows the new UID); the kubelet waits for a restart.
-//   - Pressure conditions are computed here from the hard eviction
-//     thresholds at every status computation, not by an eviction
-//     manager (package eviction evicts for memory and disk on its own,
-//     from the same thresholds): a condition turns False as soon
-//     as its signals recover (no evictionPressureTransitionPeriod), a value
-//     that cannot be read makes its condition Unknown (the kubelet keeps
+//   - Pressure conditions are computed here from the eviction
+//     thresholds at every status computation, with the rules package
+//     eviction evicts by but from this package's own readings, not by the
+//     eviction manager; a value that cannot be read, unless its condition
+//     is held True, makes its condition Unknown (the kubelet keeps
 //     the last one), no NodeHasInsufficientMemory-style events are
 //     recorded, and the messages say nodeagent where the kubelet's say
 //     kubelet. memory.available is MemAvailable of /proc/meminfo, where the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +21,9 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/eviction"
 )
 
 const (
@@ -31,14 +36,31 @@ const rootDir = "/var/lib/nodeagent"
 
 // defaultEvictionHard are the kubelet's default hard eviction thresholds
 // on Linux.
-func defaultEvictionHard() map[string]Threshold {
-	return map[string]Threshold{
+func defaultEvictionHard() map[string]configs.Threshold {
+	return map[string]configs.Threshold{
 		signalMemoryAvailable:   {Quantity: ptr.To(resource.MustParse("100Mi"))},
 		signalNodeFsAvailable:   {Percentage: 0.10},
 		signalNodeFsInodesFree:  {Percentage: 0.05},
 		signalImageFsAvailable:  {Percentage: 0.15},
 		signalImageFsInodesFree: {Percentage: 0.05},
 	}
+}
+
+// hardThresholds are m as the hard thresholds configs.EvictionThresholds
+// returns.
+func hardThresholds(m map[string]configs.Threshold) []configs.EvictionThreshold {
+	out := []configs.EvictionThreshold{}
+	for _, sig := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, configs.EvictionThreshold{Signal: sig, Threshold: m[sig]})
+	}
+	return out
+}
+
+// setThresholds makes the controller follow ts afresh for its pressure
+// conditions.
+func (c *Controller) setThresholds(ts []configs.EvictionThreshold, transition time.Duration) {
+	c.cfg.EvictionThresholds, c.cfg.PressureTransition = ts, transition
+	c.pressure = eviction.NewTracker(ts, transition)
 }
 
 type fakeHost struct {
@@ -200,9 +222,10 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		Port:         10250,
 		RegisterNode: true,
 		RootDir:      rootDir,
-		EvictionHard: defaultEvictionHard(),
-		AgentVersion: "v1.36.3+nodeagent",
-		Host:         h.host,
+		// As agent's: the kubelet's default thresholds, no soft ones.
+		EvictionThresholds: hardThresholds(defaultEvictionHard()),
+		AgentVersion:       "v1.36.3+nodeagent",
+		Host:               h.host,
 	}
 	h.c = New(h.client, cfg, h.rt, h.clock)
 	return h

@@ -2,67 +2,68 @@ package nodestatus
 
 import (
 	"context"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/eviction"
 )
 
-// pressureConditions are MemoryPressure, DiskPressure and PIDPressure from
-// the hard eviction thresholds, as the kubelet's eviction manager sets
-// them (nodeConditions of the thresholds met): True while a signal of the
-// condition is short, False otherwise, and False for good when none of
-// its signals has a threshold. A condition whose only, or main, reading
-// failed is Unknown (the kubelet keeps its last word instead).
+// pressureConditions are MemoryPressure, DiskPressure and PIDPressure
+// from the eviction thresholds, as the kubelet's eviction manager sets
+// them, by the rules of eviction.Tracker: True while a threshold of the
+// condition is met (a soft one too, before its grace period has passed;
+// a threshold that evicted until its minimum reclaim is available) and
+// for the pressure transition period after, False otherwise, and False
+// for good when none of its signals has a threshold. A condition that is
+// not True and whose only, or main, reading failed is Unknown (the
+// kubelet keeps its last word instead). now is the time of the readings.
 //
 //   - MemoryPressure: memory.available, MemAvailable against the memory.
 //   - DiskPressure: nodefs.available and nodefs.inodesFree on RootDir's
 //     filesystem, imagefs.available and imagefs.inodesFree on the
 //     runtime's image filesystem (the same one unless the runtime keeps
 //     its images elsewhere, so that on one disk the stricter of the two
-//     applies, as in the kubelet).
+//     applies, as in the kubelet). A filesystem that reports no inodes
+//     has no inode signals.
 //   - PIDPressure: pid.available, the limit on tasks less their number.
-func (c *Controller) pressureConditions(ctx context.Context, h hostStats) []v1.NodeCondition {
-	memory := c.short(signalMemoryAvailable, int64(h.memAvail), int64(h.memTotal))
-
-	disk := false
+func (c *Controller) pressureConditions(ctx context.Context, h hostStats, now time.Time) []v1.NodeCondition {
+	obs := eviction.Observations{}
+	if h.memErr == nil {
+		obs[signalMemoryAvailable] = eviction.Observation{Available: int64(h.memAvail), Capacity: int64(h.memTotal)}
+	}
 	if h.fsErr == nil {
-		disk = c.shortFs(signalNodeFsAvailable, signalNodeFsInodesFree, h.fs)
+		observeFs(obs, signalNodeFsAvailable, signalNodeFsInodesFree, h.fs)
 	}
 	if img := c.imageFs(ctx); img != nil {
-		disk = disk || c.shortFs(signalImageFsAvailable, signalImageFsInodesFree, *img)
+		observeFs(obs, signalImageFsAvailable, signalImageFsInodesFree, *img)
 	}
-	diskErr := h.fsErr
-	if disk {
-		diskErr = nil // short on the image filesystem
+	if h.pidErr == nil {
+		obs[signalPIDAvailable] = eviction.Observation{Available: int64(h.pidMax) - int64(h.pids), Capacity: int64(h.pidMax)}
 	}
-
-	pid := c.short(signalPIDAvailable, int64(h.pidMax)-int64(h.pids), int64(h.pidMax))
+	pressure := c.pressure.Observe(obs, now).Pressure
 
 	return []v1.NodeCondition{
-		pressureCondition(v1.NodeMemoryPressure, h.memErr, memory,
+		pressureCondition(v1.NodeMemoryPressure, h.memErr, pressure[v1.NodeMemoryPressure],
 			"KubeletHasSufficientMemory", "nodeagent has sufficient memory available",
 			"KubeletHasInsufficientMemory", "nodeagent has insufficient memory available"),
-		pressureCondition(v1.NodeDiskPressure, diskErr, disk,
+		pressureCondition(v1.NodeDiskPressure, h.fsErr, pressure[v1.NodeDiskPressure],
 			"KubeletHasNoDiskPressure", "nodeagent has no disk pressure",
 			"KubeletHasDiskPressure", "nodeagent has disk pressure"),
-		pressureCondition(v1.NodePIDPressure, h.pidErr, pid,
+		pressureCondition(v1.NodePIDPressure, h.pidErr, pressure[v1.NodePIDPressure],
 			"KubeletHasSufficientPID", "nodeagent has sufficient PID available",
 			"KubeletHasInsufficientPID", "nodeagent has insufficient PID available"),
 	}
 }
 
-// short reports whether less of a signal's resource is available than its
-// hard eviction threshold allows (the kubelet's thresholdsMet); a signal
-// without a threshold never is.
-func (c *Controller) short(signal string, available, capacity int64) bool {
-	t, ok := c.cfg.EvictionHard[signal]
-	return ok && available < t.Value(capacity)
-}
-
-// shortFs reports whether a filesystem is short of space or of inodes.
-func (c *Controller) shortFs(space, inodes string, fs FsStats) bool {
-	return c.short(space, int64(fs.Available), int64(fs.Capacity)) ||
-		c.short(inodes, int64(fs.InodesFree), int64(fs.Inodes))
+// observeFs adds a filesystem's space and, when it reports inodes, its
+// inodes to obs.
+func observeFs(obs eviction.Observations, space, inodes string, fs FsStats) {
+	obs[space] = eviction.Observation{Available: int64(fs.Available), Capacity: int64(fs.Capacity)}
+	if fs.Inodes > 0 {
+		obs[inodes] = eviction.Observation{Available: int64(fs.InodesFree), Capacity: int64(fs.Inodes)}
+	}
 }
 
 // imageFs reads the filesystem under the first image filesystem CRI
@@ -70,9 +71,7 @@ func (c *Controller) shortFs(space, inodes string, fs FsStats) bool {
 // It is nil when no imagefs signal has a threshold or it cannot be read:
 // those signals are then not observed, as in the kubelet.
 func (c *Controller) imageFs(ctx context.Context) *FsStats {
-	_, avail := c.cfg.EvictionHard[signalImageFsAvailable]
-	_, inodes := c.cfg.EvictionHard[signalImageFsInodesFree]
-	if !avail && !inodes {
+	if !c.pressure.Watches(signalImageFsAvailable) && !c.pressure.Watches(signalImageFsInodesFree) {
 		return nil
 	}
 	logger := klog.FromContext(ctx)

@@ -345,6 +345,10 @@ func (s *Syncer) start(ctx context.Context, pod *v1.Pod, c *v1.Container, restar
 	case errors.As(err, &pe):
 		// The status shows why; retry when the pull back-off ends.
 		return pe.retryAfter, false, nil
+	case errors.Is(err, errPullWaitCancelled):
+		// The sync was cancelled (the pod is being killed) before the
+		// pull's turn came: nothing failed.
+		return 0, false, err
 	case isPostStartError(err):
 		// The container was killed; it restarts with the crash-loop
 		// back-off like any container that exited.

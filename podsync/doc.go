@@ -76,7 +76,10 @@
 // read-only, subPaths are bind-mounted safely by the volume manager, and
 // the termination message is read only from the agent's own file
 // (termination.go). imagePullSecrets are passed to the runtime as the
-// kubelet's keyring matches them (pullauth.go).
+// kubelet's keyring matches them (pullauth.go). Pulls are serialized or
+// bounded node-wide and rate-limited as the kubelet's (puller.go,
+// Config.SerializeImagePulls and the fields after it); the crash-loop
+// back-off caps at Config.MaxContainerRestartPeriod.
 //
 // GarbageCollect removes what is left of pods the apiserver no longer has
 // (after an agent restart, for instance), dead containers beyond the last

@@ -2,6 +2,7 @@ package podsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,19 +70,40 @@ func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 		s.recorder.Event(pod, v1.EventTypeNormal, "BackOff", msg)
 		return "", &pullError{"ImagePullBackOff", msg, s.pullBackoff.Get(key)}
 	}
-	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	start := s.clock.Now()
-	// Each matching credential in turn, as the kubelet; none: anonymous.
-	var ref string
-	var err error
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	auths := s.pullAuth(ctx, pod, c.Image)
 	if len(auths) == 0 {
 		auths = []*runtimeapi.AuthConfig{nil}
 	}
-	for _, auth := range auths {
-		if ref, err = s.images.PullImage(ctx, spec, auth, nil); err == nil {
-			break
+	// One turn and one token for the pull whatever the credentials, as
+	// the kubelet (puller.go). The pull's own time, from its turn and
+	// with reading the image's size, as there.
+	var (
+		ref      string
+		size     uint64
+		pullTime time.Duration
+	)
+	err := s.pulls.pull(ctx, func() error {
+		pullStart := s.clock.Now()
+		defer func() { pullTime = s.clock.Since(pullStart) }()
+		// Each matching credential in turn, as the kubelet; none: anonymous.
+		var err error
+		for _, auth := range auths {
+			if ref, err = s.images.PullImage(ctx, spec, auth, nil); err == nil {
+				break
+			}
 		}
+		if err == nil && ref != "" {
+			// The size at best, as the kubelet's GetImageSize.
+			if st, err := s.images.ImageStatus(ctx, spec, false); err == nil && st.GetImage() != nil {
+				size = st.Image.Size
+			}
+		}
+		return err
+	})
+	if errors.Is(err, errPullWaitCancelled) {
+		return "", fmt.Errorf("pull image %q: %w", c.Image, err)
 	}
 	if err != nil {
 		s.pullBackoff.Next(key, now)
@@ -91,7 +113,8 @@ func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 		return "", &pullError{"ErrImagePull", msg, s.pullBackoff.Get(key)}
 	}
 	s.pullBackoff.Reset(key)
-	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, s.clock.Since(start).Round(time.Millisecond))
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.",
+		c.Image, pullTime.Truncate(time.Millisecond), s.clock.Since(start).Truncate(time.Millisecond), size)
 	return ref, nil
 }
 

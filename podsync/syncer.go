@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/podenv"
 )
 
@@ -115,6 +116,20 @@ type Config struct {
 	// handler runs the sandbox of a pod naming one (runtimeclass.go); nil:
 	// such a pod's sandbox fails to be created.
 	RuntimeClasses nodelisters.RuntimeClassLister
+	// MaxContainerRestartPeriod caps the crash-loop back-off
+	// (crashLoopBackOff.maxContainerRestartPeriod); 0: its default,
+	// configs.MaxContainerRestartPeriod.
+	MaxContainerRestartPeriod time.Duration
+	// SerializeImagePulls pulls one image at a time on the node
+	// (serializeImagePulls); otherwise MaxParallelImagePulls, when above
+	// 0, is the most pulls at once (maxParallelImagePulls). See
+	// pullLimiter.
+	SerializeImagePulls   bool
+	MaxParallelImagePulls int
+	// RegistryPullQPS and RegistryBurst (registryPullQPS, registryBurst)
+	// rate-limit the pulls; 0 QPS: no limit.
+	RegistryPullQPS int
+	RegistryBurst   int
 }
 
 // PodCgroups writes pod cgroups (*podcgroups.Manager).
@@ -142,6 +157,8 @@ type Syncer struct {
 	// crash-loop back-off per container, image pull back-off per image.
 	crashBackoff *flowcontrol.Backoff
 	pullBackoff  *flowcontrol.Backoff
+	// pulls bounds the node's image pulls (puller.go).
+	pulls *pullLimiter
 
 	mu sync.Mutex
 	// waiting holds, per pod and container name, why a container is not
@@ -173,8 +190,9 @@ type waitReason struct{ reason, message string }
 func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, volumes Volumes, env Env, status StatusWriter, recorder record.EventRecorder, clk clock.Clock) *Syncer {
 	s := &Syncer{
 		cfg: cfg, runtime: rt, network: cfg.Network, images: images, volumes: volumes, env: env, status: status, recorder: recorder, clock: clk,
-		crashBackoff:    newBackoff(clk),
-		pullBackoff:     newBackoff(clk),
+		crashBackoff:    newCrashBackoff(clk, cfg.MaxContainerRestartPeriod),
+		pullBackoff:     newBackoff(clk, backoffInitial, backoffMax),
+		pulls:           newPullLimiter(cfg, clk),
 		waiting:         map[types.UID]map[string]waitReason{},
 		sandboxIPs:      map[string][]string{},
 		netDown:         map[string]bool{},
@@ -185,11 +203,34 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 	return s
 }
 
-// newBackoff is a 10s..300s back-off on clk: the back-off must measure
+// The kubelet's image pull back-off (backOffPeriod, MaxImageBackOff),
+// whose first delay the crash-loop back-off shares.
+const (
+	backoffInitial = 10 * time.Second
+	backoffMax     = 300 * time.Second
+)
+
+// newBackoff is an initial..max back-off on clk: the back-off must measure
 // time on the same clock as the waits computed from it.
-func newBackoff(clk clock.Clock) *flowcontrol.Backoff {
-	b := flowcontrol.NewBackOff(10*time.Second, 300*time.Second)
+func newBackoff(clk clock.Clock, initial, maxDelay time.Duration) *flowcontrol.Backoff {
+	b := flowcontrol.NewBackOff(initial, maxDelay)
 	b.Clock = clk
+	return b
+}
+
+// newCrashBackoff is the crash-loop back-off, 10s doubling up to maxDelay
+// (its default, configs.MaxContainerRestartPeriod, when 0); a maxDelay below 10s is the first delay too, as the
+// kubelet's newCrashLoopBackOff. As there, it starts again from the first
+// delay only after 10 minutes without a restart, whatever maxDelay (the
+// library's default would be twice maxDelay).
+func newCrashBackoff(clk clock.Clock, maxDelay time.Duration) *flowcontrol.Backoff {
+	if maxDelay <= 0 {
+		maxDelay = configs.MaxContainerRestartPeriod
+	}
+	b := newBackoff(clk, min(backoffInitial, maxDelay), maxDelay)
+	b.HasExpiredFunc = func(eventTime, lastUpdate time.Time, _ time.Duration) bool {
+		return eventTime.Sub(lastUpdate) > backoffResetAfter
+	}
 	return b
 }
 

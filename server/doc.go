@@ -97,13 +97,18 @@
 // # Stats
 //
 // /stats/summary is the kubelet's stats v1alpha1 Summary (GET or POST;
-// only_cpu_and_memory=true for the reduced form). Pods and their running
-// containers come from the runtime: ListPodSandboxStats for the pod's CPU,
-// memory, network and process count and its containers, ListContainerStats
-// for containers it leaves out (or all, where the runtime lacks sandbox
-// stats; the pod's CPU and memory are then its containers' sums). One
-// sandbox per pod counts, the ready one, as the kubelet's CRI stats
-// provider. Container logs are measured in the pod's log directory. The
+// only_cpu_and_memory=true for the reduced form). Running containers come
+// from one ListContainerStats. A pod's CPU, memory and process count come
+// from its cgroup (where its worker has it; without cgroupsPerQOS the
+// pod's CPU and memory are its containers' sums), its network from
+// /proc/<pid>/net/dev of its sandbox's first process (the pid from the
+// verbose PodSandboxStatus, kept per sandbox; lo, veth*, docker* and
+// nerdctl* left out), as cAdvisor gives them to the kubelet. Never
+// ListPodSandboxStats: containerd answers it by visiting each sandbox's
+// shim and network namespace in turn, over a minute with 75 sandboxes on
+// a busy two-core node, and the eviction manager and metrics-server ask
+// every 10 and 15 s. One sandbox per pod counts, the ready one, as the
+// kubelet's CRI stats provider. Container logs are measured in the pod's log directory. The
 // node's CPU and memory are the root cgroup's (cgroup v1 cpuacct.usage and
 // memory.usage_in_bytes minus total_inactive_file; v2 cpu.stat and
 // memory.current or /proc/meminfo), its filesystem the root dir's statfs.

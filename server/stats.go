@@ -200,11 +200,9 @@ func fsStats(t metav1.Time, fs fsUsage) *statsapi.FsStats {
 	}
 }
 
-// podStats lists the agent's pods with their running containers. Pod
-// CPU, memory, network and process counts come from ListPodSandboxStats;
-// containers it leaves out (or all, if the runtime does not implement it)
-// come from ListContainerStats, and a pod without sandbox stats gets the
-// sums of its containers' CPU and memory.
+// podStats lists the agent's pods with their running containers:
+// containers' stats from ListContainerStats, pods' from their cgroups and
+// sandboxes (addPodStats).
 func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, imageFs *fsInfo) ([]statsapi.PodStats, error) {
 	sandboxes, err := p.runtime.ListPodSandbox(ctx, cri.ManagedSandboxFilter(""))
 	if err != nil {

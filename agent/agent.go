@@ -119,7 +119,9 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 		return stopped(err)
 	}
 
-	nodeCtl, err := newNodeController(ctx, opts, client, clients.heartbeat, rt, clk)
+	// The eviction manager, started last, keeps the pressure conditions.
+	pressure := &pressureSource{}
+	nodeCtl, err := newNodeController(ctx, opts, client, clients.heartbeat, rt, pressure.UnderPressure, clk)
 	if err != nil {
 		return err
 	}
@@ -219,9 +221,7 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	}
 	go pleg.New(rt.Runtime, pods.workers.Wake, clk).Run(ctx)
 	go garbageCollect(ctx, pods.syncer, api.pods.Informer().GetStore(), pods.workers)
-	if deref(cfg.LocalStorageCapacityIsolation) {
-		go runEviction(ctx, opts, pods.workers, srv, imageGC.DeleteUnusedImages, recorder, clk)
-	}
+	go runEviction(ctx, opts, pods.workers, srv, imageGC.DeleteUnusedImages, recorder, clk, pressure)
 	go imageGC.Run(ctx)
 
 	select {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
@@ -18,7 +19,9 @@ import (
 // the lease and the status go through the heartbeat client. As the
 // kubelet, it refuses reservations (kubeReserved, systemReserved and the
 // evictionHard thresholds of memory and disk) above the node's capacity.
-func newNodeController(ctx context.Context, opts *configs.Options, client, heartbeat kubernetes.Interface, rt *cri.Client, clk clock.WithTicker) (*nodestatus.Controller, error) {
+// The pressure conditions are underPressure's (the eviction manager's).
+func newNodeController(ctx context.Context, opts *configs.Options, client, heartbeat kubernetes.Interface, rt *cri.Client,
+	underPressure func(v1.NodeConditionType) bool, clk clock.WithTicker) (*nodestatus.Controller, error) {
 	cfg := opts.Config
 	kubeReserved, err := configs.ReservedResources(cfg.KubeReserved)
 	if err != nil {
@@ -51,7 +54,7 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 		KubeReserved:          kubeReserved,
 		SystemReserved:        systemReserved,
 		EvictionThresholds:    evictionThresholds,
-		PressureTransition:    cfg.EvictionPressureTransitionPeriod.Duration,
+		UnderPressure:         underPressure,
 		AgentVersion:          Version,
 		DeclaredFeatures:      declaredFeatures(opts),
 		HeartbeatClient:       heartbeat,

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/nodeagent/nodeagent/configs"
 )
 
 // The pod annotations that ask for traffic shaping, in bits per second.
@@ -118,7 +120,7 @@ func parseBandwidth(annotation, value string) (int64, error) {
 	if value == "" {
 		return 0, nil
 	}
-	q, err := resource.ParseQuantity(value)
+	q, err := configs.ParseQuantity(value)
 	if err != nil {
 		return 0, fmt.Errorf("annotation %s=%q: %w", annotation, value, err)
 	}

@@ -42,7 +42,7 @@ func reservedQuantity(name, value string) (resource.Quantity, error) {
 	default:
 		return resource.Quantity{}, errors.New("cannot reserve this resource, only cpu, memory, ephemeral-storage and pid")
 	}
-	q, err := parseQuantity(value)
+	q, err := ParseQuantity(value)
 	if err != nil {
 		return resource.Quantity{}, fmt.Errorf("must be a quantity such as 500Mi, got %q: %w", value, err)
 	}
@@ -102,7 +102,7 @@ func parseThreshold(signal, value string) (t Threshold, ok bool, err error) {
 		}
 		return Threshold{Percentage: float32(f) / 100}, true, nil
 	}
-	q, err := parseQuantity(value)
+	q, err := ParseQuantity(value)
 	if err != nil {
 		return Threshold{}, false, fmt.Errorf("must be a quantity or a percentage, got %q: %w", value, err)
 	}

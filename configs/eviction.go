@@ -179,7 +179,7 @@ func parseMinReclaim(signal, value string) (Threshold, error) {
 		}
 		return Threshold{Percentage: float32(f) / 100}, nil
 	}
-	q, err := parseQuantity(value)
+	q, err := ParseQuantity(value)
 	if err != nil {
 		return Threshold{}, fmt.Errorf("must be a quantity or a percentage, got %q: %w", value, err)
 	}

@@ -251,7 +251,7 @@ func checkReservedMemory(raw json.RawMessage) error {
 			if unq, err := strconv.Unquote(s); err == nil {
 				s = unq
 			}
-			if _, err := parseQuantity(s); err != nil {
+			if _, err := ParseQuantity(s); err != nil {
 				return fmt.Errorf("field \"reservedMemory[%d].limits.%s\": %w", i, name, err)
 			}
 		}

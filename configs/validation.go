@@ -87,7 +87,7 @@ func Validate(cfg *kubeletconfigv1beta1.KubeletConfiguration) error {
 	if cfg.ContainerLogMaxFiles != nil && *cfg.ContainerLogMaxFiles < 2 {
 		add("containerLogMaxFiles", "must be at least 2, got %d", *cfg.ContainerLogMaxFiles)
 	}
-	if q, err := parseQuantity(cfg.ContainerLogMaxSize); err != nil {
+	if q, err := ParseQuantity(cfg.ContainerLogMaxSize); err != nil {
 		add("containerLogMaxSize", "must be a quantity such as 10Mi, got %q: %v", cfg.ContainerLogMaxSize, err)
 	} else if q.Sign() <= 0 {
 		add("containerLogMaxSize", "must be greater than 0, got %q", cfg.ContainerLogMaxSize)
@@ -199,10 +199,12 @@ func validateTaint(t v1.Taint) error {
 // exponentRE matches the decimal exponent of a quantity such as 1e3.
 var exponentRE = regexp.MustCompile(`[eE]([+-]?[0-9]+)$`)
 
-// parseQuantity is resource.ParseQuantity with a bound on length and
-// exponent: ParseQuantity spins for a very long time on inputs such as
-// "1e-999999999" (found by FuzzLoad).
-func parseQuantity(s string) (resource.Quantity, error) {
+// ParseQuantity is resource.ParseQuantity with a bound on length and
+// exponent: ParseQuantity, or a comparison of what it returns, spins for a
+// very long time (and allocates) on inputs such as "1e-999999999" (found
+// by FuzzLoad) or "0e<17 digits>" (FuzzParseBandwidth). Every quantity
+// from outside the agent's code (config, pod annotations) goes through it.
+func ParseQuantity(s string) (resource.Quantity, error) {
 	if len(s) > 64 {
 		return resource.Quantity{}, errors.New("quantity too long")
 	}

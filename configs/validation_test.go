@@ -216,9 +216,9 @@ func TestParseQuantityBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			_, err := parseQuantity(tt.in)
+			_, err := ParseQuantity(tt.in)
 			if (err == nil) != tt.ok {
-				t.Errorf("parseQuantity(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+				t.Errorf("ParseQuantity(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
 			}
 		})
 	}

@@ -1,5 +1,6 @@
-// Package eviction enforces the local storage limits of pods, as the
-// kubelet's eviction manager does on a node with
+// Package eviction enforces the local storage limits of pods and the
+// eviction thresholds, and keeps the node's pressure conditions, as the
+// kubelet's eviction manager does. On a node with
 // localStorageCapacityIsolation (its default): every evictionMonitoringPeriod
 // (the kubelet's 10 s) it reads the pods' storage usage and evicts a pod
 //
@@ -38,8 +39,9 @@
 //
 // Node-pressure eviction (pressure.go) follows the kubelet's eviction
 // manager. Every period the signals with a threshold of evictionHard or
-// evictionSoft are read: memory.available, nodefs.available and
-// imagefs.available. A Tracker (thresholds.go) applies the kubelet's
+// evictionSoft are read: memory.available (the summary's: capacity less
+// the root cgroup's working set), nodefs.available and nodefs.inodesFree,
+// imagefs.available and imagefs.inodesFree, pid.available. A Tracker (thresholds.go) applies the kubelet's
 // rules: a threshold is met when its signal is below it; a hard one
 // evicts at once, a soft one once it has stayed met for its
 // evictionSoftGracePeriod; a threshold that evicted stays met until its
@@ -63,14 +65,20 @@
 // resources to be reclaimed; a worker is done once the containers have
 // stopped, before they and the volumes are removed.
 //
-// The same Tracker, with evictionPressureTransitionPeriod, decides the
-// MemoryPressure, DiskPressure and PIDPressure conditions package
-// nodestatus reports from its own readings (it reads the inode and pid
-// signals too): one is True while a threshold of it is met, soft ones
-// before their grace period included, and for the transition period after.
+// The same Tracker, with evictionPressureTransitionPeriod, keeps the
+// MemoryPressure, DiskPressure and PIDPressure conditions, the one source
+// of them: Manager.UnderPressure (the kubelet's IsUnderMemoryPressure and
+// the like, safe from any goroutine) is what package nodestatus reports.
+// One is on while a threshold of it is met, soft ones before their grace
+// period included, and for the transition period after; off before the
+// first check, on a nil Manager and for a signal without a threshold.
+// With no threshold and no localStorageCapacityIsolation a check does
+// nothing; without localStorageCapacityIsolation (Config.LocalStorageLimits)
+// the local storage limits are not enforced, the thresholds still are.
 //
 // Left out, as nodeagent does not need them or cannot observe them: the
-// inode and pid signals evict nothing; allocatableMemory.available and
+// inode and pid signals evict nothing (nor count, after unused images
+// were removed, as pressure still to relieve); allocatableMemory.available and
 // containerfs.* are not observed; the kubelet's check that stats were
 // refreshed since the last period (every read here is fresh), the
 // memory-cgroup notifier (kernelMemcgNotification) and the annotations

@@ -61,8 +61,16 @@ type Config struct {
 	Period time.Duration
 	// Thresholds are the hard and soft eviction thresholds
 	// (configs.EvictionThresholds); of them, memory.available,
-	// nodefs.available and imagefs.available evict pods (pressure.go).
+	// nodefs.available and imagefs.available evict pods (pressure.go),
+	// and all set the node's pressure conditions (UnderPressure).
 	Thresholds []configs.EvictionThreshold
+	// PressureTransition is evictionPressureTransitionPeriod: how long a
+	// pressure condition stays on after its thresholds were last met; 0:
+	// only while they are.
+	PressureTransition time.Duration
+	// LocalStorageLimits is localStorageCapacityIsolation: the pods'
+	// emptyDir sizeLimits and ephemeral-storage limits are enforced.
+	LocalStorageLimits bool
 	// MaxPodGracePeriod is evictionMaxPodGracePeriod: the grace period,
 	// in seconds, of a pod evicted for a soft threshold when the pod's
 	// own is longer.
@@ -77,9 +85,13 @@ type Config struct {
 	// as a percentage.
 	MemoryCapacity int64
 	// NodeFs and ImageFs read the root directory's and the runtime's
-	// image filesystems (nodefs.available, imagefs.available); nil: that
-	// signal is not read.
+	// image filesystems (nodefs.available and nodefs.inodesFree,
+	// imagefs.available and imagefs.inodesFree); nil: those signals are
+	// not read.
 	NodeFs, ImageFs func(ctx context.Context) (*statsapi.FsStats, error)
+	// PIDs returns the number of tasks and their system-wide limit
+	// (pid.available); nil: that signal is not read.
+	PIDs func() (running, max uint64, err error)
 	// ReclaimDisk removes unused images (imagegc's DeleteUnusedImages)
 	// before any pod is evicted for disk pressure; nil: nothing.
 	ReclaimDisk func(ctx context.Context) (int64, error)
@@ -92,7 +104,8 @@ type Manager struct {
 	// evicted are the pods already evicted, so that one is evicted (and
 	// its event recorded) once. Only Run's goroutine uses it.
 	evicted map[types.UID]bool
-	// tracker follows cfg.Thresholds from one period to the next.
+	// tracker follows cfg.Thresholds from one period to the next, and
+	// holds the pressure conditions.
 	tracker *Tracker
 }
 
@@ -104,9 +117,19 @@ func New(cfg Config) *Manager {
 	if cfg.Period <= 0 {
 		cfg.Period = MonitoringPeriod
 	}
-	// The pressure conditions are package nodestatus's: no transition
-	// period here.
-	return &Manager{cfg: cfg, evicted: map[types.UID]bool{}, tracker: NewTracker(cfg.Thresholds, 0)}
+	return &Manager{cfg: cfg, evicted: map[types.UID]bool{}, tracker: NewTracker(cfg.Thresholds, cfg.PressureTransition)}
+}
+
+// UnderPressure reports whether the node condition (MemoryPressure,
+// DiskPressure or PIDPressure) is on, as of the last check: the kubelet's
+// IsUnderMemoryPressure and the like. It is false before the first check,
+// for a condition none of whose signals has a threshold, and on a nil
+// Manager (none running). It may be called from any goroutine.
+func (m *Manager) UnderPressure(condition v1.NodeConditionType) bool {
+	if m == nil {
+		return false
+	}
+	return m.tracker.UnderPressure(condition)
 }
 
 // Run checks the pods every period until ctx ends. As the kubelet's
@@ -166,8 +189,9 @@ func (m *Manager) waitForCleanup(ctx context.Context, evicted []evictedPod) {
 }
 
 // Synchronize checks every pod once, as the kubelet's synchronize: it
-// reads the signals with a threshold, then enforces the local storage
-// limits and, when they evicted nothing, the thresholds (one pod at most).
+// reads the signals with a threshold and updates the pressure conditions,
+// then enforces the local storage limits (with LocalStorageLimits) and,
+// when they evicted nothing, the thresholds (one pod at most).
 // It returns the pods it evicted, without waiting for them to stop.
 func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
 	var pods []*v1.Pod
@@ -179,6 +203,9 @@ func (m *Manager) Synchronize(ctx context.Context) []*v1.Pod {
 
 // synchronize is Synchronize, returning the pods with their channels.
 func (m *Manager) synchronize(ctx context.Context) []evictedPod {
+	if len(m.cfg.Thresholds) == 0 && !m.cfg.LocalStorageLimits {
+		return nil
+	}
 	var active, limited []*v1.Pod
 	live := map[types.UID]bool{}
 	for _, pod := range m.cfg.Pods() {
@@ -188,7 +215,7 @@ func (m *Manager) synchronize(ctx context.Context) []evictedPod {
 			continue
 		}
 		active = append(active, pod)
-		if hasLimits(pod) {
+		if m.cfg.LocalStorageLimits && hasLimits(pod) {
 			limited = append(limited, pod)
 		}
 	}

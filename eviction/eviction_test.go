@@ -64,9 +64,10 @@ func newFixture(clk clock.WithTicker) *fixture {
 			f.reads++
 			return f.stats, f.dedicated, nil
 		},
-		Kill:     f.kills.kill,
-		Recorder: f.recorder,
-		Clock:    clk,
+		Kill:               f.kills.kill,
+		Recorder:           f.recorder,
+		Clock:              clk,
+		LocalStorageLimits: true,
 	})
 	return f
 }
@@ -268,8 +269,9 @@ func TestRunWaitsForEvictedPods(t *testing.T) {
 				Stats: func(context.Context) ([]statsapi.PodStats, bool, error) {
 					return []statsapi.PodStats{usage("a", 20*mi, 0, 0, 20*mi)}, false, nil
 				},
-				Kill:  func(*v1.Pod, int64, func(*v1.PodStatus)) <-chan struct{} { return killDone },
-				Clock: clk,
+				Kill:               func(*v1.Pod, int64, func(*v1.PodStatus)) <-chan struct{} { return killDone },
+				Clock:              clk,
+				LocalStorageLimits: true,
 			})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})

@@ -51,22 +51,29 @@ import (
 // Messages and reasons of node-pressure evictions
 // (pkg/kubelet/eviction/helpers.go, eviction_manager.go).
 const (
-	nodeLowMessageFmt      = "The node was low on resource: %v. "
-	thresholdMetMessageFmt = "Threshold quantity: %v, available: %v. "
-	containerMessageFmt    = "Container %s was using %s, request is %s, has larger consumption of %v. "
-	thresholdMetReason     = "EvictionThresholdMet"
-	reclaimMessageFmt      = "Attempting to reclaim %s"
-	signalMemoryAvailable  = "memory.available"
-	signalNodeFsAvailable  = "nodefs.available"
-	signalImageFsAvailable = "imagefs.available"
+	nodeLowMessageFmt       = "The node was low on resource: %v. "
+	thresholdMetMessageFmt  = "Threshold quantity: %v, available: %v. "
+	containerMessageFmt     = "Container %s was using %s, request is %s, has larger consumption of %v. "
+	thresholdMetReason      = "EvictionThresholdMet"
+	reclaimMessageFmt       = "Attempting to reclaim %s"
+	signalMemoryAvailable   = "memory.available"
+	signalNodeFsAvailable   = "nodefs.available"
+	signalNodeFsInodesFree  = "nodefs.inodesFree"
+	signalImageFsAvailable  = "imagefs.available"
+	signalImageFsInodesFree = "imagefs.inodesFree"
+	signalPIDAvailable      = "pid.available"
 )
+
+// reclaimableSignal is a signal that evicts pods, with the resource its
+// evictions reclaim.
+type reclaimableSignal struct {
+	signal   string
+	resource v1.ResourceName
+}
 
 // reclaimable are the signals that evict pods, in the order they are
 // relieved, with the resource each reclaims.
-var reclaimable = []struct {
-	signal   string
-	resource v1.ResourceName
-}{
+var reclaimable = []reclaimableSignal{
 	{signalMemoryAvailable, v1.ResourceMemory},
 	{signalNodeFsAvailable, v1.ResourceEphemeralStorage},
 	{signalImageFsAvailable, v1.ResourceEphemeralStorage},
@@ -74,7 +81,8 @@ var reclaimable = []struct {
 
 // observe reads the signals with a threshold, and the summary when
 // memory.available has one (for ranking pods by memory). A signal that
-// cannot be read is left out.
+// cannot be read is left out; a filesystem that reports no inodes has no
+// inode signal.
 func (m *Manager) observe(ctx context.Context) (Observations, *statsapi.Summary) {
 	logger := klog.FromContext(ctx)
 	obs := Observations{}
@@ -91,19 +99,36 @@ func (m *Manager) observe(ctx context.Context) (Observations, *statsapi.Summary)
 		}
 	}
 	for _, f := range []struct {
-		signal string
-		read   func(context.Context) (*statsapi.FsStats, error)
-	}{{signalNodeFsAvailable, m.cfg.NodeFs}, {signalImageFsAvailable, m.cfg.ImageFs}} {
-		if f.read == nil || !m.tracker.Watches(f.signal) {
+		space, inodes string
+		read          func(context.Context) (*statsapi.FsStats, error)
+	}{
+		{signalNodeFsAvailable, signalNodeFsInodesFree, m.cfg.NodeFs},
+		{signalImageFsAvailable, signalImageFsInodesFree, m.cfg.ImageFs},
+	} {
+		if f.read == nil || !m.tracker.Watches(f.space) && !m.tracker.Watches(f.inodes) {
 			continue
 		}
 		fs, err := f.read(ctx)
 		if err != nil {
-			logger.V(2).Info("Eviction manager: unable to read a filesystem", "signal", f.signal, "err", err)
+			logger.V(2).Info("Eviction manager: unable to read a filesystem", "signal", f.space, "err", err)
 			continue
 		}
-		if fs != nil && fs.CapacityBytes != nil && fs.AvailableBytes != nil {
-			obs[f.signal] = Observation{Available: int64(*fs.AvailableBytes), Capacity: int64(*fs.CapacityBytes)}
+		if fs == nil {
+			continue
+		}
+		if fs.CapacityBytes != nil && fs.AvailableBytes != nil {
+			obs[f.space] = Observation{Available: int64(*fs.AvailableBytes), Capacity: int64(*fs.CapacityBytes)}
+		}
+		if fs.Inodes != nil && *fs.Inodes > 0 && fs.InodesFree != nil {
+			obs[f.inodes] = Observation{Available: int64(*fs.InodesFree), Capacity: int64(*fs.Inodes)}
+		}
+	}
+	if m.tracker.Watches(signalPIDAvailable) && m.cfg.PIDs != nil {
+		running, limit, err := m.cfg.PIDs()
+		if err != nil {
+			logger.V(2).Info("Eviction manager: unable to read the process counts", "err", err)
+		} else {
+			obs[signalPIDAvailable] = Observation{Available: int64(limit) - int64(running), Capacity: int64(limit)}
 		}
 	}
 	return obs, summary
@@ -128,7 +153,7 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 			logger.Error(err, "Eviction manager: removing unused images")
 		}
 		logger.Info("Eviction manager: removed unused images under disk pressure", "freedBytes", freed)
-		if after, _ := m.observe(ctx); len(Met(m.cfg.Thresholds, after, true)) == 0 {
+		if after, _ := m.observe(ctx); len(Met(evicting(m.cfg.Thresholds), after, true)) == 0 {
 			logger.Info("Eviction manager: able to reduce resource pressure without evicting pods.", "resourceName", name)
 			return nil
 		}
@@ -149,6 +174,14 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 		}
 	}
 	return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], use, containerUse)
+}
+
+// evicting are the thresholds whose signal evicts pods: not the inode and
+// pid ones, which set their conditions only.
+func evicting(thresholds []configs.EvictionThreshold) []configs.EvictionThreshold {
+	return slices.DeleteFunc(slices.Clone(thresholds), func(t configs.EvictionThreshold) bool {
+		return !slices.ContainsFunc(reclaimable, func(r reclaimableSignal) bool { return r.signal == t.Signal })
+	})
 }
 
 // thresholdToReclaim is the threshold to relieve first among those to

@@ -1,6 +1,7 @@
 package eviction
 
 import (
+	"maps"
 	"sync"
 	"time"
 
@@ -11,8 +12,8 @@ import (
 
 // When an eviction threshold is met, and for how long, as the kubelet's
 // eviction manager decides it (its synchronize and helpers.go). The
-// Manager evicts by these rules and package nodestatus reports the
-// pressure conditions by them, each from its own readings of the signals.
+// Manager evicts by these rules and keeps the pressure conditions by
+// them, which package nodestatus reports (Manager.UnderPressure).
 
 // Observation is one reading of a signal: how much of its resource is
 // available, and its capacity (for a threshold given as a percentage).
@@ -78,6 +79,9 @@ type Tracker struct {
 	// conditionMet is when each condition was last set by a threshold:
 	// the kubelet's nodeConditionsLastObservedAt.
 	conditionMet map[v1.NodeConditionType]time.Time
+	// pressure are the conditions on at the last observation: the
+	// kubelet's nodeConditions.
+	pressure map[v1.NodeConditionType]bool
 }
 
 // NewTracker returns a Tracker of thresholds whose pressure conditions
@@ -146,6 +150,14 @@ func (t *Tracker) Observe(obs Observations, now time.Time) State {
 			st.Evict = append(st.Evict, th)
 		}
 	}
-	t.firstMet, t.evicting = firstMet, evicting
+	t.firstMet, t.evicting, t.pressure = firstMet, evicting, maps.Clone(st.Pressure)
 	return st
+}
+
+// UnderPressure reports whether condition was on at the last observation;
+// false before the first.
+func (t *Tracker) UnderPressure(condition v1.NodeConditionType) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pressure[condition]
 }

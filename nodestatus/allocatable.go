@@ -15,15 +15,11 @@ import (
 	"github.com/nodeagent/nodeagent/configs"
 )
 
-// The eviction signals this package observes, as the kubelet names
-// them. allocatableMemory.available and containerfs.* are not observed.
+// The eviction signals whose hard thresholds allocatable holds back, as
+// the kubelet names them.
 const (
-	signalMemoryAvailable   = "memory.available"
-	signalNodeFsAvailable   = "nodefs.available"
-	signalNodeFsInodesFree  = "nodefs.inodesFree"
-	signalImageFsAvailable  = "imagefs.available"
-	signalImageFsInodesFree = "imagefs.inodesFree"
-	signalPIDAvailable      = "pid.available"
+	signalMemoryAvailable = "memory.available"
+	signalNodeFsAvailable = "nodefs.available"
 )
 
 // reservedBySignal are the resources whose hard eviction threshold is held
@@ -37,28 +33,22 @@ var reservedBySignal = map[v1.ResourceName]string{
 // hostStats is one reading of the machine; a field that could not be read
 // has its error set.
 type hostStats struct {
-	memTotal, memAvail uint64
-	memErr             error
-	fs                 FsStats // of RootDir
-	fsErr              error
-	pids, pidMax       uint64
-	pidErr             error
+	memTotal uint64
+	memErr   error
+	fs       FsStats // of RootDir
+	fsErr    error
 }
 
 func (c *Controller) readHost(ctx context.Context) hostStats {
 	logger := klog.FromContext(ctx)
 	var h hostStats
-	h.memTotal, h.memAvail, h.memErr = c.host.Memory()
+	h.memTotal, _, h.memErr = c.host.Memory()
 	if h.memErr != nil {
 		logger.Error(h.memErr, "Unable to read memory")
 	}
 	h.fs, h.fsErr = c.host.Filesystem(c.cfg.RootDir)
 	if h.fsErr != nil {
 		logger.Error(h.fsErr, "Unable to read filesystem", "path", c.cfg.RootDir)
-	}
-	h.pids, h.pidMax, h.pidErr = c.host.PIDs()
-	if h.pidErr != nil {
-		logger.Error(h.pidErr, "Unable to read process counts")
 	}
 	return h
 }

@@ -51,8 +51,8 @@ func TestAllocatable(t *testing.T) {
 			cpu: cpus, memory: 4 * gi, storage: 100 * gi},
 		{name: "other signals hold nothing back",
 			evictionHard: map[string]configs.Threshold{
-				signalNodeFsInodesFree: {Percentage: 0.5}, signalImageFsAvailable: {Percentage: 0.5},
-				signalPIDAvailable: {Percentage: 0.5}, "allocatableMemory.available": {Quantity: ptr.To(q("1Gi"))},
+				"nodefs.inodesFree": {Percentage: 0.5}, "imagefs.available": {Percentage: 0.5},
+				"pid.available": {Percentage: 0.5}, "allocatableMemory.available": {Quantity: ptr.To(q("1Gi"))},
 			},
 			cpu: cpus, memory: 8 * gi, storage: 100 * gi},
 		{name: "more reserved than there is", evictionHard: map[string]configs.Threshold{},
@@ -69,7 +69,7 @@ func TestAllocatable(t *testing.T) {
 			h := newHarness(t)
 			h.c.cfg.KubeReserved, h.c.cfg.SystemReserved = tc.kubeReserved, tc.systemReserved
 			if tc.evictionHard != nil {
-				h.c.setThresholds(hardThresholds(tc.evictionHard), 0)
+				h.c.setThresholds(hardThresholds(tc.evictionHard))
 			}
 			if tc.memErr {
 				h.host.memErr = errors.New("no meminfo")
@@ -146,7 +146,7 @@ func TestCheckAllocatable(t *testing.T) {
 			h := newHarness(t)
 			h.c.cfg.KubeReserved = tc.kubeReserved
 			if tc.evictionHard != nil {
-				h.c.setThresholds(hardThresholds(tc.evictionHard), 0)
+				h.c.setThresholds(hardThresholds(tc.evictionHard))
 			}
 			if tc.fsErr {
 				h.host.fsErr = errors.New("no statfs")

@@ -13,7 +13,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodeagent/nodeagent/configs"
-	"github.com/nodeagent/nodeagent/eviction"
 )
 
 // RuntimeInfo is what nodestatus needs from the container runtime.
@@ -26,9 +25,6 @@ type RuntimeInfo interface {
 	Version(ctx context.Context) (*runtimeapi.VersionResponse, error)
 	// ListImages returns the images the runtime holds (status.images).
 	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
-	// ImageFsInfo returns the filesystems the runtime keeps its images
-	// on (for the imagefs hard eviction thresholds).
-	ImageFsInfo(ctx context.Context) (*runtimeapi.ImageFsInfoResponse, error)
 }
 
 // Config describes the Node this agent registers and how often it reports.
@@ -55,24 +51,22 @@ type Config struct {
 	// LeaseDuration is the node Lease duration (40s); it is renewed every
 	// quarter of it.
 	LeaseDuration time.Duration
-	// RootDir is the filesystem reported as ephemeral-storage and watched
-	// for DiskPressure (the nodefs signals).
+	// RootDir is the filesystem reported as ephemeral-storage.
 	RootDir string
 	// KubeReserved and SystemReserved (kubeReserved, systemReserved) are
 	// held back from allocatable. Their pid is not: the node's capacity
 	// has none.
 	KubeReserved, SystemReserved v1.ResourceList
 	// EvictionThresholds are the hard and soft eviction thresholds
-	// (configs.EvictionThresholds) the pressure conditions follow, by
-	// the rules of eviction.Tracker. A signal without a threshold never
-	// sets its condition. Nothing is evicted here. The evictionHard
-	// thresholds of memory.available and nodefs.available are held back
-	// from allocatable.
+	// (configs.EvictionThresholds): their evictionHard thresholds of
+	// memory.available and nodefs.available are held back from
+	// allocatable.
 	EvictionThresholds []configs.EvictionThreshold
-	// PressureTransition is evictionPressureTransitionPeriod: how long
-	// a pressure condition stays True after its thresholds were last
-	// met; 0: only while they are.
-	PressureTransition time.Duration
+	// UnderPressure tells whether MemoryPressure, DiskPressure or
+	// PIDPressure is on: the eviction manager's say
+	// (eviction.Manager.UnderPressure), which it keeps by its thresholds.
+	// It is called from the status loop. Nil: never.
+	UnderPressure func(v1.NodeConditionType) bool
 	// AgentVersion is reported as nodeInfo.kubeletVersion.
 	AgentVersion     string
 	DeclaredFeatures []string
@@ -123,10 +117,6 @@ type Controller struct {
 	lastReport   time.Time
 
 	lease *leaseState // owned by the lease loop
-
-	// pressure follows the eviction thresholds for the pressure
-	// conditions.
-	pressure *eviction.Tracker
 }
 
 // New returns a Controller; nothing happens until Run.
@@ -170,7 +160,6 @@ func New(client kubernetes.Interface, cfg Config, rt RuntimeInfo, clk clock.With
 		leasePoke:  make(chan struct{}, 1),
 		notReady:   map[string]string{},
 		lease:      &leaseState{},
-		pressure:   eviction.NewTracker(cfg.EvictionThresholds, cfg.PressureTransition),
 	}
 }
 

@@ -59,18 +59,15 @@
 // computed with the kubelet's float32), never below zero. CheckAllocatable
 // refuses a reservation above the capacity, as the kubelet refuses to
 // start with one. The MemoryPressure, DiskPressure and PIDPressure
-// conditions (pressure.go) follow the hard and soft eviction thresholds
-// of their signals by the eviction manager's rules (eviction.Tracker):
-// True while a threshold is met (a soft one before its grace period too,
-// one that evicted until its minimum reclaim is available) and for
-// evictionPressureTransitionPeriod (5m) after a threshold was last met.
-// The signals are memory.available (MemAvailable), nodefs.available and
-// nodefs.inodesFree (RootDir's filesystem), imagefs.available and
-// imagefs.inodesFree (the filesystem under the runtime's image filesystem,
-// CRI ImageFsInfo) and pid.available (the smaller of pid_max and
-// threads-max, less the tasks); a signal without a threshold never sets
-// its condition, so that with the kubelet's defaults PIDPressure stays
-// False.
+// conditions (pressure.go) are the eviction manager's
+// (Config.UnderPressure, eviction.Manager.UnderPressure), as the
+// kubelet's setters take them from its eviction manager: True while it
+// says so, False otherwise. It reads the signals (memory.available from
+// the stats summary, the nodefs and imagefs space and inodes,
+// pid.available) and applies the thresholds and
+// evictionPressureTransitionPeriod; this package reads none of them. The
+// status loop starts before the eviction manager exists: until then, and
+// when there is none, the conditions are False.
 //
 // The host is read through the small Host interface (/proc/meminfo,
 // statfs, /proc/loadavg, /etc/machine-id, os-release, ...) so tests run
@@ -80,16 +77,9 @@
 //
 //   - A Node deleted under a running agent is registered again (and the
 //     Lease's owner follows the new UID); the kubelet waits for a restart.
-//   - Pressure conditions are computed here from the eviction
-//     thresholds at every status computation, with the rules package
-//     eviction evicts by but from this package's own readings, not by the
-//     eviction manager; a value that cannot be read, unless its condition
-//     is held True, makes its condition Unknown (the kubelet keeps
-//     the last one), no NodeHasInsufficientMemory-style events are
-//     recorded, and the messages say nodeagent where the kubelet's say
-//     kubelet. memory.available is MemAvailable of /proc/meminfo, where the
-//     kubelet takes the capacity less the root cgroup's working set;
-//     allocatableMemory.available and containerfs.* are not observed.
+//   - For the pressure conditions no NodeHasInsufficientMemory-style
+//     events are recorded, and the messages say nodeagent where the
+//     kubelet's say kubelet.
 //   - No cloud provider, pod CIDR, volumes-in-use, extended
 //     resources or random jitter on the report period.
 //   - Images are listed from the runtime at every status computation, not

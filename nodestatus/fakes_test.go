@@ -23,7 +23,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodeagent/nodeagent/configs"
-	"github.com/nodeagent/nodeagent/eviction"
 )
 
 const (
@@ -38,11 +37,11 @@ const rootDir = "/var/lib/nodeagent"
 // on Linux.
 func defaultEvictionHard() map[string]configs.Threshold {
 	return map[string]configs.Threshold{
-		signalMemoryAvailable:   {Quantity: ptr.To(resource.MustParse("100Mi"))},
-		signalNodeFsAvailable:   {Percentage: 0.10},
-		signalNodeFsInodesFree:  {Percentage: 0.05},
-		signalImageFsAvailable:  {Percentage: 0.15},
-		signalImageFsInodesFree: {Percentage: 0.05},
+		signalMemoryAvailable: {Quantity: ptr.To(resource.MustParse("100Mi"))},
+		signalNodeFsAvailable: {Percentage: 0.10},
+		"nodefs.inodesFree":   {Percentage: 0.05},
+		"imagefs.available":   {Percentage: 0.15},
+		"imagefs.inodesFree":  {Percentage: 0.05},
 	}
 }
 
@@ -56,25 +55,40 @@ func hardThresholds(m map[string]configs.Threshold) []configs.EvictionThreshold 
 	return out
 }
 
-// setThresholds makes the controller follow ts afresh for its pressure
-// conditions.
-func (c *Controller) setThresholds(ts []configs.EvictionThreshold, transition time.Duration) {
-	c.cfg.EvictionThresholds, c.cfg.PressureTransition = ts, transition
-	c.pressure = eviction.NewTracker(ts, transition)
+// setThresholds makes the controller hold ts back from allocatable.
+func (c *Controller) setThresholds(ts []configs.EvictionThreshold) {
+	c.cfg.EvictionThresholds = ts
+}
+
+// fakePressure is the eviction manager's say on the pressure conditions.
+type fakePressure struct {
+	mu    sync.Mutex
+	under map[v1.NodeConditionType]bool
+}
+
+func (p *fakePressure) set(c v1.NodeConditionType, under bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.under[c] = under
+}
+
+func (p *fakePressure) UnderPressure(c v1.NodeConditionType) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.under[c]
 }
 
 type fakeHost struct {
-	mu                  sync.Mutex
-	memTotal, memAvail  uint64
-	fs                  map[string]FsStats // by path; other paths fail
-	pids, pidMax        uint64
-	memErr, fsErr, pErr error
+	mu                 sync.Mutex
+	memTotal, memAvail uint64
+	fs                 map[string]FsStats // by path; other paths fail
+	memErr, fsErr      error
 }
 
 var _ Host = (*fakeHost)(nil)
 
 func newFakeHost() *fakeHost {
-	return &fakeHost{memTotal: 8 * gi, memAvail: 4 * gi, pids: 300, pidMax: 4194304, fs: map[string]FsStats{
+	return &fakeHost{memTotal: 8 * gi, memAvail: 4 * gi, fs: map[string]FsStats{
 		rootDir: {Capacity: 100 * gi, Available: 50 * gi, Inodes: 1000000, InodesFree: 500000},
 	}}
 }
@@ -98,21 +112,6 @@ func (h *fakeHost) Filesystem(path string) (FsStats, error) {
 	return st, nil
 }
 
-// setFs changes the filesystem at path.
-func (h *fakeHost) setFs(path string, f func(*FsStats)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	st := h.fs[path]
-	f(&st)
-	h.fs[path] = st
-}
-
-func (h *fakeHost) PIDs() (uint64, uint64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.pids, h.pidMax, h.pErr
-}
-
 func (h *fakeHost) SystemInfo() SystemInfo {
 	return SystemInfo{MachineID: "machine", SystemUUID: "uuid", BootID: "boot", KernelVersion: "6.1.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
 }
@@ -122,7 +121,6 @@ type fakeRuntime struct {
 	err          error
 	networkReady bool
 	images       []*runtimeapi.Image
-	imageFs      string // mount point ImageFsInfo reports; "" none
 }
 
 var _ RuntimeInfo = (*fakeRuntime)(nil)
@@ -172,36 +170,25 @@ func (r *fakeRuntime) ListImages(context.Context) ([]*runtimeapi.Image, error) {
 	return r.images, nil
 }
 
-func (r *fakeRuntime) ImageFsInfo(context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return nil, r.err
-	}
-	resp := &runtimeapi.ImageFsInfoResponse{}
-	if r.imageFs != "" {
-		resp.ImageFilesystems = []*runtimeapi.FilesystemUsage{{FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: r.imageFs}}}
-	}
-	return resp, nil
-}
-
 var errRuntimeDown = errors.New("connection refused")
 
 type harness struct {
-	client *fake.Clientset
-	clock  *clocktesting.FakeClock
-	host   *fakeHost
-	rt     *fakeRuntime
-	c      *Controller
+	client   *fake.Clientset
+	clock    *clocktesting.FakeClock
+	host     *fakeHost
+	rt       *fakeRuntime
+	pressure *fakePressure
+	c        *Controller
 }
 
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Helper()
 	h := &harness{
-		client: fake.NewClientset(objs...),
-		clock:  clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
-		host:   newFakeHost(),
-		rt:     &fakeRuntime{networkReady: true},
+		client:   fake.NewClientset(objs...),
+		clock:    clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		host:     newFakeHost(),
+		rt:       &fakeRuntime{networkReady: true},
+		pressure: &fakePressure{under: map[v1.NodeConditionType]bool{}},
 	}
 	// The fake tracker does not assign UIDs; the API server does.
 	var n atomic.Int32
@@ -226,6 +213,7 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		EvictionThresholds: hardThresholds(defaultEvictionHard()),
 		AgentVersion:       "v1.36.3+nodeagent",
 		Host:               h.host,
+		UnderPressure:      h.pressure.UnderPressure,
 	}
 	h.c = New(h.client, cfg, h.rt, h.clock)
 	return h

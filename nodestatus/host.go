@@ -18,10 +18,6 @@ type Host interface {
 	// Filesystem returns the size of the filesystem holding path and
 	// what of it is available.
 	Filesystem(path string) (FsStats, error)
-	// PIDs returns the number of tasks (threads) and their system-wide
-	// limit, the smaller of kernel.pid_max and kernel.threads-max (the
-	// kubelet's pidlimit.Stats).
-	PIDs() (running, max uint64, err error)
 	// SystemInfo returns the identity of the machine and its kernel.
 	// Fields that cannot be read are left empty.
 	SystemInfo() SystemInfo
@@ -55,10 +51,17 @@ func MemoryCapacity() int64 {
 	return int64(total)
 }
 
+// PIDs returns the number of tasks (threads) and their system-wide limit,
+// the smaller of kernel.pid_max and kernel.threads-max (the kubelet's
+// pidlimit.Stats), for the eviction manager's pid.available.
+func PIDs() (running, max uint64, err error) {
+	return procHost{}.PIDs()
+}
+
 // PIDCapacity is the machine's PID capacity (the smaller of pid_max and
 // threads-max); 0 if it cannot be read.
 func PIDCapacity() int64 {
-	_, limit, err := procHost{}.PIDs()
+	_, limit, err := PIDs()
 	if err != nil {
 		return 0
 	}

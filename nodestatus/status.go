@@ -54,7 +54,7 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 		st.RuntimeHandlers = runtimeHandlers(runtimeStatus.GetRuntimeHandlers())
 	}
 
-	conds := append(c.pressureConditions(ctx, host, now), c.readyCondition(runtimeStatus, runtimeErr))
+	conds := append(c.pressureConditions(), c.readyCondition(runtimeStatus, runtimeErr))
 	for _, cond := range conds {
 		mergeCondition(st, cond, now)
 	}
@@ -83,19 +83,6 @@ func (c *Controller) setNodeInfo(ctx context.Context, info *v1.NodeSystemInfo) {
 		return
 	}
 	info.ContainerRuntimeVersion = fmt.Sprintf("%s://%s", v.RuntimeName, strings.TrimPrefix(v.RuntimeVersion, "v"))
-}
-
-// pressureCondition builds a pressure condition: True under pressure,
-// else Unknown after a read error rather than guessing, else False.
-func pressureCondition(typ v1.NodeConditionType, err error, pressure bool, okReason, okMsg, badReason, badMsg string) v1.NodeCondition {
-	switch {
-	case pressure:
-		return v1.NodeCondition{Type: typ, Status: v1.ConditionTrue, Reason: badReason, Message: badMsg}
-	case err != nil:
-		return v1.NodeCondition{Type: typ, Status: v1.ConditionUnknown, Reason: "NodeStatusUnknown", Message: err.Error()}
-	default:
-		return v1.NodeCondition{Type: typ, Status: v1.ConditionFalse, Reason: okReason, Message: okMsg}
-	}
 }
 
 // shuttingDownMessage is the Ready message of a node that shuts down, the

@@ -110,9 +110,7 @@ func TestStatusPostedOnChangeOrReportFrequency(t *testing.T) {
 	if got := posts(); got != 1 {
 		t.Errorf("unchanged status was posted: %d posts", got)
 	}
-	h.host.mu.Lock()
-	h.host.memAvail = 50 * mi
-	h.host.mu.Unlock()
+	h.pressure.set(v1.NodeMemoryPressure, true)
 	h.clock.Step(10 * time.Second)
 	sync()
 	if got := posts(); got != 2 {

@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +28,15 @@ func resources(cpuReq, cpuLim, memReq, memLim string) v1.ResourceRequirements {
 	}
 }
 
+// resizePatch is a strategic merge patch of the containers' resources,
+// the containers in the order of their names: a patch listing them in
+// another order than the pod's reorders them, which the apiserver refuses
+// on resize (map order made this test fail now and then). The test's
+// pods name their containers in alphabetical order.
 func resizePatch(containers map[string]string) string {
 	var parts []string
-	for name, res := range containers {
-		parts = append(parts, fmt.Sprintf(`{"name":%q,"resources":%s}`, name, res))
+	for _, name := range slices.Sorted(maps.Keys(containers)) {
+		parts = append(parts, fmt.Sprintf(`{"name":%q,"resources":%s}`, name, containers[name]))
 	}
 	return `{"spec":{"containers":[` + strings.Join(parts, ",") + `]}}`
 }

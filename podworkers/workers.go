@@ -146,7 +146,10 @@ func (w *Workers) Kill(uid types.UID, opts KillOptions) <-chan struct{} {
 	if opts.Status != nil {
 		wk.kill.Status = opts.Status
 	}
-	w.signal(wk) // interrupts a sync in progress
+	if wk.state == Syncing && wk.cancelRun != nil {
+		wk.cancelRun()
+	}
+	w.signal(wk)
 	return wk.done
 }
 
@@ -220,19 +223,9 @@ func (w *Workers) signal(wk *worker) {
 	case wk.wake <- struct{}{}:
 	default:
 	}
-	if wk.cancelRun == nil {
-		return
-	}
-	// A pod that starts terminating (deleted, gone from the apiserver,
-	// killed) interrupts its sync, as the kubelet's pod workers cancel a
-	// sync when the pod becomes terminating: a pull waiting for its turn
-	// or under way, a sandbox or a start stop at once.
-	if wk.state == Syncing && (wk.gone || wk.pod.DeletionTimestamp != nil || wk.kill != nil) {
-		wk.cancelRun()
-	}
 	// A grace period that shrinks (a second delete, a kill) interrupts a
 	// running termination so that the shorter period applies at once.
-	if wk.state == Terminating && wk.gracePeriod() < wk.runGrace {
+	if wk.cancelRun != nil && wk.state == Terminating && wk.gracePeriod() < wk.runGrace {
 		wk.cancelRun()
 	}
 }

@@ -723,37 +723,3 @@ func TestKillDone(t *testing.T) {
 		t.Fatal("kill not done after the workers stopped")
 	}
 }
-
-// A delete, or the object's removal, interrupts a sync in progress (a pull
-// waiting for its turn, say), as the kubelet cancels a sync when the pod
-// becomes terminating: the pod terminates at once rather than after the
-// sync.
-func TestDeletionInterruptsSync(t *testing.T) {
-	for _, how := range []string{"deletionTimestamp", "removed"} {
-		t.Run(how, func(t *testing.T) {
-			s := &fakeSyncer{}
-			s.syncPod = func(ctx context.Context, _ *v1.Pod) (bool, time.Duration, error) {
-				<-ctx.Done()
-				return false, 0, ctx.Err()
-			}
-			w, fc, ctx := setup(t, s)
-			pod := newPod("a", "1")
-			w.Update(ctx, pod)
-			eventually(t, "SyncPod", func() bool { return len(s.of("sync")) == 1 })
-			if how == "removed" {
-				w.Remove("a")
-			} else {
-				deleted := pod.DeepCopy()
-				deleted.ResourceVersion = "2"
-				now := metav1.Now()
-				deleted.DeletionTimestamp = &now
-				deleted.DeletionGracePeriodSeconds = ptr(int64(2))
-				w.Update(ctx, deleted)
-			}
-			stepUntil(t, fc, "SyncTerminatingPod", func() bool { return len(s.of("terminating")) == 1 })
-			if n := len(s.of("sync")); n != 1 {
-				t.Errorf("SyncPod called %d times, want 1", n)
-			}
-		})
-	}
-}

@@ -140,3 +140,27 @@ func TestNoLocalStorageLimits(t *testing.T) {
 		t.Fatalf("evicted %v after %d reads, want none", ev, f.reads)
 	}
 }
+
+// A summary that cannot be read leaves the conditions as they were, as the
+// kubelet's synchronize returns early: MemoryPressure does not lapse for
+// want of a reading, and nothing is evicted.
+func TestSummaryErrorKeepsConditions(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	f := newFixture(clk)
+	r := readings{memAvailable: 50 * mi, pidMax: 1000}
+	f.read(&r)
+	f.m.cfg.Thresholds = []configs.EvictionThreshold{hard("memory.available", configs.Threshold{Quantity: q("100Mi")})}
+	f.m.tracker = NewTracker(f.m.cfg.Thresholds, time.Minute)
+	f.m.Synchronize(context.Background())
+	if !f.m.UnderPressure(v1.NodeMemoryPressure) {
+		t.Fatal("no memory pressure at 50Mi available")
+	}
+	f.m.cfg.Summary = func(context.Context) (*statsapi.Summary, error) { return nil, context.DeadlineExceeded }
+	clk.Step(2 * time.Minute)
+	if ev := f.m.Synchronize(context.Background()); len(ev) != 0 {
+		t.Fatalf("evicted %v without a reading", ev)
+	}
+	if !f.m.UnderPressure(v1.NodeMemoryPressure) {
+		t.Error("memory pressure lapsed while the summary could not be read")
+	}
+}

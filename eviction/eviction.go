@@ -229,11 +229,14 @@ func (m *Manager) synchronize(ctx context.Context) []evictedPod {
 		obs     Observations
 		summary *statsapi.Summary
 	)
+	observed := false
 	if len(m.cfg.Thresholds) > 0 {
-		obs, summary = m.observe(ctx)
-		evict = m.tracker.Observe(obs, m.cfg.Clock.Now()).Evict
+		obs, summary, observed = m.observe(ctx)
+		if observed {
+			evict = m.tracker.Observe(obs, m.cfg.Clock.Now()).Evict
+		}
 	}
-	if evicted := m.localStorage(ctx, limited); len(evicted) > 0 {
+	if evicted := m.localStorage(ctx, limited); len(evicted) > 0 || !observed {
 		return evicted
 	}
 	return m.nodePressure(ctx, active, evict, obs, summary)

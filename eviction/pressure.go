@@ -83,14 +83,17 @@ var reclaimable = []reclaimableSignal{
 // memory.available has one (for ranking pods by memory). A signal that
 // cannot be read is left out; a filesystem that reports no inodes has no
 // inode signal.
-func (m *Manager) observe(ctx context.Context) (Observations, *statsapi.Summary) {
+func (m *Manager) observe(ctx context.Context) (Observations, *statsapi.Summary, bool) {
 	logger := klog.FromContext(ctx)
 	obs := Observations{}
 	var summary *statsapi.Summary
 	if m.tracker.Watches(signalMemoryAvailable) && m.cfg.Summary != nil {
 		s, err := m.cfg.Summary(ctx)
 		if err != nil {
+			// As the kubelet's synchronize: no summary, no check; the
+			// conditions and grace periods stay as they were.
 			logger.Error(err, "Eviction manager: reading the node's memory")
+			return nil, nil, false
 		} else {
 			summary = s
 			if mem := s.Node.Memory; mem != nil && mem.AvailableBytes != nil {
@@ -131,7 +134,7 @@ func (m *Manager) observe(ctx context.Context) (Observations, *statsapi.Summary)
 			obs[signalPIDAvailable] = Observation{Available: int64(limit) - int64(running), Capacity: int64(limit)}
 		}
 	}
-	return obs, summary
+	return obs, summary, true
 }
 
 // nodePressure evicts at most one pod for the first of the thresholds to
@@ -153,7 +156,7 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 			logger.Error(err, "Eviction manager: removing unused images")
 		}
 		logger.Info("Eviction manager: removed unused images under disk pressure", "freedBytes", freed)
-		if after, _ := m.observe(ctx); len(Met(evicting(m.cfg.Thresholds), after, true)) == 0 {
+		if after, _, ok := m.observe(ctx); ok && len(Met(evicting(m.cfg.Thresholds), after, true)) == 0 {
 			logger.Info("Eviction manager: able to reduce resource pressure without evicting pods.", "resourceName", name)
 			return nil
 		}

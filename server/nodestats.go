@@ -124,34 +124,28 @@ func (h hostReader) memoryLimit(path string) (limit uint64, ok bool) {
 	return n, true
 }
 
-// processCount counts the processes of the cgroup at path and of the
-// cgroups below it (a pod's containers), as cAdvisor counts a pod's.
-func (h hostReader) processCount(path string) (uint64, error) {
+// processCount counts the processes of the containers ids below the
+// cgroup at path (a pod's): their cgroups are its children, named by
+// their IDs (cri-containerd-<id>.scope with systemd); the sandbox's pause
+// process is not counted, as the kubelet sums its containers'.
+func (h hostReader) processCount(path string, ids []string) (uint64, error) {
+	dir := filepath.Join(h.memoryHierarchy(), path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
 	var n uint64
-	var walk func(dir string, depth int) error
-	walk = func(dir string, depth int) error {
-		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	for _, e := range entries {
+		if !e.IsDir() || !slices.ContainsFunc(ids, func(id string) bool { return strings.Contains(e.Name(), id) }) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "cgroup.procs"))
 		if err != nil {
-			return err
+			continue // the container just ended
 		}
 		n += uint64(bytes.Count(b, []byte("\n")))
-		if depth == 0 {
-			return nil
-		}
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.IsDir() { // a child cgroup; a link is not a directory here
-				if err := walk(filepath.Join(dir, e.Name()), depth-1); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
-		}
-		return nil
 	}
-	return n, walk(filepath.Join(h.memoryHierarchy(), path), 2)
+	return n, nil
 }
 
 // interfaceUsage is one network interface's counters.

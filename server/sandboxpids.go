@@ -14,7 +14,8 @@ import (
 // sandboxPIDs remembers the first process of each sandbox (its pause
 // container), whose network namespace is the pod's: the runtime tells it
 // once, in the verbose PodSandboxStatus (containerd's "info" has "pid"),
-// and a sandbox keeps it for its life.
+// and a sandbox keeps it for its life. A runtime that does not tell is
+// not asked again about that sandbox.
 type sandboxPIDs struct {
 	runtime internalapi.RuntimeService
 	mu      sync.Mutex
@@ -31,6 +32,9 @@ func (s *sandboxPIDs) get(ctx context.Context, id string) (int, error) {
 	s.mu.Lock()
 	pid, ok := s.byID[id]
 	s.mu.Unlock()
+	if ok && pid <= 0 {
+		return 0, errNoPID // asked before: the runtime does not tell
+	}
 	if ok {
 		return pid, nil
 	}
@@ -39,6 +43,11 @@ func (s *sandboxPIDs) get(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	pid, err = infoPID(resp.GetInfo())
+	if errors.Is(err, errNoPID) {
+		s.mu.Lock()
+		s.byID[id] = 0
+		s.mu.Unlock()
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -249,11 +249,13 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 			PodRef:    statsapi.PodReference{Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid()},
 			StartTime: metav1.NewTime(time.Unix(0, sb.CreatedAt)),
 		}
+		var running []string
 		for _, c := range containers {
 			c = containerByID[c.Id]
 			if c == nil || c.PodSandboxId != sb.Id {
 				continue
 			}
+			running = append(running, c.Id)
 			st := containerStats[c.Id]
 			if st == nil {
 				continue
@@ -265,7 +267,7 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 			ps.Containers = append(ps.Containers, cs)
 		}
 		sort.Slice(ps.Containers, func(i, j int) bool { return ps.Containers[i].Name < ps.Containers[j].Name })
-		p.addPodStats(ctx, &ps, sb, cpuAndMemoryOnly)
+		p.addPodStats(ctx, &ps, sb, running, cpuAndMemoryOnly)
 		if ps.Containers == nil {
 			ps.Containers = []statsapi.ContainerStats{}
 		}
@@ -417,7 +419,7 @@ func (p *statsProvider) logStats(md *runtimeapi.PodSandboxMetadata, name string,
 // cgroup, when the agent knows where that is (cgroupsPerQOS with the
 // cgroupfs driver), else CPU and memory with its containers' sums; and
 // its network from its sandbox's network namespace.
-func (p *statsProvider) addPodStats(ctx context.Context, ps *statsapi.PodStats, sb *runtimeapi.PodSandbox, cpuAndMemoryOnly bool) {
+func (p *statsProvider) addPodStats(ctx context.Context, ps *statsapi.PodStats, sb *runtimeapi.PodSandbox, running []string, cpuAndMemoryOnly bool) {
 	uid := types.UID(ps.PodRef.UID)
 	path, ok := "", false
 	if p.podCgroup != nil {
@@ -444,8 +446,8 @@ func (p *statsProvider) addPodStats(ctx context.Context, ps *statsapi.PodStats, 
 	if cpuAndMemoryOnly {
 		return
 	}
-	if ok {
-		if n, err := p.host.processCount(path); err == nil {
+	if ok && len(running) > 0 {
+		if n, err := p.host.processCount(path, running); err == nil {
 			ps.ProcessStats = &statsapi.ProcessStats{ProcessCount: ptrTo(n)}
 		}
 	}

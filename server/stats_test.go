@@ -78,8 +78,9 @@ func statsFixture(t *testing.T) *fixture {
 		UsedBytes: u64(1000), InodesUsed: u64(10),
 	}})
 	f.srv.stats.images = images
-	// The pod's cgroup (CPU, memory, limit, processes: one in the pod,
-	// one in its container's cgroup) and its sandbox's network namespace.
+	// The pod's cgroup (CPU, memory, limit, processes: two in its running
+	// container's cgroup count, the pause's and the pod's own do not) and
+	// its sandbox's network namespace.
 	pod := "/kubepods/besteffort/pod" + string(testUID)
 	writeFiles(t, filepath.Dir(f.srv.stats.host.cgroupRoot), map[string]string{
 		"cgroup/cpuacct" + pod + "/cpuacct.usage":        "3000000000\n",
@@ -87,7 +88,8 @@ func statsFixture(t *testing.T) *fixture {
 		"cgroup/memory" + pod + "/memory.stat":           "total_inactive_file 100000\ntotal_rss 900000\ntotal_pgfault 5\ntotal_pgmajfault 1\n",
 		"cgroup/memory" + pod + "/memory.limit_in_bytes": "2097152\n",
 		"cgroup/memory" + pod + "/cgroup.procs":          "10\n",
-		"cgroup/memory" + pod + "/cur/cgroup.procs":      "11\n",
+		"cgroup/memory" + pod + "/cur/cgroup.procs":      "11\n12\n",
+		"cgroup/memory" + pod + "/sb1/cgroup.procs":      "13\n", // the pause: not counted
 		"proc/42/net/dev": "Inter-|   Receive                                                |  Transmit\n" +
 			" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
 			"    lo:     500       5    0    0    0     0          0         0      500       5    0    0    0     0       0          0\n" +

@@ -416,9 +416,9 @@ func (p *statsProvider) logStats(md *runtimeapi.PodSandboxMetadata, name string,
 }
 
 // addPodStats fills the pod's CPU, memory and process count from its
-// cgroup, when the agent knows where that is (cgroupsPerQOS with the
-// cgroupfs driver), else CPU and memory with its containers' sums; and
-// its network from its sandbox's network namespace.
+// cgroup, when the agent knows where that is (with cgroupsPerQOS, either
+// driver: the pod's worker names it), else CPU and memory with its
+// containers' sums; and its network from its sandbox's network namespace.
 func (p *statsProvider) addPodStats(ctx context.Context, ps *statsapi.PodStats, sb *runtimeapi.PodSandbox, running []string, cpuAndMemoryOnly bool) {
 	uid := types.UID(ps.PodRef.UID)
 	path, ok := "", false

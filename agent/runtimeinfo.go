@@ -48,9 +48,3 @@ func deref[T any](p *T) T {
 func (r runtimeInfo) ListImages(ctx context.Context) ([]*runtimeapi.Image, error) {
 	return r.c.Images.ListImages(ctx, nil)
 }
-
-// ImageFsInfo returns the runtime's image filesystems for the imagefs
-// pressure signals.
-func (r runtimeInfo) ImageFsInfo(ctx context.Context) (*runtimeapi.ImageFsInfoResponse, error) {
-	return r.c.Images.ImageFsInfo(ctx)
-}

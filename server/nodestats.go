@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,6 +155,10 @@ type interfaceUsage struct {
 	rxBytes, rxErrors, txBytes, txErrors uint64
 }
 
+// netDevLimit bounds the read of a pod's /proc/<pid>/net/dev (about 150
+// bytes an interface).
+const netDevLimit = 1 << 20
+
 // ignoredInterfaces are the prefixes of the interfaces cAdvisor leaves out
 // of a container's network stats.
 var ignoredInterfaces = []string{"lo", "veth", "docker", "nerdctl"}
@@ -161,7 +166,14 @@ var ignoredInterfaces = []string{"lo", "veth", "docker", "nerdctl"}
 // netDev reads the interfaces of the network namespace of process pid
 // (/proc/<pid>/net/dev), less the ignored ones.
 func (h hostReader) netDev(pid int) ([]interfaceUsage, error) {
-	b, err := os.ReadFile(filepath.Join(h.procRoot, strconv.Itoa(pid), "net", "dev"))
+	// A kernel file, but a pod with NET_ADMIN decides how many interfaces
+	// it lists: read at most netDevLimit of it.
+	f, err := os.Open(filepath.Join(h.procRoot, strconv.Itoa(pid), "net", "dev"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.LimitReader(f, netDevLimit))
 	if err != nil {
 		return nil, err
 	}

@@ -46,9 +46,12 @@
 // evicts at once, a soft one once it has stayed met for its
 // evictionSoftGracePeriod; a threshold that evicted stays met until its
 // signal is above it plus its evictionMinimumReclaim. Then one pod is
-// evicted per period, memory first, ranked as the kubelet ranks them (for
-// disk, after unused images were removed and the signals read again: when
-// no threshold is met any more, counting minimum reclaims, none is), with
+// evicted per period, memory first, ranked as the kubelet ranks them: by
+// working set, local ephemeral storage, inodes (writable layers, logs and
+// local volumes) or, for pid.available, priority then process count (for
+// disk space and inodes, after unused images were removed and the signals
+// read again: when no threshold is met any more, counting minimum
+// reclaims, none is), with
 // an EvictionThresholdMet event on the Node ("Attempting to reclaim
 // memory"), the kubelet's message ("The node was low on resource: memory.
 // Threshold quantity: 100Mi, available: 50Mi. ...") and a grace period of
@@ -57,9 +60,11 @@
 // 1 s (the kubelet's pod worker raises anything lower to 1 s, so that its
 // default 0 means 1 s).
 //
-// After a period that evicted pods, Run waits for them to stop (the
-// channels of their workers' kills), at most 30 s as the kubelet's
-// podCleanupTimeout, and checks again a period after that, so that a pod
+// Run checks at once, as the kubelet's eviction manager does when it
+// starts, then every period. After a period that evicted pods, Run waits
+// for them to stop (the channels of their workers' kills), at most 30 s
+// as the kubelet's podCleanupTimeout, and checks again a period after
+// that, so that a pod
 // still stopping is not followed by another evicted for the same
 // pressure. The kubelet checks again at once, having waited for the pods'
 // resources to be reclaimed; a worker is done once the containers have
@@ -76,10 +81,12 @@
 // nothing; without localStorageCapacityIsolation (Config.LocalStorageLimits)
 // the local storage limits are not enforced, the thresholds still are.
 //
-// Left out, as nodeagent does not need them or cannot observe them: the
-// inode and pid signals evict nothing (nor count, after unused images
-// were removed, as pressure still to relieve); allocatableMemory.available and
-// containerfs.* are not observed; the kubelet's check that stats were
+// A pod's process count (pid.available's ranking) is known when the agent
+// knows its cgroup (cgroupsPerQOS, package server); without, every pod
+// counts 0 and pid pressure ranks pods by priority alone.
+//
+// Left out, as nodeagent does not need them or cannot observe them:
+// allocatableMemory.available and containerfs.* are not observed; the kubelet's check that stats were
 // refreshed since the last period (every read here is fresh), the
 // memory-cgroup notifier (kernelMemcgNotification) and the annotations
 // of the Evicted event are not implemented.

@@ -47,8 +47,9 @@ type Config struct {
 	// Pods returns the pods the node runs whose workers are not
 	// terminating.
 	Pods func() []*v1.Pod
-	// Stats returns the pods' stats with their storage usage, and
-	// whether the image filesystem is dedicated (server.Server.PodStorage).
+	// Stats returns the pods' stats with their storage usage (bytes and
+	// inodes) and process counts, and whether the image filesystem is
+	// dedicated (server.Server.PodStorage).
 	Stats func(ctx context.Context) ([]statsapi.PodStats, bool, error)
 	// Kill asks the worker of pod to terminate it within gracePeriod
 	// seconds, with status editing its final status
@@ -60,9 +61,8 @@ type Config struct {
 	// Period is how often Run checks; MonitoringPeriod when zero.
 	Period time.Duration
 	// Thresholds are the hard and soft eviction thresholds
-	// (configs.EvictionThresholds); of them, memory.available,
-	// nodefs.available and imagefs.available evict pods (pressure.go),
-	// and all set the node's pressure conditions (UnderPressure).
+	// (configs.EvictionThresholds): they evict pods (pressure.go) and set
+	// the node's pressure conditions (UnderPressure).
 	Thresholds []configs.EvictionThreshold
 	// PressureTransition is evictionPressureTransitionPeriod: how long a
 	// pressure condition stays on after its thresholds were last met; 0:
@@ -132,25 +132,29 @@ func (m *Manager) UnderPressure(condition v1.NodeConditionType) bool {
 	return m.tracker.UnderPressure(condition)
 }
 
-// Run checks the pods every period until ctx ends. As the kubelet's
-// eviction manager, after a check that evicted pods it waits for them to
-// stop, up to podCleanupTimeout, so that the next check sees what their
-// eviction freed rather than evicting another pod for the same pressure.
-// The next check then comes a period later, where the kubelet checks at
-// once: a killed pod's worker is done when its containers have stopped,
-// before its volumes and containers are removed, where the kubelet waits
-// for its resources to be reclaimed.
+// Run checks the pods at once, then every period, until ctx ends, as the
+// kubelet's eviction manager Start (its monitoring loop synchronizes
+// before it first sleeps). As there, after a check that evicted pods it
+// waits for them to stop, up to podCleanupTimeout, so that the next check
+// sees what their eviction freed rather than evicting another pod for the
+// same pressure. The next check then comes a period later, where the
+// kubelet checks at once: a killed pod's worker is done when its
+// containers have stopped, before its volumes and containers are
+// removed, where the kubelet waits for its resources to be reclaimed.
 func (m *Manager) Run(ctx context.Context) {
 	for {
+		if ctx.Err() != nil {
+			return
+		}
+		if evicted := m.synchronize(ctx); len(evicted) > 0 {
+			m.waitForCleanup(ctx, evicted)
+		}
 		t := m.cfg.Clock.NewTimer(m.cfg.Period)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
-		}
-		if evicted := m.synchronize(ctx); len(evicted) > 0 {
-			m.waitForCleanup(ctx, evicted)
 		}
 	}
 }

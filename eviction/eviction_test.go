@@ -202,34 +202,53 @@ func TestEvictOnceAndMeasureOnlyWhatIsLimited(t *testing.T) {
 }
 
 // Run checks every MonitoringPeriod.
+// Run checks at once, as the kubelet's eviction manager, then every
+// period.
 func TestRunPeriod(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	f := newFixture(clk)
-	f.pods = []*v1.Pod{pod("a", "10Mi")}
-	f.stats = []statsapi.PodStats{usage("a", 20*mi, 0, 0, 20*mi)}
+	var mu sync.Mutex
+	pods := []*v1.Pod{pod("a", "10Mi")}
+	f.m.cfg.Pods = func() []*v1.Pod {
+		mu.Lock()
+		defer mu.Unlock()
+		return pods
+	}
+	f.m.cfg.Stats = func(context.Context) ([]statsapi.PodStats, bool, error) {
+		return []statsapi.PodStats{usage("a", 20*mi, 0, 0, 20*mi), usage("b", 20*mi, 0, 0, 20*mi)}, false, nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.m.Run(ctx) }()
 	defer func() { cancel(); <-done }()
+	waitKilled := func(uid types.UID) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, _, killed := f.kills.get(uid); killed {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not evicted", uid)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// The first check: at once, no time passed.
+	waitKilled("a")
 	for !clk.HasWaiters() {
 		time.Sleep(time.Millisecond)
 	}
+	mu.Lock()
+	pods = append(pods, pod("b", "10Mi"))
+	mu.Unlock()
 	clk.Step(MonitoringPeriod - time.Millisecond)
 	time.Sleep(20 * time.Millisecond)
-	if _, _, killed := f.kills.get("a"); killed {
-		t.Fatal("evicted before the first period ended")
+	if _, _, killed := f.kills.get("b"); killed {
+		t.Fatal("checked again before the period ended")
 	}
 	clk.Step(time.Millisecond)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, _, killed := f.kills.get("a"); killed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not evicted after a period")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitKilled("b")
 }
 
 // timerClock is a fake clock that reports the duration of each timer made,
@@ -307,9 +326,7 @@ func TestRunWaitsForEvictedPods(t *testing.T) {
 				}
 			}
 
-			expectTimer(MonitoringPeriod)
-			clk.Step(MonitoringPeriod)
-			expectSync(true) // evicts a
+			expectSync(true) // at once, as the kubelet: evicts a
 			expectTimer(podCleanupTimeout)
 			// Two periods pass without a check while a stops.
 			for range 2 {

@@ -18,19 +18,23 @@ import (
 // Node-pressure eviction, as the kubelet's eviction manager does it. Every
 // period the signals with a threshold are read: memory.available (the
 // node's capacity less the working set of its root cgroup, the summary's
-// memory.availableBytes), nodefs.available (the root directory's
-// filesystem) and imagefs.available (the runtime's image filesystem).
-// The Tracker (thresholds.go) tells which thresholds evict: a hard one as
-// soon as it is met, a soft one once it has stayed met for its grace
-// period, either until its minimum reclaim is available again.
+// memory.availableBytes), nodefs.available and nodefs.inodesFree (the root
+// directory's filesystem), imagefs.available and imagefs.inodesFree (the
+// runtime's image filesystem) and pid.available (the node's process
+// limit less its tasks). The Tracker (thresholds.go) tells which
+// thresholds evict: a hard one as soon as it is met, a soft one once it
+// has stayed met for its grace period, either until its minimum reclaim
+// is available again.
 //
-// Memory comes first, then nodefs, then imagefs (the kubelet's
-// byEvictionPriority). An EvictionThresholdMet event on the Node says
-// "Attempting to reclaim <resource>". For disk, unused images are removed
-// first (the kubelet's reclaimNodeLevelResources; nodeagent removes exited
-// containers with their pods already) and the signals read again: when no
-// threshold is met any more, counting the minimum reclaims, no pod is
-// evicted. Otherwise one pod is, the first of
+// Memory comes first, then nodefs, imagefs (space before inodes) and pids
+// (the kubelet's byEvictionPriority puts memory first and leaves the
+// others in no set order). An EvictionThresholdMet event on the Node says
+// "Attempting to reclaim <resource>" (memory, ephemeral-storage, inodes or
+// pids). For disk space and inodes, unused images are removed first (the
+// kubelet's reclaimNodeLevelResources; nodeagent removes exited containers
+// with their pods already) and the signals read again: when no threshold
+// is met any more, counting the minimum reclaims, no pod is evicted.
+// Otherwise one pod is, the first of
 //
 //   - pods without stats,
 //   - then pods whose use is above their request,
@@ -38,15 +42,19 @@ import (
 //   - then the larger use above the request
 //
 // (the kubelet's rankMemoryPressure and rankDiskPressureFunc, by working
-// set or by local ephemeral storage). Critical pods are passed over. The
-// evicted pod ends Failed, reason Evicted, with the kubelet's message
-// ("The node was low on resource: memory. Threshold quantity: …,
+// set, by local ephemeral storage, or by inodes: see inodeUse), or for
+// pid.available the first by lower priority, then pods without stats,
+// then the most processes (rankPIDPressure). Critical pods are passed
+// over. The evicted pod ends Failed, reason Evicted, with the kubelet's
+// message ("The node was low on resource: memory. Threshold quantity: …,
 // available: …. Container c was using …, request is …, has larger
-// consumption of memory. ") and a DisruptionTarget condition (reason
-// TerminationByKubelet), through its worker with a grace period of 1 s
-// for a hard threshold, and for a soft one evictionMaxPodGracePeriod, or
-// the pod's terminationGracePeriodSeconds when shorter, never below 1 s
-// (the kubelet's pod worker raises anything lower to 1 s).
+// consumption of memory. ", the containers named for memory and
+// ephemeral-storage only, as there) and a DisruptionTarget condition
+// (reason TerminationByKubelet), through its worker with a grace period
+// of 1 s for a hard threshold, and for a soft one
+// evictionMaxPodGracePeriod, or the pod's terminationGracePeriodSeconds
+// when shorter, never below 1 s (the kubelet's pod worker raises anything
+// lower to 1 s).
 
 // Messages and reasons of node-pressure evictions
 // (pkg/kubelet/eviction/helpers.go, eviction_manager.go).
@@ -64,6 +72,13 @@ const (
 	signalPIDAvailable      = "pid.available"
 )
 
+// The resources of the inode and pid signals in messages and events (the
+// kubelet's resourceInodes and resourcePids, no API resources).
+const (
+	resourceInodes v1.ResourceName = "inodes"
+	resourcePids   v1.ResourceName = "pids"
+)
+
 // reclaimableSignal is a signal that evicts pods, with the resource its
 // evictions reclaim.
 type reclaimableSignal struct {
@@ -76,7 +91,10 @@ type reclaimableSignal struct {
 var reclaimable = []reclaimableSignal{
 	{signalMemoryAvailable, v1.ResourceMemory},
 	{signalNodeFsAvailable, v1.ResourceEphemeralStorage},
+	{signalNodeFsInodesFree, resourceInodes},
 	{signalImageFsAvailable, v1.ResourceEphemeralStorage},
+	{signalImageFsInodesFree, resourceInodes},
+	{signalPIDAvailable, resourcePids},
 }
 
 // observe reads the signals with a threshold, and the summary when
@@ -150,7 +168,7 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 	if m.cfg.Recorder != nil && m.cfg.NodeRef != nil {
 		m.cfg.Recorder.Eventf(m.cfg.NodeRef, v1.EventTypeWarning, thresholdMetReason, reclaimMessageFmt, name)
 	}
-	if name == v1.ResourceEphemeralStorage && m.cfg.ReclaimDisk != nil {
+	if (name == v1.ResourceEphemeralStorage || name == resourceInodes) && m.cfg.ReclaimDisk != nil {
 		freed, err := m.cfg.ReclaimDisk(ctx)
 		if err != nil {
 			logger.Error(err, "Eviction manager: removing unused images")
@@ -165,22 +183,25 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 		logger.Error(nil, "Eviction manager: eviction thresholds have been met, but no pods are active to evict")
 		return nil
 	}
-	var stats []statsapi.PodStats
-	use, containerUse := diskUse, containerDiskUse
 	if name == v1.ResourceMemory {
-		stats, use, containerUse = summary.Pods, memoryUse, containerMemoryUse
-	} else {
-		var err error
-		if stats, _, err = m.cfg.Stats(ctx); err != nil {
-			logger.Error(err, "Eviction manager: reading the pods' storage usage")
-			return nil
-		}
+		return m.evictRanked(logger, pods, summary.Pods, name, t, obs[t.Signal], memoryUse, containerMemoryUse)
 	}
-	return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], use, containerUse)
+	stats, dedicatedImageFs, err := m.cfg.Stats(ctx)
+	if err != nil {
+		logger.Error(err, "Eviction manager: reading the pods' storage usage")
+		return nil
+	}
+	switch name {
+	case resourceInodes:
+		return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], inodeUse(t.Signal, dedicatedImageFs), nil)
+	case resourcePids:
+		return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], nil, nil)
+	}
+	return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], diskUse, containerDiskUse)
 }
 
-// evicting are the thresholds whose signal evicts pods: not the inode and
-// pid ones, which set their conditions only.
+// evicting are the thresholds whose signal evicts pods (every signal
+// observed does).
 func evicting(thresholds []configs.EvictionThreshold) []configs.EvictionThreshold {
 	return slices.DeleteFunc(slices.Clone(thresholds), func(t configs.EvictionThreshold) bool {
 		return !slices.ContainsFunc(reclaimable, func(r reclaimableSignal) bool { return r.signal == t.Signal })
@@ -202,26 +223,40 @@ func thresholdToReclaim(evict []configs.EvictionThreshold) (configs.EvictionThre
 }
 
 // evictRanked evicts the first pod, critical ones passed over, in the
-// kubelet's order for the pressure of resource (rank), with the kubelet's
-// message and a DisruptionTarget condition; it returns the pod, if any.
-// t is the threshold met as observed in o; use and containerUse read a
-// pod's and a container's use of resource.
+// kubelet's order for the pressure of resource (rank, or rankPIDs for
+// pids), with the kubelet's message and a DisruptionTarget condition; it
+// returns the pod, if any. t is the threshold met as observed in o; use
+// reads a pod's use of resource (nil for pids), containerUse a
+// container's (nil: no container is named in the message).
 func (m *Manager) evictRanked(logger klog.Logger, pods []*v1.Pod, all []statsapi.PodStats, name v1.ResourceName,
-	t configs.EvictionThreshold, o Observation, use func(*statsapi.PodStats) int64, containerUse func(*statsapi.ContainerStats) *int64) []evictedPod {
+	t configs.EvictionThreshold, o Observation, use podUse, containerUse func(*statsapi.ContainerStats) *int64) []evictedPod {
 	stats := make(map[string]*statsapi.PodStats, len(all))
 	for i := range all {
 		stats[all[i].PodRef.UID] = &all[i]
 	}
-	ranked := rank(pods, stats, name, use)
+	var ranked []*v1.Pod
+	if name == resourcePids {
+		ranked = rankPIDs(pods, stats)
+	} else {
+		ranked = rank(pods, stats, name, use)
+	}
 	logger.Info("Eviction manager: pods ranked for eviction", "resourceName", name,
 		"available", o.Available, "threshold", t.Value(o.Capacity), "pods", klog.KObjSlice(ranked))
+	// Counts (inodes, pids) show in decimal units, bytes in binary ones,
+	// as the kubelet's signal observations.
+	format := resource.BinarySI
+	if name == resourceInodes || name == resourcePids {
+		format = resource.DecimalSI
+	}
 	for _, pod := range ranked {
 		if staticpods.IsCritical(pod) {
 			continue
 		}
 		msg := fmt.Sprintf(nodeLowMessageFmt, name) +
-			fmt.Sprintf(thresholdMetMessageFmt, thresholdQuantity(t, o.Capacity), resource.NewQuantity(o.Available, resource.BinarySI)) +
-			containersOver(pod, stats[string(pod.UID)], name, containerUse)
+			fmt.Sprintf(thresholdMetMessageFmt, thresholdQuantity(t, o.Capacity), resource.NewQuantity(o.Available, format))
+		if containerUse != nil {
+			msg += containersOver(pod, stats[string(pod.UID)], name, containerUse)
+		}
 		if e, ok := m.evictPod(logger, pod, m.evictionGracePeriod(t, pod), msg, &v1.PodCondition{
 			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
 		}); ok {
@@ -259,12 +294,76 @@ func thresholdQuantity(t configs.EvictionThreshold, capacity int64) *resource.Qu
 	return resource.NewQuantity(t.Value(capacity), resource.BinarySI)
 }
 
+// podUse reads a pod's use of the resource under pressure from its
+// stats (nil when it has none).
+type podUse func(pod *v1.Pod, st *statsapi.PodStats) int64
+
 // diskUse is a pod's local ephemeral storage, 0 when unknown.
-func diskUse(st *statsapi.PodStats) int64 {
+func diskUse(_ *v1.Pod, st *statsapi.PodStats) int64 {
 	if st == nil || st.EphemeralStorage == nil || st.EphemeralStorage.UsedBytes == nil {
 		return 0
 	}
 	return int64(*st.EphemeralStorage.UsedBytes)
+}
+
+// inodeUse reads a pod's inodes on the filesystem of signal, as the
+// kubelet's rankDiskPressureFunc measures them (podDiskUsage): its
+// containers' writable layers and logs and its local volumes (hostPath,
+// emptyDir on disk, configMap, gitRepo: localVolumeNames) when the
+// images share the root dir's filesystem; with a dedicated image
+// filesystem, the logs and local volumes for nodefs.inodesFree and the
+// writable layers for imagefs.inodesFree. What a stat lacks counts 0.
+func inodeUse(signal string, dedicatedImageFs bool) podUse {
+	root, logs, volumes := true, true, true
+	if dedicatedImageFs {
+		root = signal == signalImageFsInodesFree
+		logs, volumes = !root, !root
+	}
+	inodes := func(fs *statsapi.FsStats) int64 {
+		if fs == nil || fs.InodesUsed == nil {
+			return 0
+		}
+		return int64(*fs.InodesUsed)
+	}
+	return func(pod *v1.Pod, st *statsapi.PodStats) int64 {
+		if st == nil {
+			return 0
+		}
+		var n int64
+		for _, c := range st.Containers {
+			if root {
+				n += inodes(c.Rootfs)
+			}
+			if logs {
+				n += inodes(c.Logs)
+			}
+		}
+		if volumes {
+			for _, name := range localVolumeNames(pod) {
+				for i := range st.VolumeStats {
+					if st.VolumeStats[i].Name == name {
+						n += inodes(&st.VolumeStats[i].FsStats)
+						break
+					}
+				}
+			}
+		}
+		return n
+	}
+}
+
+// localVolumeNames are the pod's volumes on the node's disk, as the
+// kubelet's localVolumeNames: hostPath and the local ephemeral ones
+// (util.IsLocalEphemeralVolume: gitRepo, emptyDir on disk, configMap).
+func localVolumeNames(pod *v1.Pod) []string {
+	var out []string
+	for _, v := range pod.Spec.Volumes {
+		if v.HostPath != nil || v.GitRepo != nil || v.ConfigMap != nil ||
+			v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumDefault {
+			out = append(out, v.Name)
+		}
+	}
+	return out
 }
 
 // containerDiskUse is a container's writable layer and logs, nil when the
@@ -287,7 +386,7 @@ func containerMemoryUse(cs *statsapi.ContainerStats) *int64 {
 }
 
 // memoryUse is a pod's working set, 0 when unknown.
-func memoryUse(st *statsapi.PodStats) int64 {
+func memoryUse(_ *v1.Pod, st *statsapi.PodStats) int64 {
 	if st == nil || st.Memory == nil || st.Memory.WorkingSetBytes == nil {
 		return 0
 	}
@@ -297,23 +396,28 @@ func memoryUse(st *statsapi.PodStats) int64 {
 // rank orders pods for eviction under the pressure of resource, as the
 // kubelet's rankMemoryPressure and rankDiskPressureFunc: pods without stats
 // first, then those using more than they request, then lower priority,
-// then the larger use above the request; use reads a pod's stats.
-func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceName, use func(*statsapi.PodStats) int64) []*v1.Pod {
+// then the larger use above the request; use reads a pod's stats. For
+// inodes, as there, the request a use exceeds is that of "inodes", which
+// no pod has (0: any use exceeds it), and the use is ranked above the
+// pod's ephemeral-storage request (a number of inodes less bytes).
+func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceName, use podUse) []*v1.Pod {
 	type ranked struct {
 		pod               *v1.Pod
 		found, exceeds    bool
 		priority          int32
 		aboveRequestBytes int64
 	}
+	offset := name
+	if name == resourceInodes {
+		offset = v1.ResourceEphemeralStorage
+	}
 	rs := make([]ranked, 0, len(pods))
 	for _, p := range pods {
 		st, found := stats[string(p.UID)]
-		req := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})[name]
-		used := use(st)
-		r := ranked{pod: p, found: found, exceeds: used > req.Value(), aboveRequestBytes: used - req.Value()}
-		if p.Spec.Priority != nil {
-			r.priority = *p.Spec.Priority
-		}
+		requests := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
+		req, off := requests[name], requests[offset]
+		used := use(p, st)
+		r := ranked{pod: p, found: found, exceeds: used > req.Value(), aboveRequestBytes: used - off.Value(), priority: priority(p)}
 		rs = append(rs, r)
 	}
 	slices.SortStableFunc(rs, func(a, b ranked) int {
@@ -340,6 +444,52 @@ func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceN
 		out[i] = rs[i].pod
 	}
 	return out
+}
+
+// rankPIDs orders pods for eviction under pid pressure, as the kubelet's
+// rankPIDPressure: lower priority first, then pods without stats, then
+// the most processes (the pod's process count; 0 when its stats lack it,
+// as when the agent does not know the pod's cgroup).
+func rankPIDs(pods []*v1.Pod, stats map[string]*statsapi.PodStats) []*v1.Pod {
+	processes := func(p *v1.Pod) (uint64, bool) {
+		st, ok := stats[string(p.UID)]
+		if !ok {
+			return 0, false
+		}
+		if st.ProcessStats == nil || st.ProcessStats.ProcessCount == nil {
+			return 0, true
+		}
+		return *st.ProcessStats.ProcessCount, true
+	}
+	out := slices.Clone(pods)
+	slices.SortStableFunc(out, func(a, b *v1.Pod) int {
+		if pa, pb := priority(a), priority(b); pa != pb {
+			if pa < pb {
+				return -1
+			}
+			return 1
+		}
+		na, foundA := processes(a)
+		nb, foundB := processes(b)
+		switch {
+		case foundA != foundB:
+			return boolFirst(!foundA, !foundB)
+		case na > nb:
+			return -1
+		case na < nb:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// priority is the pod's priority, 0 when it has none.
+func priority(p *v1.Pod) int32 {
+	if p.Spec.Priority != nil {
+		return *p.Spec.Priority
+	}
+	return 0
 }
 
 // boolFirst orders the true one first.

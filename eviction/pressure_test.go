@@ -8,6 +8,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -244,5 +245,128 @@ func TestMinimumReclaim(t *testing.T) {
 	available, freed = 9*gi, 7*gi
 	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 {
 		t.Fatalf("evicted %v after the images freed the minimum reclaim", evicted)
+	}
+}
+
+// inodeStats is a pod's stats with the inodes of container c's writable
+// layer and logs and of its volume data.
+func inodeStats(uid string, rootfs, logs, data uint64) statsapi.PodStats {
+	return statsapi.PodStats{
+		PodRef:      statsapi.PodReference{UID: uid},
+		VolumeStats: []statsapi.VolumeStats{{Name: "data", FsStats: statsapi.FsStats{InodesUsed: ptr.To(data)}}},
+		Containers: []statsapi.ContainerStats{{
+			Name: "c", Rootfs: &statsapi.FsStats{InodesUsed: ptr.To(rootfs)}, Logs: &statsapi.FsStats{InodesUsed: ptr.To(logs)},
+		}},
+	}
+}
+
+// Inode pressure evicts one pod per period as the kubelet's
+// rankDiskPressureFunc ranks them by inodes, with its message (no
+// container named), after removing unused images.
+func TestInodePressureEvictsAsTheKubeletRanks(t *testing.T) {
+	f := newFixture(clocktesting.NewFakeClock(time.Now()))
+	free := uint64(40)
+	f.setThresholds(hard("nodefs.inodesFree", configs.Threshold{Percentage: 0.05}))
+	f.m.cfg.NodeFs = func(context.Context) (*statsapi.FsStats, error) {
+		return &statsapi.FsStats{CapacityBytes: ptr.To(uint64(gi)), AvailableBytes: ptr.To(uint64(gi)), Inodes: ptr.To(uint64(1000)), InodesFree: ptr.To(free)}, nil
+	}
+	reclaims := 0
+	f.m.cfg.ReclaimDisk = func(context.Context) (int64, error) { reclaims++; return 0, nil }
+	secretVol := memPod("secret", "", 0)
+	secretVol.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s"}}}}
+	f.pods = []*v1.Pod{
+		memPod("few", "", 0),
+		memPod("many", "", 0),
+		memPod("many-high", "", 1000),
+		secretVol, // its volume is not on the node's disk: 1 inode
+		memPod("critical", "", staticpods.SystemCriticalPriority),
+	}
+	f.stats = []statsapi.PodStats{
+		inodeStats("few", 10, 1, 5), inodeStats("many", 100, 2, 1000), inodeStats("many-high", 5000, 0, 0),
+		inodeStats("secret", 1, 0, 10000), inodeStats("critical", 90000, 0, 0),
+	}
+	evicted := f.m.Synchronize(context.Background())
+	if len(evicted) != 1 || evicted[0].UID != "many" || reclaims != 1 {
+		t.Fatalf("evicted %v (%d reclaims), want many after a reclaim", evicted, reclaims)
+	}
+	grace, st, _ := f.kills.get("many")
+	want := "The node was low on resource: inodes. Threshold quantity: 50, available: 40. "
+	if grace != 1 || st.Phase != v1.PodFailed || st.Reason != "Evicted" || st.Message != want {
+		t.Errorf("grace %d, status %s %s %q; want 1, Failed Evicted %q", grace, st.Phase, st.Reason, st.Message, want)
+	}
+	for _, wantNext := range []types.UID{"few", "secret", "many-high"} {
+		if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != wantNext {
+			t.Fatalf("evicted %v, want %s", evicted, wantNext)
+		}
+	}
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 {
+		t.Fatalf("evicted %v; only the critical pod is left", evicted)
+	}
+	// Enough inodes again: nothing, not even a reclaim.
+	free, reclaims = 500, 0
+	f.pods = append(f.pods, memPod("new", "", 0))
+	f.stats = append(f.stats, inodeStats("new", 100, 0, 0))
+	if evicted := f.m.Synchronize(context.Background()); len(evicted) != 0 || reclaims != 0 {
+		t.Fatalf("evicted %v (%d reclaims) without pressure", evicted, reclaims)
+	}
+}
+
+// What counts for each inode signal, as the kubelet's
+// buildSignalToRankFunc: everything without a dedicated image
+// filesystem; with one, logs and local volumes for nodefs and writable
+// layers for imagefs.
+func TestInodeUse(t *testing.T) {
+	p := memPod("p", "", 0)
+	p.Spec.Volumes = append(p.Spec.Volumes,
+		v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{}}},
+		v1.Volume{Name: "mem", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory}}})
+	st := inodeStats("p", 10, 1, 100)
+	st.VolumeStats = append(st.VolumeStats,
+		statsapi.VolumeStats{Name: "cm", FsStats: statsapi.FsStats{InodesUsed: ptr.To(uint64(1000))}},
+		statsapi.VolumeStats{Name: "mem", FsStats: statsapi.FsStats{InodesUsed: ptr.To(uint64(10000))}})
+	for _, tc := range []struct {
+		signal    string
+		dedicated bool
+		want      int64
+	}{
+		{"nodefs.inodesFree", false, 1111},
+		{"imagefs.inodesFree", false, 1111},
+		{"nodefs.inodesFree", true, 1101},
+		{"imagefs.inodesFree", true, 10},
+	} {
+		if got := inodeUse(tc.signal, tc.dedicated)(p, &st); got != tc.want {
+			t.Errorf("%s, dedicated image filesystem %v: %d inodes, want %d", tc.signal, tc.dedicated, got, tc.want)
+		}
+	}
+}
+
+// PID pressure evicts one pod per period as the kubelet's
+// rankPIDPressure: lower priority first, then without stats, then the
+// most processes.
+func TestPIDPressureEvictsAsTheKubeletRanks(t *testing.T) {
+	f := newFixture(clocktesting.NewFakeClock(time.Now()))
+	f.setThresholds(hard("pid.available", configs.Threshold{Percentage: 0.1}))
+	f.m.cfg.PIDs = func() (uint64, uint64, error) { return 950, 1000, nil }
+	procs := func(uid string, n uint64) statsapi.PodStats {
+		return statsapi.PodStats{PodRef: statsapi.PodReference{UID: uid}, ProcessStats: &statsapi.ProcessStats{ProcessCount: ptr.To(n)}}
+	}
+	f.pods = []*v1.Pod{
+		memPod("few", "", 0), memPod("many", "", 0), memPod("most-high", "", 1000),
+		memPod("no-stats", "", 0), memPod("no-count", "", 0),
+	}
+	f.stats = []statsapi.PodStats{procs("few", 5), procs("many", 50), procs("most-high", 500), {PodRef: statsapi.PodReference{UID: "no-count"}}}
+	evicted := f.m.Synchronize(context.Background())
+	if len(evicted) != 1 || evicted[0].UID != "no-stats" {
+		t.Fatalf("evicted %v, want no-stats", evicted)
+	}
+	_, st, _ := f.kills.get("no-stats")
+	want := "The node was low on resource: pids. Threshold quantity: 100, available: 50. "
+	if st.Reason != "Evicted" || st.Message != want {
+		t.Errorf("status %s %q, want Evicted %q", st.Reason, st.Message, want)
+	}
+	for _, wantNext := range []types.UID{"many", "few", "no-count", "most-high"} {
+		if evicted := f.m.Synchronize(context.Background()); len(evicted) != 1 || evicted[0].UID != wantNext {
+			t.Fatalf("evicted %v, want %s", evicted, wantNext)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package podsync
 
 import (
+	"context"
 	"sort"
 	"sync"
 
@@ -27,15 +28,25 @@ type admission struct {
 	// allocated holds the resources granted to the containers of each
 	// admitted pod (resize.go); admission counts those of the others.
 	allocated map[types.UID]allocation
+	// restored holds the grants read from the checkpoint (checkpoint.go)
+	// of pods not allocated since the agent started; loaded tells that
+	// the checkpoint was read, podsKnown that the agent's pod list is
+	// complete (or nothing was restored), written what was last written.
+	restored  map[types.UID]allocation
+	loaded    bool
+	podsKnown bool
+	written   []byte
 }
 
 type verdict struct{ reason, message string }
 
 // admit returns the reason and message for refusing a new pod, or "".
-func (s *Syncer) admit(pod *v1.Pod) (string, string) {
+func (s *Syncer) admit(ctx context.Context, pod *v1.Pod) (string, string) {
 	a := &s.admission
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	s.restoreGrants(ctx)
+	defer s.saveGrants(ctx)
 	if v, ok := a.verdicts[pod.UID]; ok {
 		return v.reason, v.message
 	}
@@ -50,12 +61,16 @@ func (s *Syncer) admit(pod *v1.Pod) (string, string) {
 	}
 	admitted, waiting := a.split(pod, active)
 	for i, p := range admitted {
-		admitted[i] = a.allocated[p.UID].apply(p)
+		admitted[i] = a.grantOf(p.UID).apply(p)
 	}
 	for _, p := range waiting {
+		// A grant from the checkpoint is what the pod was admitted
+		// with before an agent restart, as the kubelet's AddPod.
+		p = a.restored[p.UID].apply(p)
 		reason, msg := s.admitOne(p, admitted, node)
 		if reason == "" {
 			a.allocated[p.UID] = specAllocation(p)
+			delete(a.restored, p.UID)
 		}
 		if p.UID == pod.UID {
 			a.verdicts[pod.UID] = verdict{reason, msg}
@@ -115,7 +130,9 @@ func (a *admission) split(pod *v1.Pod, active []*v1.Pod) (admitted, waiting []*v
 
 // forgetGone drops the verdicts and grants of pods no longer active: their
 // workers ended, or their objects are gone (the kubelet's
-// allocationManager.RemovePod).
+// allocationManager.RemovePod); grants restored from the checkpoint only
+// once the pod list is complete (podsKnown), before which a pod may not
+// have reached its worker yet.
 func (a *admission) forgetGone(active []*v1.Pod) {
 	if a.verdicts == nil {
 		a.verdicts = map[types.UID]verdict{}
@@ -135,6 +152,13 @@ func (a *admission) forgetGone(active []*v1.Pod) {
 	for uid := range a.allocated {
 		if !live[uid] {
 			delete(a.allocated, uid)
+		}
+	}
+	if a.podsKnown {
+		for uid := range a.restored {
+			if !live[uid] {
+				delete(a.restored, uid)
+			}
 		}
 	}
 }

@@ -31,7 +31,7 @@ func (a *admittingSyncer) SyncPod(_ context.Context, pod *v1.Pod) (bool, time.Du
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		return true, 0, nil
 	}
-	reason, _ := a.s.admit(pod)
+	reason, _ := a.s.admit(context.Background(), pod)
 	a.mu.Lock()
 	a.verdicts[pod.UID] = reason
 	a.mu.Unlock()

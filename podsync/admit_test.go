@@ -1,6 +1,7 @@
 package podsync
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -168,14 +169,14 @@ func TestAdmitInCreationOrder(t *testing.T) {
 		older, newer := pendingPod("older", t0, "600Mi"), pendingPod("newer", t0.Add(time.Second), "600Mi")
 		active := []*v1.Pod{newer, older}
 		s := admissionSyncer(&active)
-		if reason, msg := s.admit(newer); reason != "OutOfmemory" {
+		if reason, msg := s.admit(context.Background(), newer); reason != "OutOfmemory" {
 			t.Errorf("newer: %q %s, want OutOfmemory", reason, msg)
 		}
-		if reason, msg := s.admit(older); reason != "" {
+		if reason, msg := s.admit(context.Background(), older); reason != "" {
 			t.Errorf("older: refused %q: %s", reason, msg)
 		}
 		// The verdict holds when the worker asks again (a retried write).
-		if reason, _ := s.admit(newer); reason != "OutOfmemory" {
+		if reason, _ := s.admit(context.Background(), newer); reason != "OutOfmemory" {
 			t.Errorf("newer again: %q, want OutOfmemory", reason)
 		}
 	})
@@ -183,10 +184,10 @@ func TestAdmitInCreationOrder(t *testing.T) {
 		older, newer := pendingPod("older", t0, "600Mi"), pendingPod("newer", t0.Add(time.Second), "600Mi")
 		active := []*v1.Pod{older, newer}
 		s := admissionSyncer(&active)
-		if reason, _ := s.admit(older); reason != "" {
+		if reason, _ := s.admit(context.Background(), older); reason != "" {
 			t.Errorf("older: refused %q", reason)
 		}
-		if reason, _ := s.admit(newer); reason != "OutOfmemory" {
+		if reason, _ := s.admit(context.Background(), newer); reason != "OutOfmemory" {
 			t.Errorf("newer: %q, want OutOfmemory", reason)
 		}
 	})
@@ -194,10 +195,10 @@ func TestAdmitInCreationOrder(t *testing.T) {
 		first, second := pendingPod("b-first", t0, "600Mi"), pendingPod("a-second", t0, "600Mi")
 		active := []*v1.Pod{first, second}
 		s := admissionSyncer(&active)
-		if reason, _ := s.admit(second); reason != "OutOfmemory" {
+		if reason, _ := s.admit(context.Background(), second); reason != "OutOfmemory" {
 			t.Errorf("second: %q, want OutOfmemory", reason)
 		}
-		if reason, _ := s.admit(first); reason != "" {
+		if reason, _ := s.admit(context.Background(), first); reason != "" {
 			t.Errorf("first: refused %q", reason)
 		}
 	})
@@ -206,10 +207,10 @@ func TestAdmitInCreationOrder(t *testing.T) {
 		small := pendingPod("small", t0.Add(time.Second), "600Mi")
 		active := []*v1.Pod{big, small}
 		s := admissionSyncer(&active)
-		if reason, _ := s.admit(small); reason != "" {
+		if reason, _ := s.admit(context.Background(), small); reason != "" {
 			t.Errorf("small: refused %q", reason)
 		}
-		if reason, _ := s.admit(big); reason != "OutOfmemory" {
+		if reason, _ := s.admit(context.Background(), big); reason != "OutOfmemory" {
 			t.Errorf("big: %q, want OutOfmemory", reason)
 		}
 	})
@@ -220,7 +221,7 @@ func TestAdmitInCreationOrder(t *testing.T) {
 		fresh := pendingPod("fresh", t0, "600Mi")
 		active := []*v1.Pod{running, fresh}
 		s := admissionSyncer(&active)
-		if reason, _ := s.admit(fresh); reason != "OutOfmemory" {
+		if reason, _ := s.admit(context.Background(), fresh); reason != "OutOfmemory" {
 			t.Errorf("fresh: %q, want OutOfmemory", reason)
 		}
 	})
@@ -229,17 +230,17 @@ func TestAdmitInCreationOrder(t *testing.T) {
 		gone := pendingPod("gone", t0, "600Mi")
 		active := []*v1.Pod{done, gone}
 		s := admissionSyncer(&active)
-		if reason, _ := s.admit(done); reason != "" {
+		if reason, _ := s.admit(context.Background(), done); reason != "" {
 			t.Fatalf("done: refused %q", reason)
 		}
-		if reason, _ := s.admit(gone); reason != "OutOfmemory" {
+		if reason, _ := s.admit(context.Background(), gone); reason != "OutOfmemory" {
 			t.Fatalf("gone: %q, want OutOfmemory", reason)
 		}
 		finished := done.DeepCopy()
 		finished.Status.Phase = v1.PodSucceeded
 		next := pendingPod("next", t0.Add(time.Minute), "600Mi")
 		active = []*v1.Pod{finished, next}
-		if reason, msg := s.admit(next); reason != "" {
+		if reason, msg := s.admit(context.Background(), next); reason != "" {
 			t.Errorf("next: refused %q: %s", reason, msg)
 		}
 	})

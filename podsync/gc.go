@@ -29,9 +29,13 @@ import (
 // beyond the newest one per container name (kept for logs --previous),
 // dead sandboxes that are not a pod's newest, and log directories of pods
 // that are gone. Objects without the agent's label are never touched; they
-// are named in one warning.
+// are named in one warning. It also drops the resource grants of pods that
+// are gone from the checkpoint (checkpoint.go): it is called first once the
+// agent's pod list is complete, and that is when resizes of pods whose
+// grant came from the checkpoint are decided.
 func (s *Syncer) GarbageCollect(ctx context.Context, known func(types.UID) bool) error {
 	logger := klog.FromContext(ctx)
+	s.forgetGoneGrants(ctx, known)
 	listedAt := time.Now()
 	all, err := s.runtime.ListPodSandbox(ctx, nil)
 	if err != nil {

@@ -44,17 +44,24 @@ import (
 //     from the grant until the containers run with it, with reason Error
 //     and the message while an update fails.
 //
-// The grants are held in memory. After an agent restart each running pod
-// is granted its current spec again, without the fit check (the kubelet
-// keeps them in a checkpoint file): a resize deferred when the agent
-// stopped is applied when it starts again.
+// The grants are kept in a checkpoint file in the root dir
+// (checkpoint.go), as the kubelet's allocated_pods_state: after an agent
+// restart each pod keeps what it was granted, and a spec that asks for
+// other resources (a resize deferred when the agent stopped, or made
+// while it was down) goes through the fit check once the node's pods are
+// known.
 //
-// Not done: the pod's own cgroup (pod<uid>) carries no limits of its own
-// (nodeagent does not write pod cgroup limits), so only the containers'
-// cgroups change. Regular init containers are resized as the others (the
-// node declares InPlacePodVerticalScalingInitContainers, without which
-// the apiserver refuses it); one that is done keeps its grant for the
-// status.
+// The pod's own cgroup (pod<uid>) follows the grant when the agent writes
+// pod cgroups (Config.PodCgroups: cgroupsPerQOS with the cgroupfs driver,
+// package podcgroups): SyncPod widens it (growOnly) before the
+// containers are resized and writes it to the grant after them, not
+// while a container refuses its resize (its memory limit below its
+// usage), whose limit the pod's would enforce. Otherwise (the systemd
+// driver, no cgroupsPerQOS) the runtime creates it without limits of its
+// own and only the containers' cgroups change. Regular init containers
+// are resized as the others (the node declares
+// InPlacePodVerticalScalingInitContainers, without which the apiserver
+// refuses it); one that is done keeps its grant for the status.
 
 // deferredRetry is how often a deferred resize is tried again; the
 // kubelet also retries when a pod leaves or another resize ends.
@@ -140,17 +147,27 @@ func (s *Syncer) resizeOf(uid types.UID) *resizeState {
 
 // allocate returns pod as the node runs it, with the resources granted to
 // its containers, and when to try again a resize that must wait. A pod
-// seen for the first time since the agent started is granted its spec.
+// seen for the first time since the agent started takes its grant from
+// the checkpoint (checkpoint.go), and is granted its spec when it has
+// none there.
 func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Duration) {
 	a := &s.admission
 	a.mu.Lock()
+	s.restoreGrants(ctx)
 	if a.allocated == nil {
 		a.allocated = map[types.UID]allocation{}
 	}
 	granted, ok := a.allocated[pod.UID]
+	if !ok {
+		if granted, ok = a.restored[pod.UID]; ok {
+			a.allocated[pod.UID] = granted
+			delete(a.restored, pod.UID)
+		}
+	}
 	if !ok || granted.matches(pod) {
 		if !ok {
 			a.allocated[pod.UID] = specAllocation(pod)
+			s.saveGrants(ctx)
 		}
 		a.mu.Unlock()
 		s.mu.Lock()
@@ -160,6 +177,25 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 		s.mu.Unlock()
 		return pod, 0
 	}
+	if !a.podsKnown {
+		// After a restart, before every pod the node runs is known to
+		// count beside this one: the resize waits, as the kubelet's
+		// retryPendingResizes waits for sourcesReady, and keeps the
+		// PodResizePending condition its status has (the kubelet's
+		// BackfillPodResizeConditions).
+		a.mu.Unlock()
+		s.mu.Lock()
+		if r := s.resizeOf(pod.UID); r.pending == nil {
+			for _, c := range pod.Status.Conditions {
+				if c.Type == v1.PodResizePending && c.Status == v1.ConditionTrue {
+					r.pending = c.DeepCopy()
+				}
+			}
+		}
+		s.mu.Unlock()
+		klog.FromContext(ctx).V(4).Info("Pod resize waits until the node's pods are known")
+		return granted.apply(pod), deferredRetry
+	}
 	var active []*v1.Pod
 	if s.cfg.ActivePods != nil {
 		active = s.cfg.ActivePods()
@@ -167,7 +203,7 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 	a.forgetGone(active)
 	admitted, _ := a.split(pod, active)
 	for i, p := range admitted {
-		admitted[i] = a.allocated[p.UID].apply(p)
+		admitted[i] = a.grantOf(p.UID).apply(p)
 	}
 	var node *v1.Node
 	if s.cfg.Node != nil {
@@ -177,6 +213,7 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 	if reason == "" {
 		a.allocated[pod.UID] = specAllocation(pod)
 	}
+	s.saveGrants(ctx) // the grant, or pods forgotten
 	a.mu.Unlock()
 
 	logger := klog.FromContext(ctx)
@@ -406,7 +443,7 @@ func (s *Syncer) grantedPod(pod *v1.Pod) *v1.Pod {
 	a := &s.admission
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.allocated[pod.UID].apply(pod)
+	return a.grantOf(pod.UID).apply(pod)
 }
 
 // resizeInProgress reports whether a running container of pod (the

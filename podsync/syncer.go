@@ -268,7 +268,7 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	}
 	// Admission, once: for a pod that never ran here.
 	if len(state.sandboxes) == 0 && pod.Status.StartTime == nil {
-		if reason, msg := s.admit(pod); reason != "" {
+		if reason, msg := s.admit(ctx, pod); reason != "" {
 			s.recorder.Event(pod, v1.EventTypeWarning, reason, msg)
 			if err := s.status.Write(ctx, pod, rejectedStatus(pod, reason, msg, s.clock.Now())); err != nil {
 				return false, 0, err

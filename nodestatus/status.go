@@ -35,10 +35,11 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 	// allocatable.
 	host := c.readHost(ctx)
 	capacity := c.capacity(host)
-	reserved := c.reservation(capacity)
 	for name, q := range capacity {
 		st.Capacity[name] = q
-		st.Allocatable[name] = allocatable(q, reserved[name])
+	}
+	for name, q := range allocatableOf(capacity, c.reservation(capacity)) {
+		st.Allocatable[name] = q
 	}
 
 	st.Addresses = append(st.Addresses[:0:0], Addresses(c.cfg.NodeIPs, c.cfg.Hostname)...)

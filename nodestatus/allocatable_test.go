@@ -128,8 +128,17 @@ func TestHugePagesCapacity(t *testing.T) {
 			h := newHarness(t)
 			h.c.cfg.HugePages = tc.pools
 			h.c.setThresholds(hardThresholds(map[string]configs.Threshold{}))
-			node := &v1.Node{}
+			// As an earlier version reported them.
+			node := &v1.Node{Status: v1.NodeStatus{
+				Capacity:    v1.ResourceList{"hugepages-1Gi": q("0"), "hugepages-2Mi": q("0")},
+				Allocatable: v1.ResourceList{"hugepages-1Gi": q("0"), "hugepages-2Mi": q("0")},
+			}}
 			h.c.setStatus(ctx, node, h.clock.Now())
+			for name, q := range node.Status.Allocatable {
+				if _, ok := tc.want[name]; !ok && hugepages.IsResourceName(name) {
+					t.Errorf("allocatable %s = %s, want none", name, q.String())
+				}
+			}
 			for name, q := range node.Status.Capacity {
 				if _, ok := tc.want[name]; !ok && hugepages.IsResourceName(name) {
 					t.Errorf("capacity %s = %s, want none", name, q.String())

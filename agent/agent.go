@@ -17,6 +17,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/hugepages"
 	"github.com/nodeagent/nodeagent/logrotate"
 	"github.com/nodeagent/nodeagent/nodecerts"
 	"github.com/nodeagent/nodeagent/nodeshutdown/logind"
@@ -121,7 +122,14 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 
 	// The eviction manager, started last, keeps the pressure conditions.
 	pressure := &pressureSource{}
-	nodeCtl, err := newNodeController(ctx, opts, client, clients.heartbeat, rt, pressure.UnderPressure, clk)
+	// The huge page pools, read once as the kubelet's machine info: the
+	// node's capacity, the pods' limits and admission use them until a
+	// restart.
+	hugePages, err := hugepages.Read(hugepages.SysfsDir)
+	if err != nil {
+		return err
+	}
+	nodeCtl, err := newNodeController(ctx, opts, client, clients.heartbeat, rt, hugePages, pressure.UnderPressure, clk)
 	if err != nil {
 		return err
 	}
@@ -141,7 +149,7 @@ func Run(ctx context.Context, opts *configs.Options, shutdown <-chan struct{}) e
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: opts.NodeName})
 
 	api := newAPIObjects(client, opts.NodeName)
-	pods, err := newPodPipeline(ctx, opts, client, rt, api, nodeCtl, cniManager, recorder, clk)
+	pods, err := newPodPipeline(ctx, opts, client, rt, api, nodeCtl, cniManager, hugePages, recorder, clk)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/hugepages"
 	"github.com/nodeagent/nodeagent/nodestatus"
 	"github.com/nodeagent/nodeagent/podcgroups"
 	"github.com/nodeagent/nodeagent/podsync"
@@ -28,11 +29,12 @@ const qosUpdatePeriod = time.Minute
 // agent owns them: cgroupsPerQOS with the cgroupfs driver. kubepods gets
 // the node's allocatable when enforceNodeAllocatable has "pods", its
 // capacity otherwise, as the kubelet's createNodeAllocatableCgroups and
-// enforceNodeAllocatableCgroups. It returns nil (no pod cgroup limits)
+// enforceNodeAllocatableCgroups; kubepods also gets the node's huge pages
+// (capacity: they cannot be reserved). It returns nil (no pod cgroup limits)
 // otherwise; Validate refuses the settings that then cannot be honoured.
 // The QoS cgroups then follow the pods from run, started once the pods'
 // workers exist.
-func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfiguration, memCapacity int64, active func() []*v1.Pod) (podsync.PodCgroups, func(), error) {
+func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfiguration, memCapacity int64, hugePages []hugepages.Pool, active func() []*v1.Pod) (podsync.PodCgroups, func(), error) {
 	if (cfg.CgroupsPerQOS != nil && !*cfg.CgroupsPerQOS) || cfg.CgroupDriver == "systemd" {
 		return nil, func() {}, nil
 	}
@@ -40,10 +42,13 @@ func setupPodCgroups(ctx context.Context, cfg *kubeletconfigv1beta1.KubeletConfi
 	if cfg.PodPidsLimit != nil {
 		pidsLimit = *cfg.PodPidsLimit
 	}
-	m := podcgroups.New(podcgroups.Config{Root: cfg.CgroupRoot, PodPidsLimit: pidsLimit, ActivePods: active})
+	m := podcgroups.New(podcgroups.Config{Root: cfg.CgroupRoot, PodPidsLimit: pidsLimit, ActivePods: active, HugePageSizes: hugepages.PageSizes(hugePages)})
 	limits := v1.ResourceList{
 		v1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
 		v1.ResourceMemory: *resource.NewQuantity(memCapacity, resource.BinarySI),
+	}
+	for _, p := range hugePages {
+		limits[hugepages.ResourceName(p.PageSize)] = *resource.NewQuantity(p.Bytes(), resource.BinarySI)
 	}
 	if slices.Contains(cfg.EnforceNodeAllocatable, "pods") {
 		// Capacity less kubeReserved and systemReserved: the kubelet's

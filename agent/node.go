@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/hugepages"
 	"github.com/nodeagent/nodeagent/nodestatus"
 )
 
@@ -19,9 +20,10 @@ import (
 // the lease and the status go through the heartbeat client. As the
 // kubelet, it refuses reservations (kubeReserved, systemReserved and the
 // evictionHard thresholds of memory and disk) above the node's capacity.
-// The pressure conditions are underPressure's (the eviction manager's).
+// The pressure conditions are underPressure's (the eviction manager's);
+// the huge page capacity is hugePages'.
 func newNodeController(ctx context.Context, opts *configs.Options, client, heartbeat kubernetes.Interface, rt *cri.Client,
-	underPressure func(v1.NodeConditionType) bool, clk clock.WithTicker) (*nodestatus.Controller, error) {
+	hugePages []hugepages.Pool, underPressure func(v1.NodeConditionType) bool, clk clock.WithTicker) (*nodestatus.Controller, error) {
 	cfg := opts.Config
 	kubeReserved, err := configs.ReservedResources(cfg.KubeReserved)
 	if err != nil {
@@ -51,6 +53,7 @@ func newNodeController(ctx context.Context, opts *configs.Options, client, heart
 		StatusReportFrequency: cfg.NodeStatusReportFrequency.Duration,
 		LeaseDuration:         time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second,
 		RootDir:               opts.RootDir,
+		HugePages:             hugePages,
 		KubeReserved:          kubeReserved,
 		SystemReserved:        systemReserved,
 		EvictionThresholds:    evictionThresholds,

@@ -23,8 +23,10 @@ import (
 	"github.com/nodeagent/nodeagent/cni"
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/cri"
+	"github.com/nodeagent/nodeagent/hugepages"
 	"github.com/nodeagent/nodeagent/nodeshutdown"
 	"github.com/nodeagent/nodeagent/nodestatus"
+	"github.com/nodeagent/nodeagent/podcgroups"
 	"github.com/nodeagent/nodeagent/podenv"
 	"github.com/nodeagent/nodeagent/podstatus"
 	"github.com/nodeagent/nodeagent/podsync"
@@ -75,9 +77,11 @@ type podPipeline struct {
 }
 
 // newPodPipeline wires volumes, environment, probes, the syncer and the
-// pod workers, and starts the prober and the CNI delegate server.
+// pod workers, and starts the prober and the CNI delegate server. The
+// containers and pod cgroups get a hugetlb limit of each page size of
+// hugePages.
 func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernetes.Interface, rt *cri.Client, api *apiObjects,
-	nodeCtl *nodestatus.Controller, cniManager *cni.Manager, recorder record.EventRecorder, clk clock.WithTicker) (*podPipeline, error) {
+	nodeCtl *nodestatus.Controller, cniManager *cni.Manager, hugePages []hugepages.Pool, recorder record.EventRecorder, clk clock.WithTicker) (*podPipeline, error) {
 	cfg := opts.Config
 	// As the kubelet: a bad allowedUnsafeSysctls stops the agent.
 	if err := podsync.CheckAllowedUnsafeSysctls(cfg.AllowedUnsafeSysctls); err != nil {
@@ -121,9 +125,13 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		}
 		return arrived.order(p.workers.Active())
 	}
-	podCgroups, runQoS, err := setupPodCgroups(ctx, cfg, memCapacity, activePods)
+	podCgroups, runQoS, err := setupPodCgroups(ctx, cfg, memCapacity, hugePages, activePods)
 	if err != nil {
 		return nil, err
+	}
+	hugetlb := podcgroups.HasController("", "hugetlb")
+	if !hugetlb && len(hugePages) > 0 {
+		klog.FromContext(ctx).Info("The host has no hugetlb cgroup controller: pods' huge pages are counted at admission but not limited", "pageSizes", hugepages.PageSizes(hugePages))
 	}
 	p.syncer = podsync.New(podsync.Config{
 		NodeName:       opts.NodeName,
@@ -142,6 +150,8 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		PodCgroups:     podCgroups,
 		Allocatable:    allocatable,
 		MemoryCapacity: func() int64 { return memCapacity },
+		HugePageSizes:  hugepages.PageSizes(hugePages),
+		HugetlbLimited: hugetlb,
 		Network:        network,
 		Prober:         p.probes,
 		PodCIDRs: func() []string {

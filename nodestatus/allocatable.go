@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 // The eviction signals whose hard thresholds allocatable holds back, as
@@ -70,14 +71,16 @@ func podCapacity(maxPods, podsPerCore int32, cores int) int32 {
 }
 
 // capacity is the node's status.capacity: the CPUs, pods (PodCapacity),
-// zero hugepages, and the memory and the size of RootDir's filesystem
-// (ephemeral-storage) when they could be read.
+// hugepages-<size> of each huge page pool (Config.HugePages), and the
+// memory and the size of RootDir's filesystem (ephemeral-storage) when
+// they could be read.
 func (c *Controller) capacity(h hostStats) v1.ResourceList {
 	rl := v1.ResourceList{
 		v1.ResourceCPU:  *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
 		v1.ResourcePods: *resource.NewQuantity(int64(c.PodCapacity()), resource.DecimalSI),
-		"hugepages-2Mi": *resource.NewQuantity(0, resource.BinarySI),
-		"hugepages-1Gi": *resource.NewQuantity(0, resource.BinarySI),
+	}
+	for _, p := range c.cfg.HugePages {
+		rl[hugepages.ResourceName(p.PageSize)] = *resource.NewQuantity(p.Bytes(), resource.BinarySI)
 	}
 	if h.memErr == nil {
 		rl[v1.ResourceMemory] = *resource.NewQuantity(int64(h.memTotal), resource.BinarySI)
@@ -125,6 +128,28 @@ func (c *Controller) hardThreshold(signal string) (configs.EvictionThreshold, bo
 		}
 	}
 	return configs.EvictionThreshold{}, false
+}
+
+// allocatableOf is the node's status.allocatable: each resource of
+// capacity less what is reserved of it, never below zero, and memory less
+// the huge pages too, as the kubelet's MachineInfo setter: the kernel
+// counts the huge pages it keeps in MemTotal, yet no pod can use them as
+// memory. Huge pages themselves cannot be reserved (configs refuses them
+// in kubeReserved and systemReserved, as the kubelet).
+func allocatableOf(capacity, reserved v1.ResourceList) v1.ResourceList {
+	out := make(v1.ResourceList, len(capacity))
+	for name, q := range capacity {
+		out[name] = allocatable(q, reserved[name])
+	}
+	if mem, ok := out[v1.ResourceMemory]; ok {
+		for name, q := range capacity {
+			if hugepages.IsResourceName(name) {
+				mem = allocatable(mem, q)
+			}
+		}
+		out[v1.ResourceMemory] = mem
+	}
+	return out
 }
 
 // allocatable is capacity less reserved, never below zero (the kubelet's

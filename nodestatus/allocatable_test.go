@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 func q(s string) resource.Quantity { return resource.MustParse(s) }
@@ -98,6 +99,62 @@ func TestAllocatable(t *testing.T) {
 			}
 			if c := node.Status.Capacity[v1.ResourceMemory]; !tc.memErr && c.Value() != 8*gi {
 				t.Errorf("capacity memory = %s, want 8Gi", c.String())
+			}
+		})
+	}
+}
+
+// Each huge page pool is the capacity and allocatable of its
+// hugepages-<size>, and none of it is allocatable memory, as the kubelet's
+// MachineInfo setter (cadvisor.CapacityFromMachineInfo).
+func TestHugePagesCapacity(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	for _, tc := range []struct {
+		name   string
+		pools  []hugepages.Pool
+		want   map[v1.ResourceName]string // capacity and allocatable
+		memory int64                      // allocatable memory
+	}{
+		{name: "no hugetlbfs", memory: 8 * gi, want: map[v1.ResourceName]string{}},
+		{name: "none reserved", pools: []hugepages.Pool{{PageSize: 2 * mi}}, memory: 8 * gi,
+			want: map[v1.ResourceName]string{"hugepages-2Mi": "0"}},
+		{name: "two sizes", pools: []hugepages.Pool{{PageSize: 2 * mi, Pages: 8}, {PageSize: gi, Pages: 2}},
+			memory: 8*gi - 16*mi - 2*gi,
+			want:   map[v1.ResourceName]string{"hugepages-2Mi": "16Mi", "hugepages-1Gi": "2Gi"}},
+		{name: "more than the memory", pools: []hugepages.Pool{{PageSize: gi, Pages: 9}}, memory: 0,
+			want: map[v1.ResourceName]string{"hugepages-1Gi": "9Gi"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.c.cfg.HugePages = tc.pools
+			h.c.setThresholds(hardThresholds(map[string]configs.Threshold{}))
+			// As an earlier version reported them.
+			node := &v1.Node{Status: v1.NodeStatus{
+				Capacity:    v1.ResourceList{"hugepages-1Gi": q("0"), "hugepages-2Mi": q("0")},
+				Allocatable: v1.ResourceList{"hugepages-1Gi": q("0"), "hugepages-2Mi": q("0")},
+			}}
+			h.c.setStatus(ctx, node, h.clock.Now())
+			for name, q := range node.Status.Allocatable {
+				if _, ok := tc.want[name]; !ok && hugepages.IsResourceName(name) {
+					t.Errorf("allocatable %s = %s, want none", name, q.String())
+				}
+			}
+			for name, q := range node.Status.Capacity {
+				if _, ok := tc.want[name]; !ok && hugepages.IsResourceName(name) {
+					t.Errorf("capacity %s = %s, want none", name, q.String())
+				}
+			}
+			for name, want := range tc.want {
+				c, a := node.Status.Capacity[name], node.Status.Allocatable[name]
+				if c.String() != want || a.String() != want {
+					t.Errorf("%s: capacity %s, allocatable %s; want %s", name, c.String(), a.String(), want)
+				}
+			}
+			if got := node.Status.Allocatable.Memory().Value(); got != tc.memory {
+				t.Errorf("allocatable memory = %d, want %d", got, tc.memory)
+			}
+			if got := node.Status.Capacity.Memory().Value(); got != 8*gi {
+				t.Errorf("capacity memory = %d, want 8Gi: huge pages are in MemTotal", got)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 // RuntimeInfo is what nodestatus needs from the container runtime.
@@ -53,6 +54,11 @@ type Config struct {
 	LeaseDuration time.Duration
 	// RootDir is the filesystem reported as ephemeral-storage.
 	RootDir string
+	// HugePages are the machine's huge page pools (hugepages.Read), read
+	// once at start as the kubelet's cached machine info: each is the
+	// capacity and allocatable of its hugepages-<size>, and is not
+	// allocatable memory.
+	HugePages []hugepages.Pool
 	// KubeReserved and SystemReserved (kubeReserved, systemReserved) are
 	// held back from allocatable. Their pid is not: the node's capacity
 	// has none.

@@ -16,8 +16,9 @@
 //
 //   - status (sync.go, status.go): every StatusUpdateFrequency (10s), or at
 //     once on Poke, the status is computed: capacity and allocatable (cpu,
-//     memory, pods, ephemeral-storage of RootDir, zero hugepages;
-//     allocatable.go), addresses, nodeInfo, the kubelet
+//     memory, pods, ephemeral-storage of RootDir, hugepages-<size> of
+//     each huge page pool the agent read at start; allocatable.go),
+//     addresses, nodeInfo, the kubelet
 //     endpoint port, declared features, the runtime's images (the
 //     biggest nodeStatusMaxImages, 50 by default), the runtime's handlers
 //     with their features (runtimeHandlers, from CRI Status; kept while
@@ -56,7 +57,11 @@
 // GetNodeAllocatableReservation holds back: KubeReserved and
 // SystemReserved, and the memory.available and nodefs.available hard
 // eviction thresholds of evictionHard (a percentage is of the capacity,
-// computed with the kubelet's float32), never below zero. CheckAllocatable
+// computed with the kubelet's float32), never below zero; allocatable
+// memory is also less the huge pages (Config.HugePages: the kernel counts
+// them in MemTotal, no pod can use them as memory). Huge pages are read
+// once, as the kubelet's cached machine info: a change of nr_hugepages
+// shows after a restart (package hugepages). CheckAllocatable
 // refuses a reservation above the capacity, as the kubelet refuses to
 // start with one. The MemoryPressure, DiskPressure and PIDPressure
 // conditions (pressure.go) are the eviction manager's

@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodeagent/nodeagent/configs"
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 const (
@@ -212,8 +213,10 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		// As agent's: the kubelet's default thresholds, no soft ones.
 		EvictionThresholds: hardThresholds(defaultEvictionHard()),
 		AgentVersion:       "v1.36.3+nodeagent",
-		Host:               h.host,
-		UnderPressure:      h.pressure.UnderPressure,
+		// As this machine's: 2 MiB pages only, none reserved.
+		HugePages:     []hugepages.Pool{{PageSize: 2 << 20}},
+		Host:          h.host,
+		UnderPressure: h.pressure.UnderPressure,
 	}
 	h.c = New(h.client, cfg, h.rt, h.clock)
 	return h

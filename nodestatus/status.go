@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 // runtimeTimeout bounds each call to the runtime so a hung runtime turns
@@ -35,10 +37,21 @@ func (c *Controller) setStatus(ctx context.Context, node *v1.Node, now time.Time
 	// allocatable.
 	host := c.readHost(ctx)
 	capacity := c.capacity(host)
-	reserved := c.reservation(capacity)
 	for name, q := range capacity {
 		st.Capacity[name] = q
-		st.Allocatable[name] = allocatable(q, reserved[name])
+	}
+	// The huge page resources are the agent's alone: one of a page size
+	// the machine does not have (the zero hugepages-1Gi earlier versions
+	// reported) goes.
+	for _, rl := range []v1.ResourceList{st.Capacity, st.Allocatable} {
+		for name := range rl {
+			if _, ok := capacity[name]; !ok && hugepages.IsResourceName(name) {
+				delete(rl, name)
+			}
+		}
+	}
+	for name, q := range allocatableOf(capacity, c.reservation(capacity)) {
+		st.Allocatable[name] = q
 	}
 
 	st.Addresses = append(st.Addresses[:0:0], Addresses(c.cfg.NodeIPs, c.cfg.Hostname)...)

@@ -10,14 +10,22 @@
 // A pod's cgroup gets CPU shares from the pod's requests (init containers,
 // sidecars and overhead counted as the scheduler counts them), a CFS quota
 // when every container has a CPU limit, a memory limit when every
-// container has one (the sum, plus the pod's overhead), and podPidsLimit
-// as pids.max. The runtime creates the containers' cgroups below it, so a
-// pod as a whole never gets more than its spec grants, overhead included,
-// and the pods together never more than kubepods allows.
+// container has one (the sum, plus the pod's overhead), podPidsLimit
+// as pids.max, and for each huge page size of the machine a hugetlb limit
+// of what the pod requests of it, 0 when nothing (the kubelet's
+// ResourceConfigForPod and maybeSetHugetlb). The runtime creates the
+// containers' cgroups below it, so a pod as a whole never gets more than
+// its spec grants, overhead included, and the pods together never more
+// than kubepods allows. kubepods gets the node's huge pages, the QoS
+// cgroups none of their own (the kubelet's setHugePagesUnbounded).
 //
-// cgroup v1 (one hierarchy per controller: cpu, memory, pids) and v2 (one
-// unified hierarchy, controllers enabled in each parent's
-// cgroup.subtree_control) are both written. Values are written only when
+// cgroup v1 (one hierarchy per controller: cpu, memory, pids, hugetlb) and
+// v2 (one unified hierarchy, controllers enabled in each parent's
+// cgroup.subtree_control) are both written. A controller the host does not
+// have is not written: without hugetlb (on cgroup v1 it is not mounted by
+// default) huge pages are not limited, as with the kubelet, which skips
+// them ("Optional subsystem not supported: hugetlb"); HasController tells
+// the agent so, which warns the pods that ask for some. Values are written only when
 // they changed since the last write (a cache by path); the cache starts
 // empty, so an agent restart writes every pod's values again.
 package podcgroups
@@ -25,14 +33,18 @@ package podcgroups
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 const (
@@ -57,13 +69,17 @@ type Config struct {
 	// ActivePods lists the pods the node runs (the burstable cgroup's
 	// shares are their requests).
 	ActivePods func() []*v1.Pod
+	// HugePageSizes are the machine's huge page sizes in bytes
+	// (hugepages.PageSizes): each gets a hugetlb limit in every cgroup.
+	HugePageSizes []int64
 }
 
 // Manager writes pod cgroups. It is safe for concurrent use.
 type Manager struct {
 	cfg Config
 	v2  bool
-	// controllers are the ones of cpu, memory and pids the host has.
+	// controllers are the ones of cpu, memory, pids and hugetlb the host
+	// has.
 	controllers map[string]bool
 
 	// writeMu serializes writes (the QoS cgroup is written from several
@@ -79,6 +95,14 @@ type Settings struct {
 	Quota  int64 // CFS quota in µs per CPUPeriod
 	Memory int64 // bytes
 	Pids   int64
+	// Hugetlb is the limit in bytes of each huge page size (in bytes);
+	// a size it does not have is not written.
+	Hugetlb map[int64]int64
+}
+
+// Equal reports whether s and o hold the same values.
+func (s Settings) Equal(o Settings) bool {
+	return s.Shares == o.Shares && s.Quota == o.Quota && s.Memory == o.Memory && s.Pids == o.Pids && maps.Equal(s.Hugetlb, o.Hugetlb)
 }
 
 // unlimited are the settings of a cgroup without limits.
@@ -93,20 +117,42 @@ func New(cfg Config) *Manager {
 	if cfg.Root == "" {
 		cfg.Root = "/"
 	}
-	m := &Manager{cfg: cfg, controllers: map[string]bool{}, written: map[string]Settings{}}
-	if b, err := os.ReadFile(filepath.Join(cfg.Mount, "cgroup.controllers")); err == nil {
-		m.v2 = true
+	m := &Manager{cfg: cfg, written: map[string]Settings{}}
+	m.v2, m.controllers = hostControllers(cfg.Mount)
+	return m
+}
+
+// managed are the controllers whose files a Manager writes.
+var managed = []string{"cpu", "memory", "pids", "hugetlb"}
+
+// hostControllers tells whether the cgroup filesystem at mount is v2 and
+// which of the managed controllers it has: on v2 those of the root's
+// cgroup.controllers, on v1 those mounted at mount/<controller>.
+func hostControllers(mount string) (bool, map[string]bool) {
+	have := map[string]bool{}
+	if b, err := os.ReadFile(filepath.Join(mount, "cgroup.controllers")); err == nil {
 		for _, c := range strings.Fields(string(b)) {
-			m.controllers[c] = true
+			have[c] = true
 		}
-	} else {
-		for _, c := range []string{"cpu", "memory", "pids"} {
-			if _, err := os.Stat(filepath.Join(cfg.Mount, c, "cgroup.procs")); err == nil {
-				m.controllers[c] = true
-			}
+		return true, have
+	}
+	for _, c := range managed {
+		if _, err := os.Stat(filepath.Join(mount, c, "cgroup.procs")); err == nil {
+			have[c] = true
 		}
 	}
-	return m
+	return false, have
+}
+
+// HasController reports whether the cgroup filesystem at mount
+// (/sys/fs/cgroup when empty) has controller (one of cpu, memory, pids and
+// hugetlb): the runtime limits containers with it only then.
+func HasController(mount, controller string) bool {
+	if mount == "" {
+		mount = "/sys/fs/cgroup"
+	}
+	_, have := hostControllers(mount)
+	return have[controller]
 }
 
 // Kubepods is the cgroup of all pods.
@@ -115,7 +161,10 @@ func (m *Manager) Kubepods() string { return filepath.Join(m.cfg.Root, "kubepods
 // SetupNode creates kubepods and its QoS cgroups, and limits kubepods to
 // what pods may use (the node's allocatable when enforceNodeAllocatable
 // has "pods", its capacity otherwise): CPU shares from the CPU, the memory
-// limit, pids.max from "pid" when present.
+// limit, pids.max from "pid" when present, and the hugetlb limit of each
+// huge page size from its hugepages-<size> (0 when absent, as the
+// kubelet's maybeSetHugetlb). The QoS cgroups get no hugetlb limit of
+// their own.
 func (m *Manager) SetupNode(limits v1.ResourceList) error {
 	if m.cfg.PodPidsLimit > 0 && !m.controllers["pids"] {
 		return fmt.Errorf("podPidsLimit %d needs the pids cgroup controller, which this host does not have", m.cfg.PodPidsLimit)
@@ -130,10 +179,11 @@ func (m *Manager) SetupNode(limits v1.ResourceList) error {
 	if q, ok := limits["pid"]; ok {
 		s.Pids = q.Value()
 	}
+	s.Hugetlb = m.hugetlb(hugepages.Limits(limits), 0)
 	if err := m.write(m.Kubepods(), s, false); err != nil {
 		return err
 	}
-	besteffort := unlimited
+	besteffort := m.qosUnlimited()
 	besteffort.Shares = MinShares
 	if err := m.write(filepath.Join(m.Kubepods(), "besteffort"), besteffort, false); err != nil {
 		return err
@@ -155,26 +205,57 @@ func (m *Manager) UpdateQoS() error {
 			milli += reqs.Cpu().MilliValue()
 		}
 	}
-	s := unlimited
+	s := m.qosUnlimited()
 	s.Shares = MilliToShares(milli)
 	return m.write(filepath.Join(m.Kubepods(), "burstable"), s, false)
 }
 
+// qosUnlimited are the settings of a QoS cgroup before its shares:
+// unlimited, huge pages too (the kubelet's setHugePagesUnbounded), so
+// that only kubepods and the pods' cgroups limit them.
+func (m *Manager) qosUnlimited() Settings {
+	s := unlimited
+	s.Hugetlb = m.hugetlb(nil, -1)
+	return s
+}
+
+// hugetlb are the hugetlb limits of a cgroup: those of limits (page size
+// to bytes), and for each other huge page size of the machine other; nil
+// when the machine has none and limits are empty.
+func (m *Manager) hugetlb(limits map[int64]int64, other int64) map[int64]int64 {
+	if len(m.cfg.HugePageSizes) == 0 && len(limits) == 0 {
+		return nil
+	}
+	out := maps.Clone(limits)
+	if out == nil {
+		out = map[int64]int64{}
+	}
+	for _, size := range m.cfg.HugePageSizes {
+		if _, ok := out[size]; !ok {
+			out[size] = other
+		}
+	}
+	return out
+}
+
 // PodSettings are the values of pod's cgroup, the kubelet's
 // ResourceConfigForPod: guaranteed pods get all limits, burstable ones the
-// limits every container declares, best-effort ones the minimum shares.
+// limits every container declares, best-effort ones the minimum shares;
+// all the huge pages they request of each size (the API makes requests
+// and limits of huge pages equal), 0 of the sizes they do not request.
 func (m *Manager) PodSettings(pod *v1.Pod) Settings {
 	s := unlimited
 	s.Pids = m.cfg.PodPidsLimit
 	if s.Pids <= 0 {
 		s.Pids = -1
 	}
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	s.Hugetlb = m.hugetlb(hugepages.Limits(reqs), 0)
 	qos := QOSClass(pod)
 	if qos == v1.PodQOSBestEffort {
 		s.Shares = MinShares
 		return s
 	}
-	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	cpuLimited, memLimited := true, true
 	limits := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{
 		ContainerFn: func(res v1.ResourceList, _ resourcehelper.ContainerType) {
@@ -214,7 +295,7 @@ func (m *Manager) EnsurePod(path string, pod *v1.Pod, growOnly bool) error {
 		}
 		s = grown(old, s)
 	}
-	if known && old == s {
+	if known && old.Equal(s) {
 		return nil
 	}
 	if err := m.write(path, s, growOnly); err != nil {
@@ -242,7 +323,20 @@ func grown(old, s Settings) Settings {
 		}
 		return max(a, b)
 	}
-	return Settings{Shares: larger(old.Shares, s.Shares), Quota: larger(old.Quota, s.Quota), Memory: larger(old.Memory, s.Memory), Pids: larger(old.Pids, s.Pids)}
+	g := Settings{Shares: larger(old.Shares, s.Shares), Quota: larger(old.Quota, s.Quota), Memory: larger(old.Memory, s.Memory), Pids: larger(old.Pids, s.Pids)}
+	if old.Hugetlb != nil || s.Hugetlb != nil {
+		g.Hugetlb = maps.Clone(old.Hugetlb)
+		if g.Hugetlb == nil {
+			g.Hugetlb = map[int64]int64{}
+		}
+		for size, v := range s.Hugetlb {
+			if o, ok := g.Hugetlb[size]; ok {
+				v = larger(o, v)
+			}
+			g.Hugetlb[size] = v
+		}
+	}
+	return g
 }
 
 // write creates the cgroup at path in every hierarchy it has settings for
@@ -253,7 +347,7 @@ func (m *Manager) write(path string, s Settings, partial bool) error {
 	m.mu.Lock()
 	old, known := m.written[path]
 	m.mu.Unlock()
-	if known && old == s {
+	if known && old.Equal(s) {
 		return nil
 	}
 	var errs []error
@@ -306,6 +400,10 @@ func (m *Manager) files(path string, s Settings) []file {
 		if s.Shares > 0 {
 			out = append(out, file{"cpu", filepath.Join(dir, "cpu.weight"), strconv.FormatInt(sharesToWeight(s.Shares), 10), func(o Settings) bool { return o.Shares == s.Shares }})
 		}
+		for _, size := range slices.Sorted(maps.Keys(s.Hugetlb)) {
+			v := s.Hugetlb[size]
+			out = append(out, file{"hugetlb", filepath.Join(dir, "hugetlb."+hugepages.UnitSize(size)+".max"), limit(v), sameHugetlb(size, v)})
+		}
 		return out
 	}
 	cpu, mem, pids := filepath.Join(m.cfg.Mount, "cpu", path), filepath.Join(m.cfg.Mount, "memory", path), filepath.Join(m.cfg.Mount, "pids", path)
@@ -326,10 +424,26 @@ func (m *Manager) files(path string, s Settings) []file {
 	if s.Shares > 0 {
 		out = append(out, file{"cpu", filepath.Join(cpu, "cpu.shares"), strconv.FormatInt(s.Shares, 10), func(o Settings) bool { return o.Shares == s.Shares }})
 	}
+	for _, size := range slices.Sorted(maps.Keys(s.Hugetlb)) {
+		v := s.Hugetlb[size]
+		value := "-1" // the kernel's unlimited
+		if v >= 0 {
+			value = strconv.FormatInt(v, 10)
+		}
+		out = append(out, file{"hugetlb", filepath.Join(m.cfg.Mount, "hugetlb", path, "hugetlb."+hugepages.UnitSize(size)+".limit_in_bytes"), value, sameHugetlb(size, v)})
+	}
 	return out
 }
 
-// enableControllers turns on cpu, memory and pids (those the host has)
+// sameHugetlb reports whether old had the limit v of the page size.
+func sameHugetlb(size, v int64) func(Settings) bool {
+	return func(old Settings) bool {
+		o, ok := old.Hugetlb[size]
+		return ok && o == v
+	}
+}
+
+// enableControllers turns on cpu, memory, pids and hugetlb (those the host has)
 // for the children of every cgroup from the root down to path's parent
 // (cgroup v2), the root first, one controller at a time. Errors show when
 // the files are written.
@@ -343,7 +457,7 @@ func (m *Manager) enableControllers(path string) {
 		if i > 0 {
 			_ = os.Mkdir(dir, 0o755)
 		}
-		for _, c := range []string{"cpu", "memory", "pids"} {
+		for _, c := range managed {
 			if m.controllers[c] {
 				_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0o644)
 			}

@@ -1,6 +1,7 @@
 package podcgroups
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,14 +63,14 @@ func TestPodSettings(t *testing.T) {
 		{"best effort", pod("be", res("", "", "", "")),
 			Settings{Shares: 2, Quota: -1, Memory: -1, Pids: 1024}},
 	} {
-		if got := m.PodSettings(tc.pod); got != tc.want {
+		if got := m.PodSettings(tc.pod); !got.Equal(tc.want) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 	// Overhead counts in the pod's cgroup.
 	p := pod("o", res("500m", "500m", "64Mi", "64Mi"))
 	p.Spec.Overhead = v1.ResourceList{v1.ResourceCPU: resource.MustParse("100m"), v1.ResourceMemory: resource.MustParse("16Mi")}
-	if got, want := m.PodSettings(p), (Settings{Shares: 614, Quota: 60000, Memory: 80 << 20, Pids: 1024}); got != want {
+	if got, want := m.PodSettings(p), (Settings{Shares: 614, Quota: 60000, Memory: 80 << 20, Pids: 1024}); !got.Equal(want) {
 		t.Errorf("overhead: %+v, want %+v", got, want)
 	}
 	// Sidecars and init containers count as the scheduler counts them.
@@ -78,7 +79,7 @@ func TestPodSettings(t *testing.T) {
 		{Name: "init", Resources: res("1", "1", "100Mi", "100Mi")},
 		{Name: "side", RestartPolicy: ptr.To(v1.ContainerRestartPolicyAlways), Resources: res("50m", "50m", "5Mi", "5Mi")},
 	}
-	if got, want := m.PodSettings(p), (Settings{Shares: 1024, Quota: 100000, Memory: 100 << 20, Pids: 1024}); got != want {
+	if got, want := m.PodSettings(p), (Settings{Shares: 1024, Quota: 100000, Memory: 100 << 20, Pids: 1024}); !got.Equal(want) {
 		t.Errorf("init containers: %+v, want %+v", got, want)
 	}
 }
@@ -231,5 +232,110 @@ func TestConversions(t *testing.T) {
 	}
 	if MilliToQuota(5) != 1000 || MilliToQuota(0) != -1 || QuotaToMilli(40000, 100000) != 400 || QuotaToMilli(-1, 100000) != 0 {
 		t.Error("quota conversions")
+	}
+}
+
+// hugePod is a guaranteed pod whose container asks for huge pages.
+func hugePod(uid string, huge v1.ResourceList) *v1.Pod {
+	r := res("100m", "100m", "64Mi", "64Mi")
+	for name, q := range huge {
+		r.Requests[name], r.Limits[name] = q, q
+	}
+	return pod(uid, r)
+}
+
+// Each huge page size gets a hugetlb limit: kubepods the node's huge
+// pages, the QoS cgroups none, a pod what it asks for and 0 of the sizes
+// it does not ask for (the kubelet's ResourceConfigForPod,
+// setHugePagesUnbounded and maybeSetHugetlb).
+func TestHugetlbV1(t *testing.T) {
+	mount := v1Mount(t, "cpu", "memory", "pids", "hugetlb")
+	m := New(Config{Mount: mount, HugePageSizes: []int64{2 << 20, 1 << 30}})
+	if !HasController(mount, "hugetlb") {
+		t.Fatal("hugetlb not detected")
+	}
+	if err := m.SetupNode(v1.ResourceList{"hugepages-2Mi": resource.MustParse("16Mi")}); err != nil {
+		t.Fatal(err)
+	}
+	p := hugePod("h", v1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")})
+	path := "/kubepods/pod" + string(p.UID)
+	if err := m.EnsurePod(path, p, false); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"hugetlb/kubepods/hugetlb.2MB.limit_in_bytes":            "16777216",
+		"hugetlb/kubepods/hugetlb.1GB.limit_in_bytes":            "0",
+		"hugetlb/kubepods/burstable/hugetlb.2MB.limit_in_bytes":  "-1",
+		"hugetlb/kubepods/besteffort/hugetlb.1GB.limit_in_bytes": "-1",
+		"hugetlb" + path + "/hugetlb.2MB.limit_in_bytes":         "4194304",
+		"hugetlb" + path + "/hugetlb.1GB.limit_in_bytes":         "0",
+	} {
+		if got := read(t, filepath.Join(mount, file)); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	// A pod that asks for none may use none.
+	b := pod("b", res("100m", "", "", ""))
+	bpath := "/kubepods/burstable/pod" + string(b.UID)
+	if err := m.EnsurePod(bpath, b, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(mount, "hugetlb", bpath, "hugetlb.2MB.limit_in_bytes")); got != "0" {
+		t.Errorf("hugetlb.2MB.limit_in_bytes of a pod asking none = %s, want 0", got)
+	}
+}
+
+func TestHugetlbV2(t *testing.T) {
+	mount := t.TempDir()
+	if err := os.WriteFile(filepath.Join(mount, "cgroup.controllers"), []byte("cpu memory pids hugetlb"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := New(Config{Mount: mount, HugePageSizes: []int64{2 << 20}})
+	if err := m.SetupNode(v1.ResourceList{"hugepages-2Mi": resource.MustParse("8Mi")}); err != nil {
+		t.Fatal(err)
+	}
+	p := hugePod("h", v1.ResourceList{"hugepages-2Mi": resource.MustParse("2Mi")})
+	path := "/kubepods/pod" + string(p.UID)
+	if err := m.EnsurePod(path, p, false); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"/kubepods/hugetlb.2MB.max":           "8388608",
+		"/kubepods/burstable/hugetlb.2MB.max": "max",
+		path + "/hugetlb.2MB.max":             "2097152",
+		"/kubepods/cgroup.subtree_control":    "+hugetlb",
+	} {
+		if got := read(t, filepath.Join(mount, file)); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+}
+
+// Without the hugetlb controller (cgroup v1 does not mount it by default)
+// nothing is written for huge pages, as the kubelet skips them.
+func TestHugetlbNotMounted(t *testing.T) {
+	mount := v1Mount(t, "cpu", "memory", "pids")
+	if HasController(mount, "hugetlb") {
+		t.Fatal("hugetlb detected")
+	}
+	m := New(Config{Mount: mount, HugePageSizes: []int64{2 << 20}})
+	if err := m.SetupNode(nil); err != nil {
+		t.Fatal(err)
+	}
+	p := hugePod("h", v1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")})
+	if err := m.EnsurePod("/kubepods/pod"+string(p.UID), p, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mount, "hugetlb")); !os.IsNotExist(err) {
+		t.Errorf("wrote into a hugetlb hierarchy the host does not have: %v", err)
+	}
+}
+
+func TestGrownHugetlb(t *testing.T) {
+	old := Settings{Hugetlb: map[int64]int64{2 << 20: 4 << 20, 1 << 30: 0}}
+	s := Settings{Hugetlb: map[int64]int64{2 << 20: 2 << 20, 1 << 30: 1 << 30}}
+	got := grown(old, s)
+	if want := map[int64]int64{2 << 20: 4 << 20, 1 << 30: 1 << 30}; !maps.Equal(got.Hugetlb, want) {
+		t.Errorf("grown hugetlb = %v, want %v", got.Hugetlb, want)
 	}
 }

@@ -63,7 +63,7 @@ var honouredFields = map[string]string{
 	"Container.Ports":                    "portMappings (hostPort), fitsHostPorts",
 	"Container.EnvFrom":                  "podenv",
 	"Container.Env":                      "podenv",
-	"Container.Resources":                "containerLinux, generalFilter, eviction (ephemeral-storage limits), resize.go (in-place resize)",
+	"Container.Resources":                "containerLinux (hugepages: hugepageLimits), generalFilter, podcgroups (hugetlb), eviction (ephemeral-storage limits), resize.go (in-place resize)",
 	"Container.ResizePolicy":             "resize.go: RestartContainer restarts the container on a resize",
 	"Container.RestartPolicy":            "sidecars; refused on app containers (unsupported)",
 	"Container.VolumeMounts":             "mounts",
@@ -99,7 +99,7 @@ var honouredFields = map[string]string{
 	"LifecycleHandler.Sleep":              "hooks.go",
 
 	"VolumeSource.HostPath":    "volumes",
-	"VolumeSource.EmptyDir":    "volumes, eviction (sizeLimit)",
+	"VolumeSource.EmptyDir":    "volumes (medium Memory: tmpfs, HugePages: hugetlbfs), eviction (sizeLimit)",
 	"VolumeSource.Secret":      "volumes",
 	"VolumeSource.DownwardAPI": "volumes",
 	"VolumeSource.ConfigMap":   "volumes",

@@ -1,9 +1,14 @@
 package podsync
 
 import (
+	"maps"
+	"slices"
+	"strings"
+
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nodeagent/nodeagent/hugepages"
 	"github.com/nodeagent/nodeagent/podcgroups"
 	"github.com/nodeagent/nodeagent/staticpods"
 )
@@ -19,9 +24,10 @@ func (s *Syncer) containerLinux(pod *v1.Pod, c *v1.Container, user *imageUser) *
 
 // linuxResources are the cgroup settings of c, the kubelet's
 // generateLinuxContainerResources: CPU shares from the request (or the
-// limit), a CFS quota from the CPU limit, the memory limit, and the OOM
-// score adjustment of the pod's QoS class. A resize (resize.go) sends the
-// same values to a running container.
+// limit), a CFS quota from the CPU limit, the memory limit, the OOM
+// score adjustment of the pod's QoS class and a limit of each huge page
+// size (hugepageLimits). A resize (resize.go) sends the same values to a
+// running container.
 func (s *Syncer) linuxResources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources {
 	res := &runtimeapi.LinuxContainerResources{CpuShares: podcgroups.MinShares}
 	if req, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
@@ -38,7 +44,52 @@ func (s *Syncer) linuxResources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxC
 		res.MemoryLimitInBytes = lim.Value()
 	}
 	res.OomScoreAdj = oomScoreAdj(pod, c, s.memoryCapacity())
+	res.HugepageLimits = hugepageLimits(s.cfg.HugePageSizes, c.Resources.Limits)
 	return res
+}
+
+// hugepageLimits are a container's limits of each huge page size of the
+// machine, the kubelet's GetHugepageLimitsFromResources: what its
+// hugepages-<size> limit says, 0 for a size it does not ask for, so that
+// it can use no huge pages it was not granted. A size the machine does
+// not have is left out (admission refuses a pod asking for one: the node
+// has none of it). The runtime applies them only where the host has the
+// hugetlb cgroup controller (see hugetlbWarning).
+func hugepageLimits(sizes []int64, limits v1.ResourceList) []*runtimeapi.HugepageLimit {
+	if len(sizes) == 0 {
+		return nil
+	}
+	asked := hugepages.Limits(limits)
+	out := make([]*runtimeapi.HugepageLimit, 0, len(sizes))
+	for _, size := range sizes {
+		out = append(out, &runtimeapi.HugepageLimit{PageSize: hugepages.UnitSize(size), Limit: uint64(max(asked[size], 0))})
+	}
+	return out
+}
+
+// hugetlbWarning tells the user, with a HugePagesNotLimited event on the
+// pod, that the huge pages it asks for are not limited: the host has no
+// hugetlb cgroup controller (cgroup v1 does not mount it by default).
+// The pod runs, as with the kubelet, which then skips the pod's hugetlb
+// limits and whose runtime (containerd's tolerate_missing_hugetlb_controller,
+// on by default) drops the containers'; admission still counts its huge
+// pages against the node's.
+func (s *Syncer) hugetlbWarning(pod *v1.Pod) {
+	if s.cfg.HugetlbLimited {
+		return
+	}
+	var asked []string
+	reqs := podRequests(pod)
+	for _, name := range slices.Sorted(maps.Keys(reqs)) {
+		if q := reqs[name]; hugepages.IsResourceName(name) && !q.IsZero() {
+			asked = append(asked, string(name)+": "+q.String())
+		}
+	}
+	if len(asked) == 0 {
+		return
+	}
+	s.recorder.Eventf(pod, v1.EventTypeWarning, "HugePagesNotLimited",
+		"The node has no hugetlb cgroup controller: the pod's huge pages (%s) are counted at admission but not limited", strings.Join(asked, ", "))
 }
 
 // memoryCapacity is the node's memory in bytes for the OOM score of

@@ -73,6 +73,7 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	if err != nil {
 		return nil, err
 	}
+	s.hugetlbWarning(pod)
 	if s.cfg.PodCgroups != nil {
 		// The pod's cgroup and its limits before anything runs in it, as
 		// the kubelet's EnsureExists.

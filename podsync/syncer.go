@@ -75,6 +75,14 @@ type Config struct {
 	// MemoryCapacity returns the node's memory capacity in bytes (the
 	// OOM score of burstable containers); nil or 0: not known.
 	MemoryCapacity func() int64
+	// HugePageSizes are the machine's huge page sizes in bytes
+	// (hugepages.PageSizes): every container gets a limit of each
+	// (hugepageLimits).
+	HugePageSizes []int64
+	// HugetlbLimited tells that the host has the hugetlb cgroup
+	// controller (podcgroups.HasController); without it a pod asking for
+	// huge pages runs with a HugePagesNotLimited warning (hugetlbWarning).
+	HugetlbLimited bool
 	// Network wires pod networks when the agent owns networking (CNI);
 	// nil when the runtime does.
 	Network Network

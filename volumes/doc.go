@@ -11,7 +11,11 @@
 // familiar to anyone who knows the kubelet.
 //
 // emptyDir volumes are plain directories (mode 0777); with medium Memory a
-// tmpfs is mounted on them when the agent runs as root. configMap, secret,
+// tmpfs is mounted on them when the agent runs as root. With medium
+// HugePages or HugePages-<size> a hugetlbfs is, with the page size the
+// pod's containers request (HugePages: the one size they request; several
+// sizes, or none of the medium's, is an error, as the kubelet's); without
+// root such a volume fails rather than be a plain directory. configMap, secret,
 // downwardAPI and projected volumes are computed into a payload (path ->
 // content and mode) and written the way the kubelet's AtomicWriter writes
 // them: the files go to a fresh timestamped directory "..2006_01_02_...",

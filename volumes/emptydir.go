@@ -9,14 +9,20 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/klog/v2"
+
+	"github.com/nodeagent/nodeagent/hugepages"
 )
 
 // Mounter makes the mounts of pod volumes: the tmpfs of memory-backed
-// emptyDir, secret and projected volumes, and the bind mounts of subPaths.
+// emptyDir, secret and projected volumes, the hugetlbfs of huge page
+// emptyDirs, and the bind mounts of subPaths.
 type Mounter interface {
 	// MountTmpfs mounts a tmpfs of at most sizeBytes (no limit when 0)
 	// with the given mode on target.
 	MountTmpfs(target string, sizeBytes int64, mode os.FileMode) error
+	// MountHugetlbfs mounts a hugetlbfs of pages of pageSize bytes with
+	// the given mode on target.
+	MountHugetlbfs(target string, pageSize int64, mode os.FileMode) error
 	// BindMount bind-mounts source on target.
 	BindMount(source, target string) error
 	Unmount(target string) error
@@ -37,10 +43,14 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	if src != nil {
 		medium = src.Medium
 	}
-	switch medium {
-	case v1.StorageMediumDefault:
-	case v1.StorageMediumMemory:
+	switch {
+	case medium == v1.StorageMediumDefault:
+	case medium == v1.StorageMediumMemory:
 		if err := m.mountTmpfs(ctx, pod, name, dir, src.SizeLimit, 0o777); err != nil {
+			return err
+		}
+	case hugepages.IsMedium(medium): // HugePages, HugePages-<size>
+		if err := m.mountHugetlbfs(ctx, pod, name, dir, medium); err != nil {
 			return err
 		}
 	default:
@@ -81,6 +91,74 @@ func (m *Manager) mountTmpfs(ctx context.Context, pod *v1.Pod, name, dir string,
 	}
 	logger.V(4).Info("Mounted tmpfs", "pod", klog.KObj(pod), "volume", name, "sizeBytes", size)
 	return nil
+}
+
+// mountHugetlbfs mounts a hugetlbfs on dir unless one is there, with the
+// page size hugePageSize finds, as the kubelet's setupHugepages. Without
+// a Mounter (not root) it fails: a plain directory would not give the
+// pod the huge pages it asked for. The pod's huge pages are limited by
+// the hugetlb cgroup (the kubelet's too: hugetlbfs has no size), not by
+// the mount.
+func (m *Manager) mountHugetlbfs(ctx context.Context, pod *v1.Pod, name, dir string, medium v1.StorageMedium) error {
+	pageSize, err := hugePageSize(pod, medium)
+	if err != nil {
+		return err
+	}
+	if m.Mounter == nil {
+		return fmt.Errorf("emptyDir medium %s is a hugetlbfs mount, which the agent makes only when it runs as root", medium)
+	}
+	mounted, err := m.Mounter.IsMountPoint(dir)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		return nil
+	}
+	if err := m.Mounter.MountHugetlbfs(dir, pageSize, 0o777); err != nil {
+		return fmt.Errorf("mount hugetlbfs with %s pages on %s: %w", hugepages.ResourceName(pageSize), dir, err)
+	}
+	klog.FromContext(ctx).V(4).Info("Mounted hugetlbfs", "pod", klog.KObj(pod), "volume", name, "pageSize", pageSize)
+	return nil
+}
+
+// hugePageSize is the page size of a huge page emptyDir, as the kubelet's
+// getPageSizeMountOption: with medium HugePages-<size>, that size, which a
+// container (or init container) must request; with HugePages, the one
+// size the containers request, an error when they request several (which
+// one would the volume have?) or none.
+func hugePageSize(pod *v1.Pod, medium v1.StorageMedium) (int64, error) {
+	want, err := hugepages.MediumPageSize(medium)
+	if err != nil {
+		return 0, err
+	}
+	var found int64
+	for _, list := range [][]v1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range list {
+			for name := range list[i].Resources.Requests {
+				size, ok := hugepages.PageSizeOf(name)
+				switch {
+				case !ok:
+				case want == 0 && found != 0 && size != found:
+					return 0, fmt.Errorf("medium %s can't be used if containers request several huge page sizes (%s, %s)",
+						medium, hugepages.ResourceName(found), hugepages.ResourceName(size))
+				case want == 0 || size == want:
+					found = size
+				}
+			}
+		}
+	}
+	if found == 0 {
+		return 0, fmt.Errorf("medium %s: huge page storage requested, but no container requests %s", medium, hugePagesWanted(want))
+	}
+	return found, nil
+}
+
+// hugePagesWanted names the resource a huge page medium needs requested.
+func hugePagesWanted(pageSize int64) string {
+	if pageSize == 0 {
+		return "huge pages"
+	}
+	return string(hugepages.ResourceName(pageSize))
 }
 
 // memoryVolumeSize is the size of a memory-backed volume, as the kubelet's

@@ -22,6 +22,20 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 type fakeMounter struct {
 	mu      sync.Mutex
 	mounted map[string]int64
+	// hugetlbfs holds the page size of each hugetlbfs mount.
+	hugetlbfs map[string]int64
+}
+
+// MountHugetlbfs records the mount as one of size 0 and its page size.
+func (f *fakeMounter) MountHugetlbfs(target string, pageSize int64, _ os.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mounted[target] = 0
+	if f.hugetlbfs == nil {
+		f.hugetlbfs = map[string]int64{}
+	}
+	f.hugetlbfs[target] = pageSize
+	return nil
 }
 
 func (f *fakeMounter) MountTmpfs(target string, size int64, _ os.FileMode) error {

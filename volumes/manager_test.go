@@ -190,7 +190,7 @@ func TestUnsupported(t *testing.T) {
 		{v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: "busybox"}}, "image"},
 		{v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
 			{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Path: "b"}}}}}, "clusterTrustBundle projection"},
-		{v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumHugePages}}, `emptyDir medium "HugePages"`},
+		{v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: "Tape"}}, `emptyDir medium "Tape"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {

@@ -30,6 +30,13 @@ func (unixMounter) MountTmpfs(target string, sizeBytes int64, mode os.FileMode) 
 	return unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
 }
 
+// MountHugetlbfs mounts a hugetlbfs as the kubelet does (source "nodev",
+// a pagesize option), nosuid and nodev as the tmpfs mounts.
+func (unixMounter) MountHugetlbfs(target string, pageSize int64, mode os.FileMode) error {
+	opts := fmt.Sprintf("pagesize=%d,mode=%04o", pageSize, mode.Perm())
+	return unix.Mount("nodev", target, "hugetlbfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
+}
+
 func (unixMounter) BindMount(source, target string) error {
 	return unix.Mount(source, target, "", unix.MS_BIND, "")
 }

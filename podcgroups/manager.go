@@ -11,7 +11,10 @@
 // sidecars and overhead counted as the scheduler counts them), a CFS quota
 // when every container has a CPU limit, a memory limit when every
 // container has one (the sum, plus the pod's overhead), and podPidsLimit
-// as pids.max. The runtime creates the containers' cgroups below it, so a
+// as pids.max. A pod with pod-level resources (spec.resources) has its
+// cpu and memory requests and limits from there instead of its
+// containers' sums, a pod-level limit applying even when containers
+// declare none. The runtime creates the containers' cgroups below it, so a
 // pod as a whole never gets more than its spec grants, overhead included,
 // and the pods together never more than kubepods allows.
 //
@@ -160,15 +163,24 @@ func (m *Manager) UpdateQoS() error {
 	return m.write(filepath.Join(m.Kubepods(), "burstable"), s, false)
 }
 
-// PodSettings are the values of pod's cgroup, the kubelet's
-// ResourceConfigForPod: guaranteed pods get all limits, burstable ones the
-// limits every container declares, best-effort ones the minimum shares.
+// PodSettings are the values of pod's cgroup: ResourceSettings, and
+// podPidsLimit as pids.max.
 func (m *Manager) PodSettings(pod *v1.Pod) Settings {
-	s := unlimited
-	s.Pids = m.cfg.PodPidsLimit
-	if s.Pids <= 0 {
-		s.Pids = -1
+	s := ResourceSettings(pod)
+	if m.cfg.PodPidsLimit > 0 {
+		s.Pids = m.cfg.PodPidsLimit
 	}
+	return s
+}
+
+// ResourceSettings are the CPU and memory values of pod's cgroup (Pids
+// -1), the kubelet's ResourceConfigForPod: guaranteed pods get all limits,
+// burstable ones the limits every container declares or the pod declares
+// in spec.resources (pod-level resources, which take the place of the
+// containers' sums), best-effort ones the minimum shares. They need no
+// Manager: a memory-backed emptyDir is sized by the same memory limit.
+func ResourceSettings(pod *v1.Pod) Settings {
+	s := unlimited
 	qos := QOSClass(pod)
 	if qos == v1.PodQOSBestEffort {
 		s.Shares = MinShares
@@ -186,6 +198,12 @@ func (m *Manager) PodSettings(pod *v1.Pod) Settings {
 			}
 		},
 	})
+	if resourcehelper.IsPodLevelResourcesSet(pod) {
+		// A pod-level limit bounds the pod whatever its containers
+		// declare (PodLimits took it in place of their sum).
+		cpuLimited = cpuLimited || !pod.Spec.Resources.Limits.Cpu().IsZero()
+		memLimited = memLimited || !pod.Spec.Resources.Limits.Memory().IsZero()
+	}
 	s.Shares = MilliToShares(reqs.Cpu().MilliValue())
 	if qos == v1.PodQOSGuaranteed || cpuLimited {
 		s.Quota = MilliToQuota(limits.Cpu().MilliValue())

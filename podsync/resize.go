@@ -49,12 +49,19 @@ import (
 // keeps them in a checkpoint file): a resize deferred when the agent
 // stopped is applied when it starts again.
 //
-// Not done: the pod's own cgroup (pod<uid>) carries no limits of its own
-// (nodeagent does not write pod cgroup limits), so only the containers'
-// cgroups change. Regular init containers are resized as the others (the
-// node declares InPlacePodVerticalScalingInitContainers, without which
-// the apiserver refuses it); one that is done keeps its grant for the
-// status.
+// Regular init containers are resized as the others (the node declares
+// InPlacePodVerticalScalingInitContainers, without which the apiserver
+// refuses it); one that is done keeps its grant for the status.
+//
+// Pod-level resources (spec.resources): a resize of the containers of such
+// a pod is granted and applied as any other (the pod-level requests, which
+// stand for the containers' in the fit, do not change; a container
+// without a limit of its own keeps running with the pod's). A resize of
+// spec.resources itself is not done: the node does not declare
+// InPlacePodLevelResourcesVerticalScaling, so the apiserver refuses it for
+// this node; one that comes all the same is Infeasible (PodResizePending)
+// and the pod keeps what it was granted, as the kubelet with that feature
+// gate off.
 
 // deferredRetry is how often a deferred resize is tried again; the
 // kubelet also retries when a pod leaves or another resize ends.
@@ -63,15 +70,19 @@ const deferredRetry = 5 * time.Second
 // resizeRetry is when a resize whose actuation failed is tried again.
 const resizeRetry = 10 * time.Second
 
-// allocation is what the node granted the containers of a pod: their
-// resources by name, init and app containers.
-type allocation map[string]v1.ResourceRequirements
+// allocation is what the node granted a pod: the resources of its
+// containers by name, init and app containers, and its pod-level
+// resources (spec.resources), which a resize does not change here.
+type allocation struct {
+	containers map[string]v1.ResourceRequirements
+	pod        *v1.ResourceRequirements
+}
 
 func specAllocation(pod *v1.Pod) allocation {
-	a := allocation{}
+	a := allocation{containers: map[string]v1.ResourceRequirements{}, pod: pod.Spec.Resources.DeepCopy()}
 	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range cs {
-			a[cs[i].Name] = *cs[i].Resources.DeepCopy()
+			a.containers[cs[i].Name] = *cs[i].Resources.DeepCopy()
 		}
 	}
 	return a
@@ -81,7 +92,7 @@ func specAllocation(pod *v1.Pod) allocation {
 func (a allocation) matches(pod *v1.Pod) bool {
 	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range cs {
-			if r, ok := a[cs[i].Name]; ok && !apiequality.Semantic.DeepEqual(r, cs[i].Resources) {
+			if r, ok := a.containers[cs[i].Name]; ok && !apiequality.Semantic.DeepEqual(r, cs[i].Resources) {
 				return false
 			}
 		}
@@ -89,22 +100,37 @@ func (a allocation) matches(pod *v1.Pod) bool {
 	return true
 }
 
+// podLevelMatches reports whether pod's spec.resources are the granted
+// ones.
+func (a allocation) podLevelMatches(pod *v1.Pod) bool {
+	return apiequality.Semantic.DeepEqual(a.pod, pod.Spec.Resources)
+}
+
 // apply returns pod with the granted resources in place of those its spec
-// asks for: pod itself when they are the same, else a copy.
+// asks for: pod itself when they are the same (or nothing was granted
+// yet), else a copy.
 func (a allocation) apply(pod *v1.Pod) *v1.Pod {
-	if a == nil || a.matches(pod) {
+	if a.containers == nil || (a.matches(pod) && a.podLevelMatches(pod)) {
 		return pod
 	}
 	out := pod.DeepCopy()
+	out.Spec.Resources = a.pod.DeepCopy()
 	for _, cs := range [][]v1.Container{out.Spec.InitContainers, out.Spec.Containers} {
 		for i := range cs {
-			if r, ok := a[cs[i].Name]; ok {
+			if r, ok := a.containers[cs[i].Name]; ok {
 				cs[i].Resources = *r.DeepCopy()
 			}
 		}
 	}
 	return out
 }
+
+// podLevelResizeMessage is why a resize of pod-level resources is
+// infeasible: the node does not declare InPlacePodLevelResourcesVerticalScaling
+// (agent/node.go), so the apiserver lets none through; one that comes all
+// the same (an older apiserver) is refused, the pod keeping what it was
+// granted.
+const podLevelResizeMessage = "resize of pod-level resources (spec.resources) is not supported by nodeagent: the node does not declare InPlacePodLevelResourcesVerticalScaling"
 
 // resizeState is what the agent knows of a pod's resizes, for its status
 // and events.
@@ -148,6 +174,11 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 		a.allocated = map[types.UID]allocation{}
 	}
 	granted, ok := a.allocated[pod.UID]
+	if ok && !granted.podLevelMatches(pod) {
+		a.mu.Unlock()
+		s.infeasible(ctx, pod, podLevelResizeMessage)
+		return granted.apply(pod), 0
+	}
 	if !ok || granted.matches(pod) {
 		if !ok {
 			a.allocated[pod.UID] = specAllocation(pod)
@@ -202,6 +233,27 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 		return pod, 0
 	}
 	return granted.apply(pod), deferredRetry
+}
+
+// infeasible marks the resize of pod as one the node will not grant
+// whatever it frees (PodResizePending, reason Infeasible, with msg), with
+// the kubelet's ResizeInfeasible event once per generation and message.
+// It is decided again when the spec changes.
+func (s *Syncer) infeasible(ctx context.Context, pod *v1.Pod, msg string) {
+	s.mu.Lock()
+	r := s.resizeOf(pod.UID)
+	changed := r.pending == nil || r.pending.Reason != v1.PodReasonInfeasible || r.pending.ObservedGeneration != pod.Generation || r.pending.Message != msg
+	if changed {
+		r.pending = &v1.PodCondition{
+			Type: v1.PodResizePending, Status: v1.ConditionTrue, Reason: v1.PodReasonInfeasible,
+			Message: msg, ObservedGeneration: pod.Generation,
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		klog.FromContext(ctx).V(2).Info("Pod resize", "event", "ResizeInfeasible", "message", msg)
+		s.recorder.Event(pod, v1.EventTypeWarning, "ResizeInfeasible", resizeMessage("Pod resize Infeasible", pod, msg))
+	}
 }
 
 // allocatable is what the node offers pods: the node's allocatable, or

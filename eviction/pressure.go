@@ -38,11 +38,14 @@ import (
 //   - then the larger use above the request
 //
 // (the kubelet's rankMemoryPressure and rankDiskPressureFunc, by working
-// set or by local ephemeral storage). Critical pods are passed over. The
+// set or by local ephemeral storage; a pod with pod-level resources by its
+// pod-level request, podRequest). Critical pods are passed over. The
 // evicted pod ends Failed, reason Evicted, with the kubelet's message
 // ("The node was low on resource: memory. Threshold quantity: …,
-// available: …. Container c was using …, request is …, has larger
-// consumption of memory. ") and a DisruptionTarget condition (reason
+// available: …. [Pod p was using …, request is …, has larger consumption
+// of memory. ]Container c was using …, request is …, has larger
+// consumption of memory. ", the pod's part for a pod-level memory
+// request) and a DisruptionTarget condition (reason
 // TerminationByKubelet), through its worker with a grace period of 1 s
 // for a hard threshold, and for a soft one evictionMaxPodGracePeriod, or
 // the pod's terminationGracePeriodSeconds when shorter, never below 1 s
@@ -54,6 +57,7 @@ const (
 	nodeLowMessageFmt       = "The node was low on resource: %v. "
 	thresholdMetMessageFmt  = "Threshold quantity: %v, available: %v. "
 	containerMessageFmt     = "Container %s was using %s, request is %s, has larger consumption of %v. "
+	podMessageFmt           = "Pod %s was using %s, request is %s, has larger consumption of %v. "
 	thresholdMetReason      = "EvictionThresholdMet"
 	reclaimMessageFmt       = "Attempting to reclaim %s"
 	signalMemoryAvailable   = "memory.available"
@@ -221,6 +225,7 @@ func (m *Manager) evictRanked(logger klog.Logger, pods []*v1.Pod, all []statsapi
 		}
 		msg := fmt.Sprintf(nodeLowMessageFmt, name) +
 			fmt.Sprintf(thresholdMetMessageFmt, thresholdQuantity(t, o.Capacity), resource.NewQuantity(o.Available, resource.BinarySI)) +
+			podOver(pod, stats[string(pod.UID)], name) +
 			containersOver(pod, stats[string(pod.UID)], name, containerUse)
 		if e, ok := m.evictPod(logger, pod, m.evictionGracePeriod(t, pod), msg, &v1.PodCondition{
 			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet, Message: msg,
@@ -308,7 +313,7 @@ func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceN
 	rs := make([]ranked, 0, len(pods))
 	for _, p := range pods {
 		st, found := stats[string(p.UID)]
-		req := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})[name]
+		req := podRequest(p, name)
 		used := use(st)
 		r := ranked{pod: p, found: found, exceeds: used > req.Value(), aboveRequestBytes: used - req.Value()}
 		if p.Spec.Priority != nil {
@@ -340,6 +345,36 @@ func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceN
 		out[i] = rs[i].pod
 	}
 	return out
+}
+
+// podRequest is the pod's request of resource name as eviction ranks by
+// it, the kubelet's GetResourceRequestQuantity: the pod-level requests
+// alone when the pod has pod-level resources (a resource they do not name
+// counts as not requested, container requests aside), else its
+// containers' effective request; the overhead added to a request that is
+// not zero.
+func podRequest(pod *v1.Pod, name v1.ResourceName) resource.Quantity {
+	q := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{
+		SkipContainerLevelResources: resourcehelper.IsPodLevelResourcesSet(pod),
+		ExcludeOverhead:             true,
+	})[name]
+	if o, ok := pod.Spec.Overhead[name]; ok && !q.IsZero() {
+		q.Add(o)
+	}
+	return q
+}
+
+// podOver is, as the kubelet's evictionMessage, the pod's memory use
+// beside its pod-level memory request, for a pod that has one.
+func podOver(pod *v1.Pod, st *statsapi.PodStats, name v1.ResourceName) string {
+	if name != v1.ResourceMemory || st == nil || st.Memory == nil || !resourcehelper.IsPodLevelResourcesSet(pod) {
+		return ""
+	}
+	req, ok := pod.Spec.Resources.Requests[name]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(podMessageFmt, pod.Name, resource.NewQuantity(memoryUse(st), resource.BinarySI).String(), req.String(), name)
 }
 
 // boolFirst orders the true one first.

@@ -46,6 +46,14 @@ func TestPodLevelResources(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		v2 = true
 	}
+	// The pods go before the test ends: tests after this one count the
+	// node's free CPU and memory.
+	t.Cleanup(func() {
+		for _, name := range []string{"podlevel", "guaranteed"} {
+			_ = c.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+			waitGone(t, c, ns, name, 60*time.Second)
+		}
+	})
 
 	// Burstable at pod level: "main" has a CPU request and limit of its
 	// own, "side" no resources at all.

@@ -80,10 +80,11 @@ const initContainerResize = "InPlacePodVerticalScalingInitContainers"
 // declaredFeatures are the features the node declares in its status, in
 // the order the kubelet lists them (sorted by name). Of the others
 // k8s.io/component-helpers/nodedeclaredfeatures knows, the pod fields
-// they serve are refused by nodeagent: pod-level resources
-// (InPlacePodLevelResourcesVerticalScaling), restartPolicyRules
+// they serve are refused by nodeagent: restartPolicyRules
 // (RestartAllContainersOnContainerExits) and hostUsers: false
-// (UserNamespacesHostNetworkSupport).
+// (UserNamespacesHostNetworkSupport); and pod-level resources are
+// honoured but not resized in place (InPlacePodLevelResourcesVerticalScaling:
+// undeclared, the apiserver refuses such a resize for this node).
 func declaredFeatures(opts *configs.Options) []string {
 	fs := []string{initContainerResize}
 	if opts.DeclareWebSocketStreaming {

@@ -42,14 +42,17 @@ import (
 //   - then the larger use above the request
 //
 // (the kubelet's rankMemoryPressure and rankDiskPressureFunc, by working
-// set, by local ephemeral storage, or by inodes: see inodeUse), or for
+// set, by local ephemeral storage, or by inodes: see inodeUse; a pod with
+// pod-level resources by its pod-level request, podRequest), or for
 // pid.available the first by lower priority, then pods without stats,
 // then the most processes (rankPIDPressure). Critical pods are passed
 // over. The evicted pod ends Failed, reason Evicted, with the kubelet's
 // message ("The node was low on resource: memory. Threshold quantity: …,
-// available: …. Container c was using …, request is …, has larger
-// consumption of memory. ", the containers named for memory and
-// ephemeral-storage only, as there) and a DisruptionTarget condition
+// available: …. [Pod p was using …, request is …, has larger consumption
+// of memory. ]Container c was using …, request is …, has larger
+// consumption of memory. ", the pod's part for a pod-level memory
+// request, the containers named for memory and ephemeral-storage only, as
+// there) and a DisruptionTarget condition
 // (reason TerminationByKubelet), through its worker with a grace period
 // of 1 s for a hard threshold, and for a soft one
 // evictionMaxPodGracePeriod, or the pod's terminationGracePeriodSeconds
@@ -62,6 +65,7 @@ const (
 	nodeLowMessageFmt       = "The node was low on resource: %v. "
 	thresholdMetMessageFmt  = "Threshold quantity: %v, available: %v. "
 	containerMessageFmt     = "Container %s was using %s, request is %s, has larger consumption of %v. "
+	podMessageFmt           = "Pod %s was using %s, request is %s, has larger consumption of %v. "
 	thresholdMetReason      = "EvictionThresholdMet"
 	reclaimMessageFmt       = "Attempting to reclaim %s"
 	signalMemoryAvailable   = "memory.available"
@@ -253,7 +257,8 @@ func (m *Manager) evictRanked(logger klog.Logger, pods []*v1.Pod, all []statsapi
 			continue
 		}
 		msg := fmt.Sprintf(nodeLowMessageFmt, name) +
-			fmt.Sprintf(thresholdMetMessageFmt, thresholdQuantity(t, o.Capacity), resource.NewQuantity(o.Available, format))
+			fmt.Sprintf(thresholdMetMessageFmt, thresholdQuantity(t, o.Capacity), resource.NewQuantity(o.Available, format)) +
+			podOver(pod, stats[string(pod.UID)], name)
 		if containerUse != nil {
 			msg += containersOver(pod, stats[string(pod.UID)], name, containerUse)
 		}
@@ -414,8 +419,7 @@ func rank(pods []*v1.Pod, stats map[string]*statsapi.PodStats, name v1.ResourceN
 	rs := make([]ranked, 0, len(pods))
 	for _, p := range pods {
 		st, found := stats[string(p.UID)]
-		requests := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
-		req, off := requests[name], requests[offset]
+		req, off := podRequest(p, name), podRequest(p, offset)
 		used := use(p, st)
 		r := ranked{pod: p, found: found, exceeds: used > req.Value(), aboveRequestBytes: used - off.Value(), priority: priority(p)}
 		rs = append(rs, r)
@@ -490,6 +494,36 @@ func priority(p *v1.Pod) int32 {
 		return *p.Spec.Priority
 	}
 	return 0
+}
+
+// podRequest is the pod's request of resource name as eviction ranks by
+// it, the kubelet's GetResourceRequestQuantity: the pod-level requests
+// alone when the pod has pod-level resources (a resource they do not name
+// counts as not requested, container requests aside), else its
+// containers' effective request; the overhead added to a request that is
+// not zero.
+func podRequest(pod *v1.Pod, name v1.ResourceName) resource.Quantity {
+	q := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{
+		SkipContainerLevelResources: resourcehelper.IsPodLevelResourcesSet(pod),
+		ExcludeOverhead:             true,
+	})[name]
+	if o, ok := pod.Spec.Overhead[name]; ok && !q.IsZero() {
+		q.Add(o)
+	}
+	return q
+}
+
+// podOver is, as the kubelet's evictionMessage, the pod's memory use
+// beside its pod-level memory request, for a pod that has one.
+func podOver(pod *v1.Pod, st *statsapi.PodStats, name v1.ResourceName) string {
+	if name != v1.ResourceMemory || st == nil || st.Memory == nil || !resourcehelper.IsPodLevelResourcesSet(pod) {
+		return ""
+	}
+	req, ok := pod.Spec.Resources.Requests[name]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(podMessageFmt, pod.Name, resource.NewQuantity(memoryUse(pod, st), resource.BinarySI).String(), req.String(), name)
 }
 
 // boolFirst orders the true one first.

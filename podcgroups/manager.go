@@ -13,7 +13,10 @@
 // container has one (the sum, plus the pod's overhead), podPidsLimit
 // as pids.max, and for each huge page size of the machine a hugetlb limit
 // of what the pod requests of it, 0 when nothing (the kubelet's
-// ResourceConfigForPod and maybeSetHugetlb). The runtime creates the
+// ResourceConfigForPod and maybeSetHugetlb). A pod with pod-level
+// resources (spec.resources) has its cpu and memory requests and limits
+// from there instead of its containers' sums, a pod-level limit applying
+// even when containers declare none. The runtime creates the
 // containers' cgroups below it, so a pod as a whole never gets more than
 // its spec grants, overhead included, and the pods together never more
 // than kubepods allows. kubepods gets the node's huge pages, the QoS
@@ -238,24 +241,34 @@ func (m *Manager) hugetlb(limits map[int64]int64, other int64) map[int64]int64 {
 	return out
 }
 
-// PodSettings are the values of pod's cgroup, the kubelet's
-// ResourceConfigForPod: guaranteed pods get all limits, burstable ones the
-// limits every container declares, best-effort ones the minimum shares;
-// all the huge pages they request of each size (the API makes requests
-// and limits of huge pages equal), 0 of the sizes they do not request.
+// PodSettings are the values of pod's cgroup: ResourceSettings,
+// podPidsLimit as pids.max, and all the huge pages the pod requests of
+// each size (the API makes requests and limits of huge pages equal), 0 of
+// the sizes it does not request (the kubelet's ResourceConfigForPod).
 func (m *Manager) PodSettings(pod *v1.Pod) Settings {
-	s := unlimited
-	s.Pids = m.cfg.PodPidsLimit
-	if s.Pids <= 0 {
-		s.Pids = -1
+	s := ResourceSettings(pod)
+	if m.cfg.PodPidsLimit > 0 {
+		s.Pids = m.cfg.PodPidsLimit
 	}
 	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	s.Hugetlb = m.hugetlb(hugepages.Limits(reqs), 0)
+	return s
+}
+
+// ResourceSettings are the CPU and memory values of pod's cgroup (Pids
+// -1), the kubelet's ResourceConfigForPod: guaranteed pods get all limits,
+// burstable ones the limits every container declares or the pod declares
+// in spec.resources (pod-level resources, which take the place of the
+// containers' sums), best-effort ones the minimum shares. They need no
+// Manager: a memory-backed emptyDir is sized by the same memory limit.
+func ResourceSettings(pod *v1.Pod) Settings {
+	s := unlimited
 	qos := QOSClass(pod)
 	if qos == v1.PodQOSBestEffort {
 		s.Shares = MinShares
 		return s
 	}
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	cpuLimited, memLimited := true, true
 	limits := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{
 		ContainerFn: func(res v1.ResourceList, _ resourcehelper.ContainerType) {
@@ -267,6 +280,12 @@ func (m *Manager) PodSettings(pod *v1.Pod) Settings {
 			}
 		},
 	})
+	if resourcehelper.IsPodLevelResourcesSet(pod) {
+		// A pod-level limit bounds the pod whatever its containers
+		// declare (PodLimits took it in place of their sum).
+		cpuLimited = cpuLimited || !pod.Spec.Resources.Limits.Cpu().IsZero()
+		memLimited = memLimited || !pod.Spec.Resources.Limits.Memory().IsZero()
+	}
 	s.Shares = MilliToShares(reqs.Cpu().MilliValue())
 	if qos == v1.PodQOSGuaranteed || cpuLimited {
 		s.Quota = MilliToQuota(limits.Cpu().MilliValue())

@@ -101,8 +101,11 @@ func FormatMap(m map[string]string) string {
 
 // ResourceValue returns the value of a downward API resource field
 // (limits.cpu, requests.memory, ...) divided by its divisor and rounded up.
-// The container is fs.ContainerName of pod when set, c otherwise. A limit
-// that is not set defaults to the node's allocatable amount, when known.
+// The container is fs.ContainerName of pod when set, c otherwise. A cpu,
+// memory or ephemeral-storage limit that is not set (or zero) defaults to
+// the pod-level limit (spec.resources.limits, cpu and memory), else to the
+// node's allocatable amount, when known: the kubelet's
+// defaultPodLimitsForDownwardAPI.
 func ResourceValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, allocatable v1.ResourceList) (string, error) {
 	if fs.ContainerName != "" {
 		c = findContainer(pod, fs.ContainerName)
@@ -124,12 +127,12 @@ func ResourceValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, a
 	default:
 		return "", fmt.Errorf("unsupported resource field %q", fs.Resource)
 	}
-	// An unset quantity is zero; an unset limit defaults to node allocatable.
+	// An unset quantity is zero; an unset limit defaults as above.
 	var q resource.Quantity
 	if kind == "limits" {
-		var ok bool
-		if q, ok = c.Resources.Limits[rn]; !ok {
-			q = allocatable[rn]
+		q = c.Resources.Limits[rn]
+		if q.IsZero() && !strings.HasPrefix(name, v1.ResourceHugePagesPrefix) {
+			q = defaultLimit(pod, rn, allocatable)
 		}
 	} else {
 		q = c.Resources.Requests[rn]
@@ -145,6 +148,19 @@ func ResourceValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, a
 		v = math.Ceil(float64(q.Value()) / float64(divisor.Value()))
 	}
 	return strconv.FormatInt(int64(v), 10), nil
+}
+
+// defaultLimit is the limit of resource rn of a container that sets none:
+// the pod-level one when the pod sets it (only cpu and memory are
+// pod-level resources the downward API shows), the node's allocatable
+// otherwise (zero when not known).
+func defaultLimit(pod *v1.Pod, rn v1.ResourceName, allocatable v1.ResourceList) resource.Quantity {
+	if pod.Spec.Resources != nil && (rn == v1.ResourceCPU || rn == v1.ResourceMemory) {
+		if q := pod.Spec.Resources.Limits[rn]; !q.IsZero() {
+			return q
+		}
+	}
+	return allocatable[rn]
 }
 
 func findContainer(pod *v1.Pod, name string) *v1.Container {

@@ -98,3 +98,47 @@ func TestResourceValue(t *testing.T) {
 }
 
 func resourceQ(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+
+// A container without a cpu or memory limit shows the pod-level limit
+// (spec.resources.limits) before the node's allocatable, as the kubelet's
+// defaultPodLimitsForDownwardAPI; its own limit and requests stay its own.
+func TestResourceValuePodLevelLimits(t *testing.T) {
+	pod := testPod()
+	pod.Spec.Resources = &v1.ResourceRequirements{
+		Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("256Mi")},
+	}
+	alloc := v1.ResourceList{
+		v1.ResourceCPU:              resource.MustParse("4"),
+		v1.ResourceMemory:           resource.MustParse("8Gi"),
+		v1.ResourceEphemeralStorage: resource.MustParse("20Gi"),
+	}
+	mi := resource.MustParse("1Mi")
+	for _, tt := range []struct {
+		name      string
+		container int
+		fs        v1.ResourceFieldSelector
+		alloc     v1.ResourceList
+		want      string
+	}{
+		{"memory limit from the pod", 0, v1.ResourceFieldSelector{Resource: "limits.memory", Divisor: mi}, alloc, "256"},
+		{"own cpu limit kept", 0, v1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1m")}, alloc, "500"},
+		{"cpu limit from the pod", 1, v1.ResourceFieldSelector{Resource: "limits.cpu"}, alloc, "2"},
+		{"by container name", 0, v1.ResourceFieldSelector{ContainerName: "side", Resource: "limits.memory", Divisor: mi}, alloc, "256"},
+		{"ephemeral-storage is no pod-level resource", 1, v1.ResourceFieldSelector{Resource: "limits.ephemeral-storage", Divisor: resource.MustParse("1Gi")}, alloc, "20"},
+		{"requests are the container's", 1, v1.ResourceFieldSelector{Resource: "requests.memory"}, alloc, "0"},
+		{"allocatable not known", 1, v1.ResourceFieldSelector{Resource: "limits.memory", Divisor: mi}, nil, "256"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ResourceValue(&tt.fs, pod, &pod.Spec.Containers[tt.container], tt.alloc)
+			if err != nil || got != tt.want {
+				t.Errorf("got %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
+	// A pod-level cpu limit alone: memory still defaults to allocatable.
+	pod.Spec.Resources.Limits = v1.ResourceList{v1.ResourceCPU: resource.MustParse("2")}
+	if got, _ := ResourceValue(&v1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Gi")}, pod, &pod.Spec.Containers[1], alloc); got != "8" {
+		t.Errorf("memory limit with a pod-level cpu limit only = %q, want the allocatable 8", got)
+	}
+}

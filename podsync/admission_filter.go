@@ -152,7 +152,9 @@ func quantityValue(name v1.ResourceName, q resource.Quantity) int64 {
 
 // podRequests is the pod's effective request as the kubelet computes it:
 // the larger of the app containers plus sidecars and of each init
-// container plus the sidecars started before it, plus overhead.
+// container plus the sidecars started before it, plus overhead; the
+// pod-level requests (spec.resources) in their place for the resources
+// they name.
 func podRequests(pod *v1.Pod) v1.ResourceList {
 	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 }

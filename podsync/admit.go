@@ -2,12 +2,15 @@ package podsync
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // unsupported names the pod-spec features the agent does not implement
@@ -21,8 +24,21 @@ func unsupported(pod *v1.Pod) error {
 	if pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers {
 		add("hostUsers: false")
 	}
-	if pod.Spec.Resources != nil && (len(pod.Spec.Resources.Requests) > 0 || len(pod.Spec.Resources.Limits) > 0 || len(pod.Spec.Resources.Claims) > 0) {
-		add("pod-level resources (spec.resources)")
+	if r := pod.Spec.Resources; r != nil {
+		// Pod-level cpu, memory and hugepages are honoured (podcgroups,
+		// linuxResources, admission); the apiserver refuses other names,
+		// but a static pod's spec is not validated by it.
+		names := v1.ResourceList{}
+		maps.Copy(names, r.Requests)
+		maps.Copy(names, r.Limits)
+		for _, name := range slices.Sorted(maps.Keys(names)) {
+			if !resourcehelper.IsSupportedPodLevelResource(name) {
+				add("pod-level resource %s (spec.resources: only cpu, memory and hugepages-<size>)", name)
+			}
+		}
+		if len(r.Claims) > 0 {
+			add("pod-level resource claims (spec.resources.claims)")
+		}
 	}
 	for _, v := range pod.Spec.Volumes {
 		src := v.VolumeSource

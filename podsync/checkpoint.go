@@ -208,7 +208,7 @@ func readGrants(path string) (map[types.UID]allocation, error) {
 		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
 	}
 	for uid, g := range data.Entries {
-		if uid == "" || g == nil {
+		if uid == "" || g.containers == nil {
 			return nil, fmt.Errorf("%s is corrupt: an entry without pod UID or grant", path)
 		}
 	}

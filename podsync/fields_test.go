@@ -54,6 +54,7 @@ var honouredFields = map[string]string{
 	"PodSpec.SchedulingGates":               "the scheduler's",
 	"PodSpec.SchedulingGroup":               "the scheduler's",
 	"PodSpec.HostnameOverride":              "podHostname",
+	"PodSpec.Resources":                     "pod-level resources: podcgroups.PodSettings (the pod's cgroup), podcgroups.QOSClass, linuxResources and oomScoreAdj (linux.go), podRequests (admission), eviction ranking, podenv.ResourceValue; names other than cpu, memory and hugepages-* and claims refused by unsupported()",
 
 	"Container.Name":                     "CRI metadata",
 	"Container.Image":                    "ensureImage",
@@ -128,7 +129,6 @@ var honouredFields = map[string]string{
 var refusedFields = map[string]string{
 	"PodSpec.HostUsers":            "hostUsers: false",
 	"PodSpec.ResourceClaims":       "resourceClaims",
-	"PodSpec.Resources":            "pod-level resources",
 	"Container.RestartPolicyRules": "restartPolicyRules",
 	"Container.VolumeDevices":      "volumeDevices",
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodeagent/nodeagent/hugepages"
@@ -26,22 +28,24 @@ func (s *Syncer) containerLinux(pod *v1.Pod, c *v1.Container, user *imageUser) *
 // generateLinuxContainerResources: CPU shares from the request (or the
 // limit), a CFS quota from the CPU limit, the memory limit, the OOM
 // score adjustment of the pod's QoS class and a limit of each huge page
-// size (hugepageLimits). A resize (resize.go) sends the same values to a
+// size (hugepageLimits). In a pod with pod-level resources a container
+// without a CPU or memory limit of its own runs with the pod's
+// (containerLimits). A resize (resize.go) sends the same values to a
 // running container.
 func (s *Syncer) linuxResources(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerResources {
-	res := &runtimeapi.LinuxContainerResources{CpuShares: podcgroups.MinShares}
+	cpuLimit, memLimit := containerLimits(pod, c)
+	res := &runtimeapi.LinuxContainerResources{}
 	if req, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
 		res.CpuShares = podcgroups.MilliToShares(req.MilliValue())
-	} else if lim, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		res.CpuShares = podcgroups.MilliToShares(lim.MilliValue())
+	} else {
+		// No request: the limit stands for it (MinShares without one).
+		res.CpuShares = podcgroups.MilliToShares(cpuLimit.MilliValue())
 	}
-	if lim, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		if q := podcgroups.MilliToQuota(lim.MilliValue()); q > 0 {
-			res.CpuPeriod, res.CpuQuota = podcgroups.CPUPeriod, q
-		}
+	if q := podcgroups.MilliToQuota(cpuLimit.MilliValue()); q > 0 {
+		res.CpuPeriod, res.CpuQuota = podcgroups.CPUPeriod, q
 	}
-	if lim, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
-		res.MemoryLimitInBytes = lim.Value()
+	if !memLimit.IsZero() {
+		res.MemoryLimitInBytes = memLimit.Value()
 	}
 	res.OomScoreAdj = oomScoreAdj(pod, c, s.memoryCapacity())
 	res.HugepageLimits = hugepageLimits(s.cfg.HugePageSizes, c.Resources.Limits)
@@ -92,6 +96,25 @@ func (s *Syncer) hugetlbWarning(pod *v1.Pod) {
 		"The node has no hugetlb cgroup controller: the pod's huge pages (%s) are counted at admission but not limited", strings.Join(asked, ", "))
 }
 
+// containerLimits are the CPU and memory limits c runs with, the
+// kubelet's getCPULimit and getMemoryLimit: its own, or, in a pod with
+// pod-level resources, the pod's for one it does not set (zero: no
+// limit). Without that a container would be bounded only by the pod's
+// cgroup, and what reads its own cgroup (a JVM, the Go runtime sizing
+// GOMAXPROCS) would see no limit.
+func containerLimits(pod *v1.Pod, c *v1.Container) (cpu, memory resource.Quantity) {
+	cpu, memory = *c.Resources.Limits.Cpu(), *c.Resources.Limits.Memory()
+	if resourcehelper.IsPodLevelResourcesSet(pod) {
+		if cpu.IsZero() {
+			cpu = *pod.Spec.Resources.Limits.Cpu()
+		}
+		if memory.IsZero() {
+			memory = *pod.Spec.Resources.Limits.Memory()
+		}
+	}
+	return cpu, memory
+}
+
 // memoryCapacity is the node's memory in bytes for the OOM score of
 // burstable containers; 64 GiB when the node's capacity is not known.
 func (s *Syncer) memoryCapacity() int64 {
@@ -111,8 +134,10 @@ const (
 // oomScoreAdj is the kubelet's GetContainerOOMScoreAdjust: node-critical
 // and guaranteed pods -997, best-effort 1000, burstable 1000 minus the
 // container's per-mille share of the node's memory (a sidecar no higher
-// than the app container requesting least), kept within 3..999. The
-// runtime may clamp it.
+// than the app container requesting least), kept within 3..999. In a pod
+// with pod-level requests, each container's request counts with an equal
+// share of the pod's memory request that no container requests
+// (remainingMemoryPerContainer). The runtime may clamp it.
 func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
 	if staticpods.IsNodeCritical(pod) {
 		return guaranteedOOMScoreAdj
@@ -123,7 +148,8 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
 	case v1.PodQOSBestEffort:
 		return besteffortOOMScoreAdj
 	}
-	adj := 1000 - (1000*c.Resources.Requests.Memory().Value())/capacity
+	remaining := remainingMemoryPerContainer(pod)
+	adj := 1000 - (1000*(c.Resources.Requests.Memory().Value()+remaining))/capacity
 	if isSidecarOf(pod, c) {
 		var least *int64
 		for i := range pod.Spec.Containers {
@@ -133,7 +159,7 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
 			}
 		}
 		if least != nil {
-			adj = min(adj, 1000-(1000**least)/capacity)
+			adj = min(adj, 1000-(1000*(*least+remaining))/capacity)
 		}
 	}
 	if adj < 1000+guaranteedOOMScoreAdj {
@@ -143,6 +169,23 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
 		return adj - 1
 	}
 	return adj
+}
+
+// remainingMemoryPerContainer is the kubelet's
+// remainingPodMemReqPerContainer: the pod-level memory request less what
+// the containers request together (as the scheduler counts them), divided
+// by the number of init and app containers; 0 without a pod-level memory
+// request.
+func remainingMemoryPerContainer(pod *v1.Pod) int64 {
+	if !resourcehelper.IsPodLevelRequestsSet(pod) || pod.Spec.Resources.Requests.Memory().IsZero() {
+		return 0
+	}
+	n := int64(len(pod.Spec.InitContainers) + len(pod.Spec.Containers))
+	if n == 0 {
+		return 0
+	}
+	containers := resourcehelper.AggregateContainerRequests(pod, resourcehelper.PodResourcesOptions{})
+	return (pod.Spec.Resources.Requests.Memory().Value() - containers.Memory().Value()) / n
 }
 
 // isSidecarOf reports whether c is one of pod's sidecars.

@@ -62,6 +62,16 @@ import (
 // are resized as the others (the node declares
 // InPlacePodVerticalScalingInitContainers, without which the apiserver
 // refuses it); one that is done keeps its grant for the status.
+//
+// Pod-level resources (spec.resources): a resize of the containers of such
+// a pod is granted and applied as any other (the pod-level requests, which
+// stand for the containers' in the fit, do not change; a container
+// without a limit of its own keeps running with the pod's). A resize of
+// spec.resources itself is not done: the node does not declare
+// InPlacePodLevelResourcesVerticalScaling, so the apiserver refuses it for
+// this node; one that comes all the same is Infeasible (PodResizePending)
+// and the pod keeps what it was granted, as the kubelet with that feature
+// gate off.
 
 // deferredRetry is how often a deferred resize is tried again; the
 // kubelet also retries when a pod leaves or another resize ends.
@@ -70,15 +80,39 @@ const deferredRetry = 5 * time.Second
 // resizeRetry is when a resize whose actuation failed is tried again.
 const resizeRetry = 10 * time.Second
 
-// allocation is what the node granted the containers of a pod: their
-// resources by name, init and app containers.
-type allocation map[string]v1.ResourceRequirements
+// allocation is what the node granted a pod: the resources of its
+// containers by name, init and app containers, and its pod-level
+// resources (spec.resources), which a resize does not change here.
+type allocation struct {
+	containers map[string]v1.ResourceRequirements
+	pod        *v1.ResourceRequirements
+}
+
+// allocationJSON is an allocation as the checkpoint keeps it
+// (checkpoint.go).
+type allocationJSON struct {
+	Containers map[string]v1.ResourceRequirements `json:"containers"`
+	Pod        *v1.ResourceRequirements           `json:"pod,omitempty"`
+}
+
+func (a allocation) MarshalJSON() ([]byte, error) {
+	return json.Marshal(allocationJSON{Containers: a.containers, Pod: a.pod})
+}
+
+func (a *allocation) UnmarshalJSON(b []byte) error {
+	var j allocationJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	a.containers, a.pod = j.Containers, j.Pod
+	return nil
+}
 
 func specAllocation(pod *v1.Pod) allocation {
-	a := allocation{}
+	a := allocation{containers: map[string]v1.ResourceRequirements{}, pod: pod.Spec.Resources.DeepCopy()}
 	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range cs {
-			a[cs[i].Name] = *cs[i].Resources.DeepCopy()
+			a.containers[cs[i].Name] = *cs[i].Resources.DeepCopy()
 		}
 	}
 	return a
@@ -88,7 +122,7 @@ func specAllocation(pod *v1.Pod) allocation {
 func (a allocation) matches(pod *v1.Pod) bool {
 	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range cs {
-			if r, ok := a[cs[i].Name]; ok && !apiequality.Semantic.DeepEqual(r, cs[i].Resources) {
+			if r, ok := a.containers[cs[i].Name]; ok && !apiequality.Semantic.DeepEqual(r, cs[i].Resources) {
 				return false
 			}
 		}
@@ -96,22 +130,37 @@ func (a allocation) matches(pod *v1.Pod) bool {
 	return true
 }
 
+// podLevelMatches reports whether pod's spec.resources are the granted
+// ones.
+func (a allocation) podLevelMatches(pod *v1.Pod) bool {
+	return apiequality.Semantic.DeepEqual(a.pod, pod.Spec.Resources)
+}
+
 // apply returns pod with the granted resources in place of those its spec
-// asks for: pod itself when they are the same, else a copy.
+// asks for: pod itself when they are the same (or nothing was granted
+// yet), else a copy.
 func (a allocation) apply(pod *v1.Pod) *v1.Pod {
-	if a == nil || a.matches(pod) {
+	if a.containers == nil || (a.matches(pod) && a.podLevelMatches(pod)) {
 		return pod
 	}
 	out := pod.DeepCopy()
+	out.Spec.Resources = a.pod.DeepCopy()
 	for _, cs := range [][]v1.Container{out.Spec.InitContainers, out.Spec.Containers} {
 		for i := range cs {
-			if r, ok := a[cs[i].Name]; ok {
+			if r, ok := a.containers[cs[i].Name]; ok {
 				cs[i].Resources = *r.DeepCopy()
 			}
 		}
 	}
 	return out
 }
+
+// podLevelResizeMessage is why a resize of pod-level resources is
+// infeasible: the node does not declare InPlacePodLevelResourcesVerticalScaling
+// (agent/node.go), so the apiserver lets none through; one that comes all
+// the same (an older apiserver) is refused, the pod keeping what it was
+// granted.
+const podLevelResizeMessage = "resize of pod-level resources (spec.resources) is not supported by nodeagent: the node does not declare InPlacePodLevelResourcesVerticalScaling"
 
 // resizeState is what the agent knows of a pod's resizes, for its status
 // and events.
@@ -163,6 +212,11 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 			a.allocated[pod.UID] = granted
 			delete(a.restored, pod.UID)
 		}
+	}
+	if ok && !granted.podLevelMatches(pod) {
+		a.mu.Unlock()
+		s.infeasible(ctx, pod, podLevelResizeMessage)
+		return granted.apply(pod), 0
 	}
 	if !ok || granted.matches(pod) {
 		if !ok {
@@ -239,6 +293,27 @@ func (s *Syncer) allocate(ctx context.Context, pod *v1.Pod) (*v1.Pod, time.Durat
 		return pod, 0
 	}
 	return granted.apply(pod), deferredRetry
+}
+
+// infeasible marks the resize of pod as one the node will not grant
+// whatever it frees (PodResizePending, reason Infeasible, with msg), with
+// the kubelet's ResizeInfeasible event once per generation and message.
+// It is decided again when the spec changes.
+func (s *Syncer) infeasible(ctx context.Context, pod *v1.Pod, msg string) {
+	s.mu.Lock()
+	r := s.resizeOf(pod.UID)
+	changed := r.pending == nil || r.pending.Reason != v1.PodReasonInfeasible || r.pending.ObservedGeneration != pod.Generation || r.pending.Message != msg
+	if changed {
+		r.pending = &v1.PodCondition{
+			Type: v1.PodResizePending, Status: v1.ConditionTrue, Reason: v1.PodReasonInfeasible,
+			Message: msg, ObservedGeneration: pod.Generation,
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		klog.FromContext(ctx).V(2).Info("Pod resize", "event", "ResizeInfeasible", "message", msg)
+		s.recorder.Event(pod, v1.EventTypeWarning, "ResizeInfeasible", resizeMessage("Pod resize Infeasible", pod, msg))
+	}
 }
 
 // allocatable is what the node offers pods: the node's allocatable, or

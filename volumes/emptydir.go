@@ -7,10 +7,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/nodeagent/nodeagent/hugepages"
+	"github.com/nodeagent/nodeagent/podcgroups"
 )
 
 // Mounter makes the mounts of pod volumes: the tmpfs of memory-backed
@@ -163,8 +163,8 @@ func hugePagesWanted(pageSize int64) string {
 
 // memoryVolumeSize is the size of a memory-backed volume, as the kubelet's
 // calculateEmptyDirMemorySize: the node's allocatable memory, or the pod's
-// memory limit when it has one (every container declares a memory limit)
-// that is smaller, or the volume's sizeLimit when it is smaller still. 0
+// memory limit when it has one (every container declares a memory limit,
+// or the pod does in spec.resources) that is smaller, or the volume's sizeLimit when it is smaller still. 0
 // (no limit) only when none of them is known.
 func (m *Manager) memoryVolumeSize(pod *v1.Pod, sizeLimit *resource.Quantity) int64 {
 	var size int64
@@ -185,22 +185,10 @@ func (m *Manager) memoryVolumeSize(pod *v1.Pod, sizeLimit *resource.Quantity) in
 	return size
 }
 
-// podMemoryLimit is the pod's effective memory limit, 0 when a container
-// has none (the pod's cgroup is then unlimited, as the kubelet's
-// ResourceConfigForPod).
+// podMemoryLimit is the memory limit of the pod's cgroup, 0 when it has
+// none: the kubelet sizes the volume with ResourceConfigForPod, which
+// podcgroups.ResourceSettings is (a burstable pod has a limit when every
+// container declares one or the pod declares one in spec.resources).
 func podMemoryLimit(pod *v1.Pod) int64 {
-	if !resourcehelper.IsPodLevelLimitsSet(pod) {
-		for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-			for i := range list {
-				if _, ok := list[i].Resources.Limits[v1.ResourceMemory]; !ok {
-					return 0
-				}
-			}
-		}
-	}
-	q, ok := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})[v1.ResourceMemory]
-	if !ok {
-		return 0
-	}
-	return q.Value()
+	return max(podcgroups.ResourceSettings(pod).Memory, 0)
 }

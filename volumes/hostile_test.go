@@ -210,6 +210,18 @@ func TestMemoryVolumeSize(t *testing.T) {
 		return p
 	}
 	q := func(mb int64) *resource.Quantity { v := mi(mb); return &v }
+	// podLevel sets pod-level limits (and requests equal to them).
+	podLevel := func(p *v1.Pod, cpu, memMB string) *v1.Pod {
+		l := v1.ResourceList{}
+		if cpu != "" {
+			l[v1.ResourceCPU] = resource.MustParse(cpu)
+		}
+		if memMB != "" {
+			l[v1.ResourceMemory] = resource.MustParse(memMB + "Mi")
+		}
+		p.Spec.Resources = &v1.ResourceRequirements{Limits: l, Requests: l.DeepCopy()}
+		return p
+	}
 	for _, tc := range []struct {
 		name  string
 		alloc int64
@@ -224,6 +236,12 @@ func TestMemoryVolumeSize(t *testing.T) {
 		{"pod limit when sizeLimit is larger", 1024, limited(64), q(512), 64},
 		{"sizeLimit over allocatable ignored", 1024, limited(0), q(4096), 1024},
 		{"nothing known", 0, limited(0), nil, 0},
+		{"pod-level memory limit", 1024, podLevel(limited(64, 0), "", "256"), nil, 256},
+		{"pod-level memory limit over allocatable", 1024, podLevel(limited(0), "", "2048"), nil, 1024},
+		// A pod-level cpu limit alone leaves memory as the containers
+		// declare it: one has none, the pod's cgroup has no memory limit.
+		{"pod-level cpu limit, a container without memory limit", 1024, podLevel(limited(64, 0), "1", ""), nil, 1024},
+		{"pod-level cpu limit, containers limited", 1024, podLevel(limited(64, 32), "1", ""), nil, 96},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &Manager{NodeAllocatable: func() v1.ResourceList {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 func failed(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed }
@@ -103,9 +104,9 @@ func free(t *testing.T, c kubernetes.Interface, name v1.ResourceName) int64 {
 		if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 			continue
 		}
-		for _, ctr := range p.Spec.Containers {
-			free -= value(ctr.Resources.Requests[name])
-		}
+		// As the agent counts: pod-level requests, init containers and
+		// overhead included.
+		free -= value(resourcehelper.PodRequests(&p, resourcehelper.PodResourcesOptions{})[name])
 	}
 	if free <= 0 {
 		t.Fatalf("no free %s on the node (allocatable %s)", name, alloc.String())

@@ -401,13 +401,14 @@ func prevRestartCount(st *runtimeapi.ContainerStatus) int32 {
 
 // startContainer pulls the images of the image volumes c mounts and its
 // own image if needed (in the kubelet's order), then creates and starts c.
-func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) error {
+func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) (retErr error) {
 	logger := klog.FromContext(ctx).WithValues("container", c.Name)
 	t := time.Now()
 	images, err := s.imageVolumes(ctx, pod, c)
 	if err != nil {
 		return err
 	}
+	defer func() { countImageVolumes(c, images, retErr) }()
 	imageRef, err := s.ensureImage(ctx, pod, c)
 	if err != nil {
 		return err

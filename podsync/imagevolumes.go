@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	crierrors "k8s.io/cri-api/pkg/errors"
 	"k8s.io/klog/v2"
 )
 
@@ -150,6 +152,29 @@ func hasImageVolume(pod *v1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// countImageVolumes counts a start of c with the image volumes images as
+// the kubelet's incrementImageVolumeMetrics: a mount failed when the
+// runtime said it could not mount an image volume (CRI's
+// ImageVolumeMountFailed, which containerd puts in CreateContainer's
+// error), and succeeded otherwise, whatever else failed.
+func countImageVolumes(c *v1.Container, images map[string]*runtimeapi.ImageSpec, err error) {
+	if len(images) == 0 {
+		return
+	}
+	imageVolumeRequested.Add(float64(len(images)))
+	failed := err != nil && strings.Contains(err.Error(), crierrors.ErrImageVolumeMountFailed.Error())
+	for _, m := range c.VolumeMounts {
+		if _, ok := images[m.Name]; !ok {
+			continue
+		}
+		if failed {
+			imageVolumeMountErrors.Inc()
+		} else {
+			imageVolumeMounted.Inc()
+		}
+	}
 }
 
 // imageVolumeMount is the CRI mount of an image volume (the kubelet's

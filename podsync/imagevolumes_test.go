@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/component-base/metrics"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -245,6 +246,41 @@ func TestCheckSubPath(t *testing.T) {
 		err := checkSubPath(sub)
 		if want == "" && err != nil || want != "" && (err == nil || err.Error() != want) {
 			t.Errorf("checkSubPath(%q) = %v, want %q", sub, err, want)
+		}
+	}
+}
+
+// The kubelet's image volume counters: per start, the volumes requested;
+// per mount, a failure only when the runtime could not mount an image.
+func TestCountImageVolumes(t *testing.T) {
+	reg := metrics.NewKubeRegistry()
+	reg.MustRegister(imageVolumeRequested, imageVolumeMounted, imageVolumeMountErrors)
+	value := func(name string) float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == name {
+				return f.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	before := map[string]float64{}
+	names := []string{"kubelet_image_volume_requested_total", "kubelet_image_volume_mounted_succeed_total", "kubelet_image_volume_mounted_errors_total"}
+	for _, n := range names {
+		before[n] = value(n)
+	}
+	c := &v1.Container{Name: "c", VolumeMounts: []v1.VolumeMount{{Name: "img", MountPath: "/a"}, {Name: "img", MountPath: "/b"}, {Name: "scratch", MountPath: "/s"}}}
+	images := map[string]*runtimeapi.ImageSpec{"img": {Image: "sha256:1"}}
+	countImageVolumes(c, images, nil)
+	countImageVolumes(c, images, errors.New(`create container "c": rpc error: code = Unknown desc = failed to mount: ImageVolumeMountFailed: only directory subpath is supported`))
+	countImageVolumes(c, nil, errors.New("no image volume"))
+	for n, want := range map[string]float64{names[0]: 2, names[1]: 2, names[2]: 2} {
+		if got := value(n) - before[n]; got != want {
+			t.Errorf("%s grew by %v, want %v", n, got, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package podsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -173,27 +174,22 @@ func expandSubPathExpr(expr string, env map[string]string) (string, error) {
 		sort.Strings(names)
 		return "", fmt.Errorf("missing value for %s", strings.Join(names, ", "))
 	}
-	if strings.HasPrefix(out, "/") {
-		return "", fmt.Errorf("expanded to %q, which must not be an absolute path", out)
-	}
-	for _, part := range strings.Split(out, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("expanded to %q, which must not contain '..'", out)
-		}
+	if err := checkSubPath(out); err != nil {
+		return "", fmt.Errorf("expanded to %q, which %w", out, err)
 	}
 	return out, nil
 }
 
 // checkSubPath refuses, as the kubelet's makeMounts, a subPath that is
-// absolute or climbs out of its volume (the apiserver refuses them in the
-// spec; a subPathExpr is checked by expandSubPathExpr).
+// absolute or climbs out of its volume (the apiserver refuses such a
+// subPath in the spec, not what a subPathExpr expands to).
 func checkSubPath(sub string) error {
 	if strings.HasPrefix(sub, "/") {
-		return fmt.Errorf("must not be an absolute path")
+		return errors.New("must not be an absolute path")
 	}
 	for _, part := range strings.Split(sub, "/") {
 		if part == ".." {
-			return fmt.Errorf("must not contain '..'")
+			return errors.New("must not contain '..'")
 		}
 	}
 	return nil

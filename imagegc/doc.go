@@ -8,7 +8,9 @@
 // images (CRI ListImages) and all its containers, running or exited (CRI
 // ListContainers without a filter, whoever created them): an image is in
 // use while any container's image ID (or, from runtimes older than CRI
-// v1.30, its image ref) names it. The Manager remembers, in memory only,
+// v1.30, its image ref) names it, or while a container mounts it as an
+// image volume (CRI ContainerStatus mounts, as the kubelet's
+// handleImageVolumes: the listing does not tell them). The Manager remembers, in memory only,
 // when it first saw each image and when it last saw it in use; images
 // gone from the runtime are forgotten. The candidates for removal are the
 // images not in use and not pinned (CRI Image.pinned; containerd pins its
@@ -44,8 +46,7 @@
 // 100 and a maximum age, the threshold still applies: it is reached when
 // less than 1% of the filesystem is available.
 //
-// Left out: the kubelet's image volumes (volumes of type image are refused
-// by package volumes, so no container mounts an image) and the
-// RuntimeClassInImageCriAPI feature gate (alpha, off: images are keyed by
-// ID alone, and removed with the runtime handler they were listed with).
+// Left out: the RuntimeClassInImageCriAPI feature gate (alpha, off:
+// images are keyed by ID alone, and removed with the runtime handler they
+// were listed with).
 package imagegc

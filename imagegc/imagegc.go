@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -38,9 +40,11 @@ const freeDiskSpaceFailedFmt = "Insufficient free disk space on the node's image
 	"Failed to free sufficient space by deleting unused images (freed %d bytes). " +
 	"Investigate disk usage, as it could be used by active images, logs, volumes, or other data."
 
-// Containers lists the runtime's containers: a CRI RuntimeService.
+// Containers lists the runtime's containers and tells their mounts: a CRI
+// RuntimeService.
 type Containers interface {
 	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
+	ContainerStatus(ctx context.Context, containerID string, verbose bool) (*runtimeapi.ContainerStatusResponse, error)
 }
 
 // Images lists and removes the runtime's images: a CRI
@@ -295,6 +299,9 @@ func (m *Manager) detect(ctx context.Context, now time.Time) ([]candidate, error
 			logger.V(5).Info("Container uses image", "containerID", c.GetId(), "imageID", id)
 			inUse.Insert(id)
 		}
+		if err := m.mountedImages(ctx, c.GetId(), inUse); err != nil {
+			return nil, err
+		}
 	}
 	listed := sets.New[string]()
 	for _, img := range images {
@@ -333,6 +340,28 @@ func (m *Manager) detect(ctx context.Context, now time.Time) ([]candidate, error
 		return cmp.Or(a.lastUsed.Compare(b.lastUsed), a.firstDetected.Compare(b.firstDetected), cmp.Compare(a.id, b.id))
 	})
 	return out, nil
+}
+
+// mountedImages adds to inUse the images the container mounts as image
+// volumes (CRI Mount.Image, which ListContainers does not tell), as the
+// kubelet's handleImageVolumes: the mount names the image by the reference
+// its pull returned, the image's ID with containerd and CRI-O. A container
+// gone since the listing mounts nothing; the kubelet fails the pass there.
+func (m *Manager) mountedImages(ctx context.Context, id string, inUse sets.Set[string]) error {
+	resp, err := m.cfg.Containers.ContainerStatus(ctx, id, false)
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get container status of %s: %w", id, err)
+	}
+	for _, mnt := range resp.GetStatus().GetMounts() {
+		if img := mnt.GetImage().GetImage(); img != "" {
+			klog.FromContext(ctx).V(5).Info("Container uses image as mount", "containerID", id, "imageID", img)
+			inUse.Insert(img)
+		}
+	}
+	return nil
 }
 
 // freeOld is the kubelet's freeOldImages: with a MaxAge, once the Manager

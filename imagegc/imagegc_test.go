@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -170,6 +172,56 @@ func TestFreeSpace(t *testing.T) {
 				t.Errorf("events %q", ev)
 			}
 		})
+	}
+}
+
+// An image a container mounts as an image volume is in use, whether the
+// container runs or exited, as the kubelet's handleImageVolumes: the
+// runtime's listing does not tell it, its container status does.
+func TestImageVolumeInUse(t *testing.T) {
+	f := newFixture(t, defaultPolicy, "a", "b", "vol", "exitedvol", "pause")
+	f.use("a")
+	mount := func(id, image string, state runtimeapi.ContainerState) *critesting.FakeContainer {
+		return &critesting.FakeContainer{ContainerStatus: runtimeapi.ContainerStatus{
+			Id: id, State: state, Image: &runtimeapi.ImageSpec{Image: "a"}, ImageRef: "a",
+			Mounts: []*runtimeapi.Mount{
+				{ContainerPath: "/etc/hosts", HostPath: "/var/lib/nodeagent/pods/u/etc-hosts"},
+				{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: "registry.example/" + image + ":1"}},
+			},
+		}}
+	}
+	f.containers.SetFakeContainers([]*critesting.FakeContainer{
+		mount("m1", "vol", runtimeapi.ContainerState_CONTAINER_RUNNING),
+		mount("m2", "exitedvol", runtimeapi.ContainerState_CONTAINER_EXITED),
+	})
+	if err := f.collect(t); err != nil { // first detected now
+		t.Fatal(err)
+	}
+	f.clock.Step(5 * time.Minute)
+	f.available = 0 // usage 100%: everything that can go goes
+	if err := f.collect(t); err == nil {
+		t.Fatal("collect freed enough, want FreeDiskSpaceFailed with images in use")
+	}
+	if got, want := f.left(), []string{"a", "exitedvol", "pause", "vol"}; !slices.Equal(got, want) {
+		t.Errorf("images left %q, want %q", got, want)
+	}
+
+	// A status that cannot be read fails the pass, as the kubelet, and
+	// removes nothing.
+	f.containers.InjectError("ContainerStatus", errors.New("down"))
+	if err := f.collect(t); err == nil || !strings.Contains(err.Error(), "get container status of m") || !strings.HasSuffix(err.Error(), ": down") {
+		t.Errorf("err = %v, want the container status error", err)
+	}
+	// Containers removed since the listing (NotFound) mount nothing.
+	for range 2 {
+		f.containers.InjectError("ContainerStatus", grpcstatus.Error(codes.NotFound, "container not found"))
+	}
+	f.events()
+	if err := f.collect(t); err != nil {
+		t.Errorf("err = %v, want the pass to go on past containers gone and free enough", err)
+	}
+	if got, want := f.left(), []string{"a", "pause"}; !slices.Equal(got, want) {
+		t.Errorf("images left %q, want %q (volumes unused once their containers are gone)", got, want)
 	}
 }
 

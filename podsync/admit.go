@@ -42,8 +42,8 @@ func unsupported(pod *v1.Pod) error {
 	}
 	for _, v := range pod.Spec.Volumes {
 		src := v.VolumeSource
-		if src.EmptyDir == nil && src.ConfigMap == nil && src.Secret == nil && src.DownwardAPI == nil && src.Projected == nil && src.HostPath == nil {
-			add("volume %q: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported", v.Name)
+		if src.EmptyDir == nil && src.ConfigMap == nil && src.Secret == nil && src.DownwardAPI == nil && src.Projected == nil && src.HostPath == nil && src.Image == nil {
+			add("volume %q: only emptyDir, hostPath, configMap, secret, downwardAPI, projected and image volumes are supported", v.Name)
 		}
 	}
 	check := func(kind string, c *v1.Container) {

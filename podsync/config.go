@@ -17,8 +17,9 @@ import (
 	"github.com/nodeagent/nodeagent/podenv"
 )
 
-// containerConfig is the CRI config of one container instance.
-func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, imageRef string, sandbox *runtimeapi.PodSandbox) (*runtimeapi.ContainerConfig, error) {
+// containerConfig is the CRI config of one container instance; images are
+// the pulled images of the image volumes c mounts (imageVolumes).
+func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, imageRef string, images map[string]*runtimeapi.ImageSpec, sandbox *runtimeapi.PodSandbox) (*runtimeapi.ContainerConfig, error) {
 	podIPs, err := s.sandboxIPsOf(ctx, sandbox.Id)
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(e.Value)})
 		envMap[e.Name] = e.Value
 	}
-	mounts, err := s.mounts(ctx, pod, c, podIP, envMap)
+	mounts, err := s.mounts(ctx, pod, c, podIP, envMap, images)
 	if err != nil {
 		return nil, err
 	}

@@ -399,10 +399,16 @@ func prevRestartCount(st *runtimeapi.ContainerStatus) int32 {
 	return 0
 }
 
-// startContainer pulls the image if needed, then creates and starts c.
-func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) error {
+// startContainer pulls the images of the image volumes c mounts and its
+// own image if needed (in the kubelet's order), then creates and starts c.
+func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) (retErr error) {
 	logger := klog.FromContext(ctx).WithValues("container", c.Name)
 	t := time.Now()
+	images, err := s.imageVolumes(ctx, pod, c)
+	if err != nil {
+		return err
+	}
+	defer func() { countImageVolumes(c, images, retErr) }()
 	imageRef, err := s.ensureImage(ctx, pod, c)
 	if err != nil {
 		return err
@@ -412,7 +418,7 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	if err != nil {
 		return err
 	}
-	cfg, err := s.containerConfig(ctx, pod, c, restartCount, imageRef, sandbox)
+	cfg, err := s.containerConfig(ctx, pod, c, restartCount, imageRef, images, sandbox)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,11 @@
 // container. Volume mounts (mounts.go) of agent-written volumes are
 // read-only, subPaths are bind-mounted safely by the volume manager, and
 // the termination message is read only from the agent's own file
-// (termination.go). imagePullSecrets are passed to the runtime as the
+// (termination.go). Image volumes (imagevolumes.go) are pulled as
+// container images are, in a sync that starts a container, and mounted
+// read-only by the runtime (CRI Mount.Image, the subPath as ImageSubPath);
+// a container mounting one whose pull failed waits with ErrImagePull or
+// ImagePullBackOff. imagePullSecrets are passed to the runtime as the
 // kubelet's keyring matches them (pullauth.go). Pulls are serialized or
 // bounded node-wide and rate-limited as the kubelet's (puller.go,
 // Config.SerializeImagePulls and the fields after it); the crash-loop

@@ -105,6 +105,10 @@ var honouredFields = map[string]string{
 	"VolumeSource.DownwardAPI": "volumes",
 	"VolumeSource.ConfigMap":   "volumes",
 	"VolumeSource.Projected":   "volumes",
+	"VolumeSource.Image":       "imageVolumes (imagevolumes.go): pulled before the containers that mount it, mounted read-only by the runtime (CRI Mount.Image)",
+
+	"ImageVolumeSource.Reference":  "pullImageVolumes, imageVolumeSpec (UserSpecifiedImage)",
+	"ImageVolumeSource.PullPolicy": "pullImageVolumes: pullImage with pullPolicy's default as for containers",
 
 	"VolumeMount.Name":              "mounts",
 	"VolumeMount.ReadOnly":          "mounts",
@@ -155,7 +159,6 @@ var refusedFields = map[string]string{
 	"VolumeSource.StorageOS":             "only emptyDir",
 	"VolumeSource.CSI":                   "only emptyDir",
 	"VolumeSource.Ephemeral":             "only emptyDir",
-	"VolumeSource.Image":                 "only emptyDir",
 }
 
 func TestPodSpecFieldsDecided(t *testing.T) {
@@ -163,7 +166,7 @@ func TestPodSpecFieldsDecided(t *testing.T) {
 		reflect.TypeOf(v1.PodSpec{}), reflect.TypeOf(v1.Container{}), reflect.TypeOf(v1.Probe{}),
 		reflect.TypeOf(v1.ProbeHandler{}), reflect.TypeOf(v1.Lifecycle{}), reflect.TypeOf(v1.LifecycleHandler{}),
 		reflect.TypeOf(v1.VolumeSource{}), reflect.TypeOf(v1.VolumeMount{}), reflect.TypeOf(v1.EnvVarSource{}),
-		reflect.TypeOf(v1.EphemeralContainer{}),
+		reflect.TypeOf(v1.EphemeralContainer{}), reflect.TypeOf(v1.ImageVolumeSource{}),
 	}
 	seen := map[string]bool{}
 	for _, typ := range types {

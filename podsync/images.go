@@ -27,52 +27,72 @@ func (e *pullError) Error() string { return e.reason + ": " + e.message }
 const invalidImageRetry = 30 * time.Second
 
 // ensureImage returns the image reference to create c with, pulling the
-// image as imagePullPolicy says.
+// image as imagePullPolicy says; a failure is also c's waiting reason.
 func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) (string, error) {
+	ref, err := s.pullImage(ctx, pod, c.Image, c.ImagePullPolicy)
+	var pe *pullError
+	if errors.As(err, &pe) {
+		s.setWaiting(pod.UID, c.Name, pe.reason, pe.message)
+	}
+	return ref, err
+}
+
+// pullPolicy is policy, or when it is empty the API's default: Always for
+// an image tagged :latest or without a tag or digest, IfNotPresent
+// otherwise. The apiserver defaults both a container's imagePullPolicy
+// and an image volume's pullPolicy so; a pod from a manifest may have
+// neither.
+func pullPolicy(image string, policy v1.PullPolicy) v1.PullPolicy {
+	if policy != "" {
+		return policy
+	}
+	if strings.HasSuffix(image, ":latest") || !strings.Contains(lastPathElem(image), ":") && !strings.Contains(image, "@") {
+		return v1.PullAlways
+	}
+	return v1.PullIfNotPresent
+}
+
+// pullImage makes image present as policy says, for a container or an
+// image volume of pod alike (the kubelet's EnsureImageExists): it returns
+// the reference the runtime knows the image by, or a *pullError with the
+// kubelet's reason and message, after the kubelet's events (on the pod).
+// Pulls take the node's turns (puller.go) and back off per image and pod.
+func (s *Syncer) pullImage(ctx context.Context, pod *v1.Pod, image string, policy v1.PullPolicy) (string, error) {
 	// A reference that does not parse is refused before the runtime sees
 	// it, with the kubelet's reason, event and message (its
 	// applyDefaultImageTag): InvalidImageName, not a pull failure.
-	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
-		msg := fmt.Sprintf("Failed to apply default image tag %q: couldn't parse image name %q: %v", c.Image, c.Image, err)
-		s.setWaiting(pod.UID, c.Name, "InvalidImageName", msg)
+	if _, err := reference.ParseNormalizedNamed(image); err != nil {
+		msg := fmt.Sprintf("Failed to apply default image tag %q: couldn't parse image name %q: %v", image, image, err)
 		s.recorder.Event(pod, v1.EventTypeWarning, "InspectFailed", msg)
 		return "", &pullError{"InvalidImageName", msg, invalidImageRetry}
 	}
-	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
-	policy := c.ImagePullPolicy
-	if policy == "" {
-		policy = v1.PullIfNotPresent
-		if strings.HasSuffix(c.Image, ":latest") || !strings.Contains(lastPathElem(c.Image), ":") && !strings.Contains(c.Image, "@") {
-			policy = v1.PullAlways
-		}
-	}
+	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: image}
+	policy = pullPolicy(image, policy)
 	if policy != v1.PullAlways {
 		st, err := s.images.ImageStatus(ctx, spec, false)
 		if err != nil {
-			return "", fmt.Errorf("image status of %q: %w", c.Image, err)
+			return "", fmt.Errorf("image status of %q: %w", image, err)
 		}
 		if st.GetImage() != nil {
-			s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+			s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", image)
 			return st.Image.Id, nil
 		}
 		if policy == v1.PullNever {
-			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
-			s.setWaiting(pod.UID, c.Name, "ErrImageNeverPull", msg)
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)
 			s.recorder.Event(pod, v1.EventTypeWarning, "ErrImageNeverPull", msg)
 			return "", &pullError{"ErrImageNeverPull", msg, 0}
 		}
 	}
-	key := c.Image + "/" + string(pod.UID)
+	key := image + "/" + string(pod.UID)
 	now := s.clock.Now()
 	if s.pullBackoff.IsInBackOffSinceUpdate(key, now) {
-		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
-		s.setWaiting(pod.UID, c.Name, "ImagePullBackOff", msg)
+		msg := fmt.Sprintf("Back-off pulling image %q", image)
 		s.recorder.Event(pod, v1.EventTypeNormal, "BackOff", msg)
 		return "", &pullError{"ImagePullBackOff", msg, s.pullBackoff.Get(key)}
 	}
 	start := s.clock.Now()
-	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
-	auths := s.pullAuth(ctx, pod, c.Image)
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", image)
+	auths := s.pullAuth(ctx, pod, image)
 	if len(auths) == 0 {
 		auths = []*runtimeapi.AuthConfig{nil}
 	}
@@ -103,18 +123,17 @@ func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 		return err
 	})
 	if errors.Is(err, errPullWaitCancelled) {
-		return "", fmt.Errorf("pull image %q: %w", c.Image, err)
+		return "", fmt.Errorf("pull image %q: %w", image, err)
 	}
 	if err != nil {
 		s.pullBackoff.Next(key, now)
-		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
-		s.setWaiting(pod.UID, c.Name, "ErrImagePull", msg)
+		msg := fmt.Sprintf("Failed to pull image %q: %v", image, err)
 		s.recorder.Event(pod, v1.EventTypeWarning, "Failed", msg)
 		return "", &pullError{"ErrImagePull", msg, s.pullBackoff.Get(key)}
 	}
 	s.pullBackoff.Reset(key)
 	s.recorder.Eventf(pod, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.",
-		c.Image, pullTime.Truncate(time.Millisecond), s.clock.Since(start).Truncate(time.Millisecond), size)
+		image, pullTime.Truncate(time.Millisecond), s.clock.Since(start).Truncate(time.Millisecond), size)
 	return ref, nil
 }
 

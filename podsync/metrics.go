@@ -25,6 +25,27 @@ var (
 		Buckets:        []float64{0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600},
 		StabilityLevel: metrics.ALPHA,
 	})
+	// The kubelet's image volume counters (incrementImageVolumeMetrics):
+	// per start of a container that mounts image volumes, the volumes it
+	// got, and per such mount whether the runtime mounted it.
+	imageVolumeRequested = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      "kubelet",
+		Name:           "image_volume_requested_total",
+		Help:           "Number of requested image volumes.",
+		StabilityLevel: metrics.BETA,
+	})
+	imageVolumeMounted = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      "kubelet",
+		Name:           "image_volume_mounted_succeed_total",
+		Help:           "Number of successful image volume mounts.",
+		StabilityLevel: metrics.BETA,
+	})
+	imageVolumeMountErrors = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      "kubelet",
+		Name:           "image_volume_mounted_errors_total",
+		Help:           "Number of failed image volume mounts.",
+		StabilityLevel: metrics.BETA,
+	})
 	registerOnce sync.Once
 )
 
@@ -32,7 +53,7 @@ var (
 // server exposes on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(phaseDuration, podStartSLI)
+		legacyregistry.MustRegister(phaseDuration, podStartSLI, imageVolumeRequested, imageVolumeMounted, imageVolumeMountErrors)
 	})
 }
 

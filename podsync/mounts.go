@@ -2,6 +2,7 @@ package podsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -24,8 +25,10 @@ import (
 // A subPath (or a subPathExpr expanded with the container's environment)
 // is bind-mounted by the volume manager from a file descriptor opened
 // without following links (volumes.Manager.SubPath), so the runtime mounts
-// what was checked to be inside the volume.
-func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string, env map[string]string) ([]*runtimeapi.Mount, error) {
+// what was checked to be inside the volume. An image volume is mounted by
+// the runtime from images, the pulled image of each image volume c mounts
+// (imagevolumes.go): read-only, its subPath resolved inside the image.
+func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP string, env map[string]string, images map[string]*runtimeapi.ImageSpec) ([]*runtimeapi.Mount, error) {
 	vols, fresh := s.podVolumePaths(pod.UID)
 	if len(c.VolumeMounts) > 0 && !fresh {
 		var err error
@@ -47,18 +50,6 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 				return nil, fmt.Errorf("%w: subPathExpr %q of mount %q: %w", errConfig, m.SubPathExpr, m.MountPath, err)
 			}
 		}
-		if sub != "" {
-			p, err := s.volumes.SubPath(ctx, pod, m.Name, c.Name, i, host, sub)
-			if err != nil {
-				return nil, fmt.Errorf("%w: subPath %q of mount %q: %w", errConfig, sub, m.MountPath, err)
-			}
-			host = p
-		}
-		readOnly := m.ReadOnly || writtenByAgent(pod, m.Name)
-		rro, err := s.recursiveReadOnly(ctx, pod, m, readOnly)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errConfig, err)
-		}
 		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
 		if m.MountPropagation != nil {
 			switch *m.MountPropagation {
@@ -70,6 +61,33 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 		}
 		if m.MountPath == "/etc/hosts" {
 			hasHosts = true
+		}
+		if isImageVolume(pod, m.Name) {
+			img := images[m.Name]
+			if img == nil {
+				return nil, fmt.Errorf("%w: image volume %q of mount %q was not pulled", errConfig, m.Name, m.MountPath)
+			}
+			if err := checkSubPath(sub); err != nil {
+				return nil, fmt.Errorf("%w: subPath %q of mount %q: %w", errConfig, sub, m.MountPath, err)
+			}
+			rro, err := s.recursiveReadOnly(ctx, pod, m, true)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", errConfig, err)
+			}
+			out = append(out, imageVolumeMount(m, img, sub, rro, prop))
+			continue
+		}
+		if sub != "" {
+			p, err := s.volumes.SubPath(ctx, pod, m.Name, c.Name, i, host, sub)
+			if err != nil {
+				return nil, fmt.Errorf("%w: subPath %q of mount %q: %w", errConfig, sub, m.MountPath, err)
+			}
+			host = p
+		}
+		readOnly := m.ReadOnly || writtenByAgent(pod, m.Name)
+		rro, err := s.recursiveReadOnly(ctx, pod, m, readOnly)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errConfig, err)
 		}
 		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: readOnly,
 			RecursiveReadOnly: rro, Propagation: prop, SelinuxRelabel: s.relabel(pod, m.Name)})
@@ -115,6 +133,16 @@ var selinuxEnabled = sync.OnceValue(func() bool {
 	return err == nil
 })
 
+// isImageVolume reports whether the volume is of type image.
+func isImageVolume(pod *v1.Pod, name string) bool {
+	for i := range pod.Spec.Volumes {
+		if v := &pod.Spec.Volumes[i]; v.Name == name {
+			return v.Image != nil
+		}
+	}
+	return false
+}
+
 // writtenByAgent reports whether the volume is one the agent writes with
 // the atomic writer (configMap, secret, downwardAPI, projected).
 func writtenByAgent(pod *v1.Pod, name string) bool {
@@ -146,15 +174,25 @@ func expandSubPathExpr(expr string, env map[string]string) (string, error) {
 		sort.Strings(names)
 		return "", fmt.Errorf("missing value for %s", strings.Join(names, ", "))
 	}
-	if strings.HasPrefix(out, "/") {
-		return "", fmt.Errorf("expanded to %q, which must not be an absolute path", out)
-	}
-	for _, part := range strings.Split(out, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("expanded to %q, which must not contain '..'", out)
-		}
+	if err := checkSubPath(out); err != nil {
+		return "", fmt.Errorf("expanded to %q, which %w", out, err)
 	}
 	return out, nil
+}
+
+// checkSubPath refuses, as the kubelet's makeMounts, a subPath that is
+// absolute or climbs out of its volume (the apiserver refuses such a
+// subPath in the spec, not what a subPathExpr expands to).
+func checkSubPath(sub string) error {
+	if strings.HasPrefix(sub, "/") {
+		return errors.New("must not be an absolute path")
+	}
+	for _, part := range strings.Split(sub, "/") {
+		if part == ".." {
+			return errors.New("must not contain '..'")
+		}
+	}
+	return nil
 }
 
 // recursiveReadOnly resolves a mount's recursiveReadOnly as the kubelet:

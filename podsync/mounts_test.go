@@ -32,12 +32,12 @@ func TestMountsReadOnlyAndSubPathExpr(t *testing.T) {
 		{Name: "scratch", MountPath: "/expr", SubPathExpr: "$(POD_NAME)/logs"},
 		{Name: "scratch", MountPath: "/rro", ReadOnly: true, RecursiveReadOnly: &rro},
 	}
-	_, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"})
+	_, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "recursive read-only mode, but it is not supported by the runtime") {
 		t.Fatalf("recursiveReadOnly Enabled on a runtime without it: %v", err)
 	}
 	c.VolumeMounts = c.VolumeMounts[:len(c.VolumeMounts)-1]
-	mounts, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"})
+	mounts, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestMountsReadOnlyAndSubPathExpr(t *testing.T) {
 		{"/$(POD_NAME)", "must not be an absolute path"},
 	} {
 		c.VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/expr", SubPathExpr: tc.expr}}
-		_, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web", "EMPTY": "", "UP": ".."})
+		_, err := e.s.mounts(context.Background(), pod, c, "10.1.0.5", map[string]string{"POD_NAME": "web", "EMPTY": "", "UP": ".."}, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, errConfig) {
 			t.Errorf("subPathExpr %q: %v; want a config error %q", tc.expr, err, tc.err)
 		}

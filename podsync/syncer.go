@@ -183,6 +183,9 @@ type Syncer struct {
 	// volumePaths holds, during a sync that set up a pod's volumes, their
 	// host paths (see keepVolumePaths).
 	volumePaths map[types.UID]map[string]string
+	// imagePulls holds, during a sync that started a container, what the
+	// pulls of the pod's image volumes gave (imagevolumes.go).
+	imagePulls map[types.UID]map[string]imageVolumePull
 	// ended holds the pods whose final status the agent wrote when it
 	// ended them (writeEndStatus).
 	ended map[types.UID]bool
@@ -206,6 +209,7 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 		netDown:         map[string]bool{},
 		unreadableCache: map[string]bool{},
 		volumePaths:     map[types.UID]map[string]string{},
+		imagePulls:      map[types.UID]map[string]imageVolumePull{},
 		ended:           map[types.UID]bool{},
 	}
 	return s
@@ -287,6 +291,8 @@ func (s *Syncer) SyncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration,
 	if s.pastDeadline(pod) { // activeDeadlineSeconds: deadline.go
 		return s.failPastDeadline(ctx, pod)
 	}
+	// Image volumes are pulled at most once per sync.
+	defer s.forgetImageVolumes(pod.UID)
 	// From here on pod is as the node runs it: with the resources granted
 	// to its containers, which a resize may not have been yet (resize.go).
 	pod, requeue := s.allocate(ctx, pod)

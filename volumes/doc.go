@@ -59,6 +59,10 @@
 // as such, DirectoryOrCreate makes a 0755 directory, FileOrCreate an empty
 // 0644 file, no type checks nothing. Teardown never touches them.
 //
+// image volumes have nothing on the host: Setup reports them with an
+// empty path, and the agent hands the pulled image to the runtime, which
+// mounts it (package podsync, imagevolumes.go).
+//
 // Any other volume type (persistentVolumeClaim, csi, nfs, ...) makes
 // Setup fail with an error matching ErrUnsupported that names the volume and
 // its type. A missing ConfigMap or Secret that is not optional fails with an

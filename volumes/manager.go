@@ -130,6 +130,11 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume) 
 		return dir, m.setupEmptyDir(ctx, pod, vol.Name, dir, src.EmptyDir)
 	case src.HostPath != nil:
 		return setupHostPath(src.HostPath)
+	case src.Image != nil:
+		// Nothing on the host: the runtime mounts the image itself (CRI
+		// Mount.Image), as with the kubelet's image plugin, whose SetUp
+		// does nothing and whose path is "".
+		return "", nil
 	case src.ConfigMap != nil:
 		plugin = pluginConfigMap
 		payload, err = m.configMapPayload(ctx, pod, src.ConfigMap.Name, src.ConfigMap.Items,

@@ -187,7 +187,6 @@ func TestUnsupported(t *testing.T) {
 		{v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "d"}}, "csi"},
 		{v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{}}, "ephemeral"},
 		{v1.VolumeSource{NFS: &v1.NFSVolumeSource{}}, "nfs"},
-		{v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: "busybox"}}, "image"},
 		{v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
 			{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Path: "b"}}}}}, "clusterTrustBundle projection"},
 		{v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: "Tape"}}, `emptyDir medium "Tape"`},
@@ -204,6 +203,24 @@ func TestUnsupported(t *testing.T) {
 				t.Errorf("err = %q, want it to contain %q", err, want)
 			}
 		})
+	}
+}
+
+// An image volume is the runtime's to mount: Setup reports it with no
+// path and makes nothing for it in the pod's directory, as the kubelet's
+// image plugin.
+func TestImageVolumeHasNoDirectory(t *testing.T) {
+	e := newEnv(t)
+	pod := basePod(v1.Volume{Name: "data", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: "busybox:1.36"}}})
+	paths, err := e.m.Setup(t.Context(), pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := paths["data"]; !ok || p != "" {
+		t.Errorf("paths = %v, want data with an empty path", paths)
+	}
+	if _, err := os.Lstat(filepath.Join(e.m.podDir(pod.UID), "volumes")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("volumes directory of a pod with only an image volume: %v, want none", err)
 	}
 }
 

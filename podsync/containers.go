@@ -368,8 +368,11 @@ func (s *Syncer) start(ctx context.Context, pod *v1.Pod, c *v1.Container, restar
 		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %s", msg)
 		return 0, true, err
 	default:
-		s.setWaiting(pod.UID, c.Name, "CreateContainerError", err.Error())
-		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
+		// The kubelet's ErrCreateContainer: the runtime's message, without
+		// the gRPC code or our wrapping.
+		msg := grpcMessage(err)
+		s.setWaiting(pod.UID, c.Name, "CreateContainerError", msg)
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %s", msg)
 		return 0, false, err
 	}
 }

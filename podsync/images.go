@@ -32,6 +32,8 @@ func (s *Syncer) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container) 
 	ref, err := s.pullImage(ctx, pod, c.Image, c.ImagePullPolicy)
 	var pe *pullError
 	if errors.As(err, &pe) {
+		// The kubelet's startContainer records the reason as an event too.
+		s.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %s", pe.reason)
 		s.setWaiting(pod.UID, c.Name, pe.reason, pe.message)
 	}
 	return ref, err

@@ -158,7 +158,10 @@ func hasImageVolume(pod *v1.Pod) bool {
 // the kubelet's incrementImageVolumeMetrics: a mount failed when the
 // runtime said it could not mount an image volume (CRI's
 // ImageVolumeMountFailed, which containerd puts in CreateContainer's
-// error), and succeeded otherwise, whatever else failed.
+// error), and succeeded otherwise, whatever else failed. The kubelet
+// looks for that text at the start of the message, where containerd 2.2
+// does not put it (it counts such failures as mounted); we look anywhere,
+// deliberately.
 func countImageVolumes(c *v1.Container, images map[string]*runtimeapi.ImageSpec, err error) {
 	if len(images) == 0 {
 		return

@@ -32,7 +32,7 @@ func (p *pressureSource) UnderPressure(condition v1.NodeConditionType) bool {
 
 // runEviction enforces the pods' local storage limits (with
 // localStorageCapacityIsolation) and the evictionHard and evictionSoft
-// memory and disk thresholds (package eviction), and keeps the node's
+// memory, disk and pid thresholds (package eviction), and keeps the node's
 // pressure conditions (in pressure), until ctx ends: usage from the
 // kubelet API server's stats, kills through the pods' workers, only pods
 // whose workers still sync them.

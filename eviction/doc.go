@@ -51,7 +51,8 @@
 // local volumes) or, for pid.available, priority then process count (for
 // disk space and inodes, after unused images were removed and the signals
 // read again: when no threshold is met any more, counting minimum
-// reclaims, none is), with
+// reclaims, none is; not for a nodefs signal when the image filesystem
+// is dedicated, which images do not fill), with
 // an EvictionThresholdMet event on the Node ("Attempting to reclaim
 // memory"), the kubelet's message ("The node was low on resource: memory.
 // Threshold quantity: 100Mi, available: 50Mi. ...") and a grace period of

@@ -93,7 +93,8 @@ type Config struct {
 	// (pid.available); nil: that signal is not read.
 	PIDs func() (running, max uint64, err error)
 	// ReclaimDisk removes unused images (imagegc's DeleteUnusedImages)
-	// before any pod is evicted for disk pressure; nil: nothing.
+	// before any pod is evicted for disk pressure (not for nodefs
+	// pressure with a dedicated image filesystem); nil: nothing.
 	ReclaimDisk func(ctx context.Context) (int64, error)
 }
 

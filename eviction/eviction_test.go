@@ -201,11 +201,10 @@ func TestEvictOnceAndMeasureOnlyWhatIsLimited(t *testing.T) {
 	}
 }
 
-// Run checks every MonitoringPeriod.
 // Run checks at once, as the kubelet's eviction manager, then every
 // period.
 func TestRunPeriod(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Now())
+	clk := timerClock{clocktesting.NewFakeClock(time.Now()), make(chan time.Duration, 10)}
 	f := newFixture(clk)
 	var mu sync.Mutex
 	pods := []*v1.Pod{pod("a", "10Mi")}
@@ -234,11 +233,26 @@ func TestRunPeriod(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	// waitPeriodTimer waits for Run's period timer; the timer of
+	// waitForCleanup, made first, is not it (HasWaiters could see that
+	// one, and the clock then move before the period timer is made).
+	waitPeriodTimer := func() {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case d := <-clk.timers:
+				if d == MonitoringPeriod {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no timer of %v", MonitoringPeriod)
+			}
+		}
+	}
 	// The first check: at once, no time passed.
 	waitKilled("a")
-	for !clk.HasWaiters() {
-		time.Sleep(time.Millisecond)
-	}
+	waitPeriodTimer()
 	mu.Lock()
 	pods = append(pods, pod("b", "10Mi"))
 	mu.Unlock()

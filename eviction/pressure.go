@@ -172,7 +172,15 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 	if m.cfg.Recorder != nil && m.cfg.NodeRef != nil {
 		m.cfg.Recorder.Eventf(m.cfg.NodeRef, v1.EventTypeWarning, thresholdMetReason, reclaimMessageFmt, name)
 	}
-	if (name == v1.ResourceEphemeralStorage || name == resourceInodes) && m.cfg.ReclaimDisk != nil {
+	// The pods' storage (read before images are removed, which does not
+	// change it) also tells whether the image filesystem is dedicated.
+	var stats []statsapi.PodStats
+	var dedicatedImageFs bool
+	var statsErr error
+	if name != v1.ResourceMemory {
+		stats, dedicatedImageFs, statsErr = m.cfg.Stats(ctx)
+	}
+	if reclaimsImages(name, t.Signal, dedicatedImageFs) && m.cfg.ReclaimDisk != nil {
 		freed, err := m.cfg.ReclaimDisk(ctx)
 		if err != nil {
 			logger.Error(err, "Eviction manager: removing unused images")
@@ -190,9 +198,8 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 	if name == v1.ResourceMemory {
 		return m.evictRanked(logger, pods, summary.Pods, name, t, obs[t.Signal], memoryUse, containerMemoryUse)
 	}
-	stats, dedicatedImageFs, err := m.cfg.Stats(ctx)
-	if err != nil {
-		logger.Error(err, "Eviction manager: reading the pods' storage usage")
+	if statsErr != nil {
+		logger.Error(statsErr, "Eviction manager: reading the pods' storage usage")
 		return nil
 	}
 	switch name {
@@ -202,6 +209,19 @@ func (m *Manager) nodePressure(ctx context.Context, pods []*v1.Pod, evict []conf
 		return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], nil, nil)
 	}
 	return m.evictRanked(logger, pods, stats, name, t, obs[t.Signal], diskUse, containerDiskUse)
+}
+
+// reclaimsImages reports whether the pressure of resource, for a
+// threshold of signal, is relieved first by removing unused images, as
+// the kubelet's buildSignalToNodeReclaimFuncs: for a disk signal, except
+// a nodefs one with a dedicated image filesystem, where images take no
+// room (the kubelet evicts at once then). When the pods' stats could not
+// be read the image filesystem is taken as shared: images are removed.
+func reclaimsImages(resource v1.ResourceName, signal string, dedicatedImageFs bool) bool {
+	if resource != v1.ResourceEphemeralStorage && resource != resourceInodes {
+		return false
+	}
+	return !dedicatedImageFs || (signal != signalNodeFsAvailable && signal != signalNodeFsInodesFree)
 }
 
 // evicting are the thresholds whose signal evicts pods (every signal

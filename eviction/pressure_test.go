@@ -2,6 +2,7 @@ package eviction
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,49 @@ func TestSoftThresholdEvictsAfterItsGracePeriod(t *testing.T) {
 				if ev := <-f.recorder.Events; ev != want {
 					t.Errorf("event %q, want %q", ev, want)
 				}
+			}
+		})
+	}
+}
+
+// Unused images are removed first for a disk signal, except for a nodefs
+// one with a dedicated image filesystem, which images do not fill: the
+// kubelet's buildSignalToNodeReclaimFuncs has no node-level reclaim then
+// and a pod is evicted at once.
+func TestImageReclaimFollowsTheImageFilesystem(t *testing.T) {
+	fsStats := &statsapi.FsStats{
+		CapacityBytes: ptr.To(uint64(100 * gi)), AvailableBytes: ptr.To(uint64(5 * gi)),
+		Inodes: ptr.To(uint64(1000)), InodesFree: ptr.To(uint64(10)),
+	}
+	for _, tc := range []struct {
+		signal      string
+		dedicated   bool
+		wantReclaim bool
+	}{
+		{"nodefs.available", false, true},
+		{"nodefs.inodesFree", false, true},
+		{"imagefs.available", false, true},
+		{"nodefs.available", true, false},
+		{"nodefs.inodesFree", true, false},
+		{"imagefs.available", true, true},
+		{"imagefs.inodesFree", true, true},
+	} {
+		t.Run(fmt.Sprintf("%s dedicated %v", tc.signal, tc.dedicated), func(t *testing.T) {
+			f := newFixture(clocktesting.NewFakeClock(time.Now()))
+			f.setThresholds(hard(tc.signal, configs.Threshold{Percentage: 0.1}))
+			f.m.cfg.NodeFs = func(context.Context) (*statsapi.FsStats, error) { return fsStats, nil }
+			f.m.cfg.ImageFs = func(context.Context) (*statsapi.FsStats, error) { return fsStats, nil }
+			reclaims := 0
+			f.m.cfg.ReclaimDisk = func(context.Context) (int64, error) { reclaims++; return 0, nil }
+			f.pods = []*v1.Pod{pod("a", "")}
+			f.stats = []statsapi.PodStats{usage("a", 0, mi, mi, 2*mi)}
+			f.dedicated = tc.dedicated
+			evicted := f.m.Synchronize(context.Background())
+			if len(evicted) != 1 || evicted[0].UID != "a" {
+				t.Errorf("evicted %v, want a", evicted)
+			}
+			if got := reclaims == 1; got != tc.wantReclaim {
+				t.Errorf("%d image reclaims, want them %v", reclaims, tc.wantReclaim)
 			}
 		})
 	}

@@ -30,12 +30,15 @@ type admission struct {
 	allocated map[types.UID]allocation
 	// restored holds the grants read from the checkpoint (checkpoint.go)
 	// of pods not allocated since the agent started; loaded tells that
-	// the checkpoint was read, podsKnown that the agent's pod list is
-	// complete (or nothing was restored), written what was last written.
-	restored  map[types.UID]allocation
-	loaded    bool
-	podsKnown bool
-	written   []byte
+	// the checkpoint was read (or found missing or unusable), loadFailed
+	// that reading it failed and was logged (it is tried again),
+	// podsKnown that the agent's pod list is complete (or nothing was
+	// restored), written what was last written.
+	restored   map[types.UID]allocation
+	loaded     bool
+	loadFailed bool
+	podsKnown  bool
+	written    []byte
 }
 
 type verdict struct{ reason, message string }
@@ -130,9 +133,11 @@ func (a *admission) split(pod *v1.Pod, active []*v1.Pod) (admitted, waiting []*v
 
 // forgetGone drops the verdicts and grants of pods no longer active: their
 // workers ended, or their objects are gone (the kubelet's
-// allocationManager.RemovePod); grants restored from the checkpoint only
-// once the pod list is complete (podsKnown), before which a pod may not
-// have reached its worker yet.
+// allocationManager.RemovePod). Grants restored from the checkpoint are
+// not pruned here: a pod the agent knows may not have reached its worker
+// yet, and its grant must wait for it; only forgetGoneGrants, which sees
+// the agent's whole pod list, drops them (the kubelet's
+// RemoveOrphanedPods).
 func (a *admission) forgetGone(active []*v1.Pod) {
 	if a.verdicts == nil {
 		a.verdicts = map[types.UID]verdict{}
@@ -152,13 +157,6 @@ func (a *admission) forgetGone(active []*v1.Pod) {
 	for uid := range a.allocated {
 		if !live[uid] {
 			delete(a.allocated, uid)
-		}
-	}
-	if a.podsKnown {
-		for uid := range a.restored {
-			if !live[uid] {
-				delete(a.restored, uid)
-			}
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/nodeagent/nodeagent/staticpods"
 )
 
 // unsupported names the pod-spec features the agent does not implement
@@ -80,7 +82,7 @@ func (s *Syncer) admitOne(pod *v1.Pod, others []*v1.Pod, node *v1.Node) (string,
 	if err := unsupported(pod); err != nil {
 		return "UnsupportedPodSpec", err.Error()
 	}
-	for _, check := range []func(*v1.Pod) (string, string){s.admitSysctls, admitOS, s.admitSupplementalGroupsPolicy} {
+	for _, check := range []func(*v1.Pod) (string, string){s.admitPodResources, s.admitSysctls, admitOS, s.admitSupplementalGroupsPolicy} {
 		if reason, msg := check(pod); reason != "" {
 			return reason, msg
 		}
@@ -94,6 +96,30 @@ func (s *Syncer) admitOne(pod *v1.Pod, others []*v1.Pod, node *v1.Node) (string,
 	// The kubelet's shutdown manager, its last admit handler.
 	if s.cfg.ShuttingDown != nil && s.cfg.ShuttingDown() {
 		return nodeShutdownReason, nodeShutdownMessage
+	}
+	return "", ""
+}
+
+// admitPodResources refuses pod-level resources (spec.resources) the node
+// cannot honour: invalid ones in a static pod's manifest, which the
+// apiserver did not validate (the kubelet validates manifests as it
+// decodes them), and pod-level limits when the agent does not write pod
+// cgroups (Config.PodCgroups nil: the systemd cgroup driver, or
+// cgroupsPerQOS false). Only the pod's cgroup bounds the pod as a whole;
+// without it each container that sets no limit of its own runs with the
+// whole pod limit (containerLimits), and three such containers under a
+// 128Mi pod limit could use 384Mi. The kubelet has the same gap with
+// cgroupsPerQOS false and runs the pod; refusing it is the safer answer.
+func (s *Syncer) admitPodResources(pod *v1.Pod) (string, string) {
+	if staticpods.IsStatic(pod) {
+		if err := staticpods.ValidateResources(pod); err != nil {
+			return "UnsupportedPodSpec", "invalid pod-level resources in the static pod's manifest: " + err.Error()
+		}
+	}
+	if r := pod.Spec.Resources; r != nil && len(r.Limits) > 0 && s.cfg.PodCgroups == nil {
+		return "UnsupportedPodSpec", "pod-level limits (spec.resources.limits) are not supported on this node: " +
+			"they are enforced by the pod's cgroup, which nodeagent does not manage with the systemd cgroup driver or cgroupsPerQOS false, " +
+			"and each container without limits of its own would get the whole pod limit"
 	}
 	return "", ""
 }

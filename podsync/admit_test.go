@@ -253,3 +253,60 @@ func TestRejectedStatus(t *testing.T) {
 		t.Errorf("status = %+v, want the kubelet's rejectPod status", st)
 	}
 }
+
+// Pod-level limits need the pod's cgroup: admitted when the agent writes
+// pod cgroups, refused when it does not; pod-level requests alone need no
+// cgroup limit and are admitted either way. A static pod's pod-level
+// resources are validated as the apiserver would.
+func TestAdmitPodResources(t *testing.T) {
+	limits := func(p *v1.Pod) *v1.Pod {
+		p.Spec.Resources = &v1.ResourceRequirements{Limits: v1.ResourceList{v1.ResourceMemory: resource.MustParse("128Mi")}}
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: "d"}, v1.Container{Name: "e"})
+		return p
+	}
+	requestsOnly := func(p *v1.Pod) *v1.Pod {
+		p.Spec.Resources = &v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("1")}}
+		return p
+	}
+	static := func(p *v1.Pod) *v1.Pod {
+		p.Annotations = map[string]string{staticpods.ConfigSourceAnnotation: staticpods.FileSource}
+		return p
+	}
+	for _, tc := range []struct {
+		name       string
+		pod        *v1.Pod
+		podCgroups bool
+		want       string // in the message; "" admitted
+	}{
+		{"limits, pod cgroups", limits(requesting()), true, ""},
+		{"limits, no pod cgroups", limits(requesting()), false, "spec.resources.limits"},
+		{"requests only, no pod cgroups", requestsOnly(requesting()), false, ""},
+		{"no pod-level resources, no pod cgroups", requesting("memory", "1Gi"), false, ""},
+		{"static pod, consistent", static(requestsOnly(requesting("cpu", "500m"))), true, ""},
+		{"static pod, a request above its limit", static(func(p *v1.Pod) *v1.Pod {
+			p.Spec.Resources = &v1.ResourceRequirements{
+				Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("256Mi")},
+				Limits:   v1.ResourceList{v1.ResourceMemory: resource.MustParse("128Mi")},
+			}
+			return p
+		}(requesting())), true, "spec.resources.requests[memory] 256Mi must be less than or equal to the memory limit of 128Mi"},
+		{"API pod, not validated again", requestsOnly(requesting("cpu", "2")), true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Syncer{}
+			if tc.podCgroups {
+				s.cfg.PodCgroups = &fakeCgroups{}
+			}
+			reason, msg := s.admitPodResources(tc.pod)
+			if tc.want == "" {
+				if reason != "" {
+					t.Errorf("refused: %s: %s", reason, msg)
+				}
+				return
+			}
+			if reason != "UnsupportedPodSpec" || !strings.Contains(msg, tc.want) {
+				t.Errorf("admitPodResources = %s: %s; want UnsupportedPodSpec naming %q", reason, msg, tc.want)
+			}
+		})
+	}
+}

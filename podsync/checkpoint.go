@@ -33,14 +33,20 @@ import (
 // crash leaves the old file or the new one, never half of one; a failed
 // write is logged and tried again at the next change.
 //
-// It is read once, at the first admission or allocation. A missing file
-// means no grants (a first start). A file that does not read (a link, not
-// a regular file, larger than maxGrantsFile, not JSON, a checksum that
-// does not match) is named in the log and ignored, and pods are then
-// granted their current spec as they were before this checkpoint
-// existed; the kubelet refuses to start instead ("please drain this
-// node"), which a node agent that runs the node's pods should not do for
-// a file it can do without. The next write replaces it.
+// It is read once, at the first admission, allocation or status. A
+// missing file means no grants (a first start). A file that is unusable
+// (a link, not a regular file, larger than maxGrantsFile, not JSON, a
+// checksum that does not match) is named in the log and ignored, and
+// pods are then granted their current spec as they were before this
+// checkpoint existed; the kubelet refuses to start instead ("please
+// drain this node"), which a node agent that runs the node's pods should
+// not do for a file it can do without. The next write replaces it. Any
+// other failure to read it (too many open files, an I/O error, a denied
+// access) says nothing of its content: it is logged once and the read is
+// tried again at the next call, and nothing is written until it
+// succeeds, so that a valid checkpoint is not overwritten with grants
+// that do not include it. Temporary files left by a crash during a write
+// are removed once the checkpoint is read.
 //
 // A grant read from the file is taken by its pod's first allocation (or
 // admission): a pod whose spec asks for other resources goes through the
@@ -49,7 +55,9 @@ import (
 // informer synced and the static pods were read); until then the pod
 // runs with its checkpointed grant and its resize stays pending. Grants of
 // pods that are gone are dropped then (the kubelet's RemoveOrphanedPods)
-// and, like the others, when a pod stops being active (forgetGone).
+// (only then: a restored grant waits for its pod's worker); a grant
+// taken by a pod is dropped, like the others, when the pod stops being
+// active (forgetGone).
 //
 // What a running container was last given (the kubelet's
 // actuated_pods_state) is not checkpointed: the runtime reports the
@@ -84,30 +92,69 @@ func (s *Syncer) grantsPath() string {
 	return filepath.Join(s.cfg.RootDir, grantsFile)
 }
 
-// restoreGrants reads the checkpoint the first time it is called; a.mu
-// is held.
+// restoreGrants reads the checkpoint until it is read, or found missing
+// or unusable; a.mu is held.
 func (s *Syncer) restoreGrants(ctx context.Context) {
 	a := &s.admission
 	if a.loaded {
 		return
 	}
-	a.loaded = true
-	a.podsKnown = true // unless grants are restored
 	path := s.grantsPath()
 	if path == "" {
+		a.loaded, a.podsKnown = true, true
 		return
 	}
 	logger := klog.FromContext(ctx)
 	grants, err := readGrants(path)
+	if err != nil && !isUnusableCheckpoint(err) {
+		if !a.loadFailed {
+			logger.Error(err, "Reading the checkpoint of pod resource grants; trying again later, pods are granted their current spec meanwhile", "path", path)
+			a.loadFailed = true
+		}
+		return
+	}
+	a.loaded = true
+	a.podsKnown = true // unless grants are restored
+	removeStaleGrantFiles(ctx, path)
 	if err != nil {
 		logger.Error(err, "Ignoring the checkpoint of pod resource grants: running pods are granted their current spec", "path", path)
 		return
+	}
+	// A pod granted since the agent started (while the file did not
+	// read) keeps that grant: it may run with it already.
+	for uid := range a.allocated {
+		delete(grants, uid)
 	}
 	if len(grants) == 0 {
 		return
 	}
 	a.restored, a.podsKnown = grants, false
 	logger.Info("Restored pod resource grants", "path", path, "pods", len(grants))
+}
+
+// removeStaleGrantFiles removes the temporary files writeGrants left
+// beside path when the agent stopped between creating and renaming one:
+// regular files only, never through a link. Errors are logged: a file
+// left is only litter.
+func removeStaleGrantFiles(ctx context.Context, path string) {
+	stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), grantsTempPattern(path)))
+	if err != nil {
+		return // the pattern is ours and well formed
+	}
+	for _, name := range stale {
+		if st, err := os.Lstat(name); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			klog.FromContext(ctx).Error(err, "Removing a stale temporary file of the checkpoint of pod resource grants", "path", name)
+		}
+	}
+}
+
+// grantsTempPattern is the name pattern of writeGrants' temporary files
+// for the checkpoint at path, as os.CreateTemp and filepath.Glob take it.
+func grantsTempPattern(path string) string {
+	return "." + filepath.Base(path) + "-*"
 }
 
 // grantOf is what the node granted the containers of the pod uid: since
@@ -173,43 +220,70 @@ func (s *Syncer) forgetGoneGrants(ctx context.Context, known func(types.UID) boo
 	s.saveGrants(ctx)
 }
 
+// openGrants opens the checkpoint for readGrants; tests replace it to
+// fail as a busy or broken host does.
+var openGrants = func(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+}
+
+// unusableCheckpoint is the error of a checkpoint that exists but is not
+// one: a link, not a regular file, or content that does not decode. It
+// is ignored and replaced; any other error of readGrants is not.
+type unusableCheckpoint struct{ err error }
+
+func (e *unusableCheckpoint) Error() string { return e.err.Error() }
+func (e *unusableCheckpoint) Unwrap() error { return e.err }
+
+// isUnusableCheckpoint reports whether err of readGrants says the file
+// itself is unusable, rather than that it could not be read.
+func isUnusableCheckpoint(err error) bool {
+	var u *unusableCheckpoint
+	return errors.As(err, &u)
+}
+
 // readGrants reads the checkpoint at path: nil without error when there
 // is none. It never follows a link and reads at most maxGrantsFile.
 func readGrants(path string) (map[types.UID]allocation, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	unusable := func(format string, args ...any) error {
+		return &unusableCheckpoint{fmt.Errorf(format, args...)}
 	}
-	if err != nil {
+	f, err := openGrants(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENXIO):
+		// O_NOFOLLOW on a link; a socket.
+		return nil, unusable("%s is not a regular file: %w", path, err)
+	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close() //nolint:errcheck // read only
 	if st, err := f.Stat(); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
+		return nil, unusable("%s is not a regular file (%s)", path, st.Mode().Type())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxGrantsFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(b) > maxGrantsFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxGrantsFile)
+		return nil, unusable("%s is larger than %d bytes", path, maxGrantsFile)
 	}
 	var cp grantsCheckpoint
 	if err := json.Unmarshal(b, &cp); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
+		return nil, unusable("%s is corrupt: %w", path, err)
 	}
 	if sum := sha256.Sum256([]byte(cp.Data)); hex.EncodeToString(sum[:]) != cp.Checksum {
-		return nil, fmt.Errorf("%s is corrupt: checksum mismatch", path)
+		return nil, unusable("%s is corrupt: checksum mismatch", path)
 	}
 	var data grantsData
 	if err := json.Unmarshal([]byte(cp.Data), &data); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
+		return nil, unusable("%s is corrupt: %w", path, err)
 	}
 	for uid, g := range data.Entries {
 		if uid == "" || g.containers == nil {
-			return nil, fmt.Errorf("%s is corrupt: an entry without pod UID or grant", path)
+			return nil, unusable("%s is corrupt: an entry without pod UID or grant", path)
 		}
 	}
 	return data.Entries, nil
@@ -229,7 +303,7 @@ func writeGrants(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	f, err := os.CreateTemp(dir, grantsTempPattern(path))
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -203,13 +205,21 @@ func TestRestartKeepsDeferredResize(t *testing.T) {
 	if q := grants[pod.UID].containers["c"].Requests[v1.ResourceCPU]; err != nil || !q.Equal(resource.MustParse("500m")) {
 		t.Errorf("checkpoint after the grant: %v, %v", grants, err)
 	}
-	if _, ok := grants[other.UID]; ok {
-		t.Errorf("the grant of the pod no longer active is still checkpointed: %v", grants)
+	// The other pod's grant, restored and never taken, leaves with the
+	// pod list that no longer holds it.
+	if err := e.s.GarbageCollect(context.Background(), func(uid types.UID) bool { return uid == pod.UID }); err != nil {
+		t.Fatal(err)
+	}
+	grants, err = readGrants(e.s.grantsPath())
+	if _, ok := grants[other.UID]; ok || err != nil {
+		t.Errorf("the grant of the pod gone is still checkpointed: %v, %v", grants, err)
 	}
 }
 
 // Grants of pods that are gone leave the checkpoint once the pod list is
-// known, not before: a pod not yet given to its worker keeps its grant.
+// known (GarbageCollect), and only then: a pod the agent knows whose
+// worker has not started keeps its grant while other workers admit and
+// allocate, before the pod list is known and after.
 func TestGoneGrantsRemoved(t *testing.T) {
 	var active []*v1.Pod
 	e, _ := newResizeEnv(t, &active)
@@ -218,28 +228,147 @@ func TestGoneGrantsRemoved(t *testing.T) {
 	if err := writeGrants(path, data); err != nil {
 		t.Fatal(err)
 	}
-	// Pod a's worker runs first; b and gone are not active yet.
+	bKept := func(when string, want int) {
+		t.Helper()
+		e.s.admission.mu.Lock()
+		_, inMemory := e.s.admission.restored["b"]
+		e.s.admission.mu.Unlock()
+		grants, err := readGrants(path)
+		if !inMemory || err != nil || len(grants) != want || grants["b"].containers == nil {
+			t.Fatalf("%s: b restored %v, checkpoint %v, %v; want b's grant kept, %d grants", when, inMemory, grants, err, want)
+		}
+	}
+	// Pod a's worker runs first; b and gone are not active yet. Its
+	// admission forgets the pods not active and writes the checkpoint.
 	a := sized(testPod("a", v1.RestartPolicyAlways), "100m", "", "", "")
 	a.Status.StartTime = &metav1.Time{}
 	active = []*v1.Pod{a}
-	e.s.allocate(context.Background(), resized(a, "200m", "", "", ""))
-	grants, err := readGrants(path)
-	if err != nil || len(grants) != 3 {
-		t.Fatalf("before the pod list is known: %v, %v; want the three grants", grants, err)
+	if reason, msg := e.s.admit(context.Background(), a); reason != "" {
+		t.Fatalf("admit a: %s: %s", reason, msg)
 	}
+	e.s.allocate(context.Background(), resized(a, "200m", "", "", ""))
+	bKept("before the pod list is known", 3)
 	// The pod list: a and b.
 	e.s.forgetGoneGrants(context.Background(), func(uid types.UID) bool { return uid == "a" || uid == "b" })
-	grants, err = readGrants(path)
+	grants, err := readGrants(path)
 	if err != nil || len(grants) != 2 || grants["gone"].containers != nil || grants["b"].containers == nil {
 		t.Fatalf("after the pod list is known: %v, %v; want a and b", grants, err)
 	}
+	// A new pod c is admitted before b's worker starts: b is not active,
+	// its grant stays.
+	c := sized(testPod("c", v1.RestartPolicyAlways), "100m", "", "", "")
+	active = []*v1.Pod{a, c}
+	if reason, msg := e.s.admit(context.Background(), c); reason != "" {
+		t.Fatalf("admit c: %s: %s", reason, msg)
+	}
+	bKept("after the pod list is known, b not active", 3)
 	// b's worker: its checkpointed grant, not its spec.
 	b := sized(testPod("b", v1.RestartPolicyAlways), "950m", "", "", "")
 	b.Status.StartTime = &metav1.Time{}
-	active = []*v1.Pod{a, b}
+	active = []*v1.Pod{a, c, b}
 	got, requeue := e.s.allocate(context.Background(), b)
 	if requeue != deferredRetry || !got.Spec.Containers[0].Resources.Requests.Cpu().Equal(resource.MustParse("200m")) {
 		t.Errorf("b runs with %v (requeue %v), want its checkpointed 200m, the resize to 950m deferred", got.Spec.Containers[0].Resources.Requests, requeue)
+	}
+}
+
+// A worker's first status, before any allocation (a pod terminating
+// after an agent restart), reports the checkpointed grant.
+func TestStatusBeforeAllocationReadsGrants(t *testing.T) {
+	var active []*v1.Pod
+	e, _ := newResizeEnv(t, &active)
+	data, _ := json.Marshal(grantsData{Entries: map[types.UID]allocation{"uid1": cpuGrant("200m")}})
+	if err := writeGrants(e.s.grantsPath(), data); err != nil {
+		t.Fatal(err)
+	}
+	pod := sized(testPod("uid1", v1.RestartPolicyAlways), "500m", "", "", "")
+	got := e.s.grantedPod(context.Background(), pod)
+	if q := got.Spec.Containers[0].Resources.Requests.Cpu(); !q.Equal(resource.MustParse("200m")) {
+		t.Errorf("granted pod asks for %s, want the checkpointed 200m", q.String())
+	}
+}
+
+// A checkpoint that could not be read (an I/O error, a denied access,
+// too many open files) is not replaced: it is read at a later call, and
+// what it holds is restored then.
+func TestGrantsReadRetried(t *testing.T) {
+	var active []*v1.Pod
+	e, _ := newResizeEnv(t, &active)
+	path := e.s.grantsPath()
+	data, _ := json.Marshal(grantsData{Entries: map[types.UID]allocation{"b": cpuGrant("200m")}})
+	if err := writeGrants(path, data); err != nil {
+		t.Fatal(err)
+	}
+	open := openGrants
+	t.Cleanup(func() { openGrants = open })
+	for i, errno := range []syscall.Errno{syscall.EIO, syscall.EACCES, syscall.EMFILE} {
+		openGrants = func(string) (*os.File, error) { return nil, &os.PathError{Op: "open", Path: path, Err: errno} }
+		a := sized(testPod(fmt.Sprintf("a%d", i), v1.RestartPolicyAlways), "100m", "", "", "")
+		active = append(active, a)
+		if reason, msg := e.s.admit(context.Background(), a); reason != "" {
+			t.Fatalf("admit %s: %s: %s", a.Name, reason, msg)
+		}
+		openGrants = open
+		grants, err := readGrants(path)
+		if err != nil || len(grants) != 1 || grants["b"].containers == nil {
+			t.Fatalf("after a read failing with %v: checkpoint %v, %v; want it untouched, b's grant only", errno, grants, err)
+		}
+	}
+	// The file reads again: b's grant is restored, and the grants since
+	// the start are written beside it at the next write.
+	openGrants = open
+	b := sized(testPod("b", v1.RestartPolicyAlways), "500m", "", "", "")
+	b.Status.StartTime = &metav1.Time{}
+	active = append(active, b)
+	got, _ := e.s.allocate(context.Background(), b)
+	if q := got.Spec.Containers[0].Resources.Requests.Cpu(); !q.Equal(resource.MustParse("200m")) {
+		t.Errorf("b runs with %s, want its checkpointed 200m", q.String())
+	}
+	e.s.forgetGoneGrants(context.Background(), func(types.UID) bool { return true })
+	grants, err := readGrants(path)
+	if q := grants["b"].containers["c"].Requests[v1.ResourceCPU]; err != nil || len(grants) != 4 || !q.Equal(resource.MustParse("200m")) {
+		t.Errorf("checkpoint once read: %v, %v; want b's 200m and the three pods admitted", grants, err)
+	}
+}
+
+// Temporary files a crash left beside the checkpoint are removed when it
+// is read; links and directories of that name are left alone.
+func TestStaleGrantFilesRemoved(t *testing.T) {
+	var active []*v1.Pod
+	e, _ := newResizeEnv(t, &active)
+	path := e.s.grantsPath()
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "."+grantsFile+"-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "."+grantsFile+"-link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	subdir := filepath.Join(dir, "."+grantsFile+"-dir")
+	if err := os.Mkdir(subdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "unrelated")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.s.grantedPod(context.Background(), testPod("uid1", v1.RestartPolicyAlways))
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file: %v, want it removed", err)
+	}
+	for _, keep := range []string{link, subdir, other, target} {
+		if _, err := os.Lstat(keep); err != nil {
+			t.Errorf("%s: %v, want it kept", keep, err)
+		}
 	}
 }
 

@@ -513,11 +513,14 @@ func (s *Syncer) resizeFailed(uid types.UID) bool {
 }
 
 // grantedPod is pod with the resources granted to its containers (the
-// pod SyncPod's allocate returned), for statuses written elsewhere.
-func (s *Syncer) grantedPod(pod *v1.Pod) *v1.Pod {
+// pod SyncPod's allocate returned), for statuses written elsewhere. The
+// checkpoint is read first: a worker's first status may come from
+// SyncTerminatingPod, before any allocation.
+func (s *Syncer) grantedPod(ctx context.Context, pod *v1.Pod) *v1.Pod {
 	a := &s.admission
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	s.restoreGrants(ctx)
 	return a.grantOf(pod.UID).apply(pod)
 }
 

@@ -15,7 +15,7 @@ import (
 
 // computeStatus derives the pod's status from what the runtime reports.
 func (s *Syncer) computeStatus(ctx context.Context, pod *v1.Pod, state *podState) (*v1.PodStatus, error) {
-	pod = s.grantedPod(pod) // as the node runs it (resize.go)
+	pod = s.grantedPod(ctx, pod) // as the node runs it (resize.go)
 	now := metav1.NewTime(s.clock.Now())
 	st := &v1.PodStatus{
 		QOSClass:           qosClass(pod),

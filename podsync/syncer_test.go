@@ -27,6 +27,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/cri"
 	"github.com/nodeagent/nodeagent/podenv"
+	"github.com/nodeagent/nodeagent/staticpods"
 )
 
 var (
@@ -605,6 +606,15 @@ func TestSyncPodUnsupported(t *testing.T) {
 			always := v1.ContainerRestartPolicyAlways
 			p.Spec.Containers[0].RestartPolicy = &always
 		}, `container "c": restartPolicy Always`},
+		// newEnv's Syncer writes no pod cgroups (Config.PodCgroups nil).
+		{"pod-level limits without pod cgroups", func(p *v1.Pod) {
+			p.Spec.Resources = &v1.ResourceRequirements{Limits: v1.ResourceList{v1.ResourceMemory: resource.MustParse("128Mi")}}
+		}, "pod-level limits (spec.resources.limits) are not supported on this node"},
+		{"static pod requesting less than its containers", func(p *v1.Pod) {
+			p.Annotations = map[string]string{staticpods.ConfigSourceAnnotation: staticpods.FileSource}
+			p.Spec.Resources = &v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}}
+			p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("128Mi")}
+		}, "spec.resources.requests[memory] 64Mi must be greater than or equal to the containers' aggregate requests of 128Mi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -242,6 +242,7 @@ func applyDefaults(pod *v1.Pod) {
 	for i := range s.Containers {
 		def(&s.Containers[i])
 	}
+	defaultResources(pod)
 }
 
 // Watch reads dir now and every period, calling update with the full set

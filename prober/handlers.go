@@ -172,8 +172,22 @@ func HTTPGet(ctx context.Context, a *v1.HTTPGetAction, t Target, timeout time.Du
 	if resp.StatusCode < http.StatusOK || resp.StatusCode >= http.StatusBadRequest {
 		return fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode), fmt.Errorf("HTTP status %d", resp.StatusCode)
 	}
+	if resp.StatusCode >= http.StatusMultipleChoices {
+		// A redirect to another host, not followed: a success with a
+		// warning (the kubelet's probe.Warning).
+		return redirectWarning + string(body), nil
+	}
 	return string(body), nil
 }
+
+// redirectWarning starts the output of an HTTP probe that ended at a
+// redirect it did not follow, the kubelet's text.
+const redirectWarning = "Probe terminated redirects, Response body: "
+
+// IsWarning reports whether out, the output of a successful attempt, is
+// a warning: the probe succeeded at a redirect to another host, which the
+// kubelet reports with a ProbeWarning event.
+func IsWarning(out string) bool { return strings.HasPrefix(out, redirectWarning) }
 
 func tcp(ctx context.Context, a *v1.TCPSocketAction, t Target, timeout time.Duration) error {
 	p, err := port(a.Port, t.Container)

@@ -36,22 +36,26 @@ func TestHTTPGet(t *testing.T) {
 	c := &v1.Container{Ports: []v1.ContainerPort{{Name: "web", ContainerPort: int32(portNum)}}}
 	headers := []v1.HTTPHeader{{Name: "X-Test", Value: "yes"}}
 	for _, tc := range []struct {
-		path string
-		port intstr.IntOrString
-		ok   bool
+		path    string
+		port    intstr.IntOrString
+		ok      bool
+		warning bool // a success the kubelet warns of (ProbeWarning)
 	}{
-		{"/ok", intstr.FromInt32(int32(portNum)), true},
-		{"/ok", intstr.FromString("web"), true},
-		{"/redirect", intstr.FromString("web"), true},
-		{"/away", intstr.FromString("web"), true},
-		{"/fail", intstr.FromString("web"), false},
-		{"/ok", intstr.FromString("nope"), false},
+		{"/ok", intstr.FromInt32(int32(portNum)), true, false},
+		{"/ok", intstr.FromString("web"), true, false},
+		{"/redirect", intstr.FromString("web"), true, false},
+		{"/away", intstr.FromString("web"), true, true},
+		{"/fail", intstr.FromString("web"), false, false},
+		{"/ok", intstr.FromString("nope"), false, false},
 	} {
 		t.Run(tc.path+"/"+tc.port.String(), func(t *testing.T) {
 			h := &v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: tc.path, Port: tc.port, HTTPHeaders: headers}}
 			ok, out := Do(context.Background(), nil, h, Target{Container: c, PodIP: host}, time.Second)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v (%s)", ok, tc.ok, out)
+			}
+			if IsWarning(out) != tc.warning {
+				t.Fatalf("warning = %v, want %v (%q)", IsWarning(out), tc.warning, out)
 			}
 		})
 	}

@@ -41,6 +41,9 @@ func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, started
 			m.observe(k, t, ok, m.cfg.Clock.Since(start))
 			if ok {
 				successes, failures = successes+1, 0
+				if IsWarning(out) && m.cfg.Recorder != nil {
+					m.cfg.Recorder.Eventf(t.Pod, v1.EventTypeWarning, "ProbeWarning", "%s probe warning: %s", k.t, out)
+				}
 			} else {
 				successes, failures = 0, failures+1
 				logger.V(1).Info("Probe failed", "output", out)

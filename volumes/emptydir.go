@@ -46,7 +46,9 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	switch {
 	case medium == v1.StorageMediumDefault:
 	case medium == v1.StorageMediumMemory:
-		if err := m.mountTmpfs(ctx, pod, name, dir, src.SizeLimit, 0o777); err != nil {
+		// A tmpfs's default mode, which the kubelet keeps (it passes no
+		// mode=): everyone may write, the sticky bit set.
+		if err := m.mountTmpfs(ctx, pod, name, dir, src.SizeLimit, os.ModeSticky|0o777); err != nil {
 			return err
 		}
 	case hugepages.IsMedium(medium): // HugePages, HugePages-<size>

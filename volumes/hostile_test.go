@@ -315,3 +315,30 @@ func TestAtomicWriterFSGroup(t *testing.T) {
 		t.Errorf("second write: changed %v, %v", changed, err)
 	}
 }
+
+// A subPath directory the agent creates has its volume's mode with the
+// setgid (fsGroup) and sticky (tmpfs) bits, as the kubelet's: the
+// upstream "nonexistent volume subPath should have the correct mode and
+// owner using FSGroup" spec expects dgtrwxrwxrwx.
+func TestSubPathDirKeepsSpecialBits(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Chmod(root, os.ModeSetgid|os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := makeSubPathDirs(root, root, []string{"a", "b"}, unixMode(fi.Mode())); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"a", "a/b"} {
+		st, err := os.Stat(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode(); got != os.ModeDir|os.ModeSetgid|os.ModeSticky|0o777 {
+			t.Errorf("%s: mode %v, want dgtrwxrwxrwx", dir, got)
+		}
+	}
+}

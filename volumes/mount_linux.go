@@ -23,7 +23,7 @@ func defaultMounter() Mounter {
 type unixMounter struct{}
 
 func (unixMounter) MountTmpfs(target string, sizeBytes int64, mode os.FileMode) error {
-	opts := fmt.Sprintf("mode=%04o", mode.Perm())
+	opts := fmt.Sprintf("mode=%04o", unixMode(mode))
 	if sizeBytes > 0 {
 		opts += fmt.Sprintf(",size=%d", sizeBytes)
 	}

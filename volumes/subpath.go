@@ -52,7 +52,7 @@ func (m *Manager) SubPath(ctx context.Context, pod *v1.Pod, volume, container st
 	if err != nil {
 		return "", err
 	}
-	if err := makeSubPathDirs(realRoot, volumePath, parts, uint32(rootInfo.Mode().Perm())); err != nil {
+	if err := makeSubPathDirs(realRoot, volumePath, parts, unixMode(rootInfo.Mode())); err != nil {
 		return "", err
 	}
 	resolved, err := filepath.EvalSymlinks(filepath.Join(volumePath, filepath.Join(parts...)))
@@ -187,4 +187,19 @@ func (m *Manager) unmountAll(dir string) error {
 		}
 	}
 	return fmt.Errorf("%s: still mounted after 100 unmounts", dir)
+}
+
+// unixMode is mode's permission bits with its setgid and sticky bits, as
+// chmod(2) and the tmpfs mode= option take them: a subPath directory the
+// agent creates gets its volume's setgid (fsGroup) and sticky (tmpfs)
+// bits too, as the kubelet's doSafeMakeDir.
+func unixMode(mode os.FileMode) uint32 {
+	m := uint32(mode.Perm())
+	if mode&os.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if mode&os.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
 }

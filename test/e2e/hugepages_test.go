@@ -60,6 +60,12 @@ func TestHugePages(t *testing.T) {
 	old := readHugeCount(t, "nr_hugepages")
 	c := client(t)
 	ctx := context.Background()
+	// The node's memory before: the agent running now read the pool of
+	// old pages at its start.
+	before, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Runs last: the pods are gone (deleted below), the machine gets its
 	// count back and the agent forgets the pages again.
 	t.Cleanup(func() {
@@ -89,10 +95,17 @@ func TestHugePages(t *testing.T) {
 		capQ, allocQ := n.Status.Capacity["hugepages-2Mi"], n.Status.Allocatable["hugepages-2Mi"]
 		return capQ.Cmp(want) == 0 && allocQ.Cmp(want) == 0, nil
 	})
-	// The huge pages are not allocatable memory.
-	memCap, memAlloc := node.Status.Capacity[v1.ResourceMemory], node.Status.Allocatable[v1.ResourceMemory]
-	if memAlloc.Value() > memCap.Value()-want.Value() {
-		t.Errorf("allocatable memory %s, capacity %s: the 16Mi of huge pages are not held back", memAlloc.String(), memCap.String())
+	// The huge pages are not allocatable memory: reserving them takes
+	// their size (16Mi when the machine had none) off allocatable memory,
+	// not off its capacity (MemTotal counts the pool).
+	capBefore, allocBefore := before.Status.Capacity[v1.ResourceMemory], before.Status.Allocatable[v1.ResourceMemory]
+	capAfter, allocAfter := node.Status.Capacity[v1.ResourceMemory], node.Status.Allocatable[v1.ResourceMemory]
+	if capAfter.Cmp(capBefore) != 0 {
+		t.Errorf("memory capacity %s -> %s when reserving huge pages, want it unchanged", capBefore.String(), capAfter.String())
+	}
+	if drop, wantDrop := allocBefore.Value()-allocAfter.Value(), int64(pages-old)*2<<20; drop != wantDrop {
+		t.Errorf("allocatable memory %s -> %s (less %d), want less %d: the %d huge pages reserved are not held back exactly",
+			allocBefore.String(), allocAfter.String(), drop, wantDrop, pages-old)
 	}
 
 	ns := namespace(t, c)
@@ -134,11 +147,15 @@ func TestHugePages(t *testing.T) {
 		if got := hostCgroup(t, "hugetlb", cgroupRoot+"/kubepods", "hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"); got != "16777216" {
 			t.Errorf("kubepods' hugetlb limit = %s, want the node's 16Mi", got)
 		}
-		// The container's own limit, and beyond it the pages are refused.
+		// The container's own limit, and beyond it the pages are refused:
+		// its 4Mi are the 2 pages of /huge/f, a 3rd fails. The script
+		// ends in an echo either way, so that a refusal is not an exec
+		// failure.
 		out := kubectl(t, "exec", "-n", ns, "huge", "--", "sh", "-c",
-			"cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes /sys/fs/cgroup/hugetlb.2MB.max 2>/dev/null; fallocate -l 2097152 /huge/g && echo took-more")
-		if !strings.Contains(out, "4194304") || strings.Contains(out, "took-more") {
-			t.Errorf("the container's hugetlb limit and a 5th MiB beyond it: %q", out)
+			"cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes /sys/fs/cgroup/hugetlb.2MB.max 2>/dev/null; "+
+				"fallocate -l 2097152 /huge/g && echo took-more || echo refused")
+		if !strings.Contains(out, "4194304") || !strings.Contains(out, "refused") || strings.Contains(out, "took-more") {
+			t.Errorf("the container's hugetlb limit and a 3rd page beyond it: %q", out)
 		}
 	} else {
 		t.Log("The host has no hugetlb cgroup controller: the hugetlb limits are not checked, the warning is")

@@ -15,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Huge pages (package hugepages): the node's capacity of each page size,
@@ -47,6 +48,20 @@ func hostHasHugetlb() bool {
 	}
 	_, err := os.Stat("/sys/fs/cgroup/hugetlb/cgroup.procs")
 	return err == nil
+}
+
+// hostHasHugetlbRsvd reports whether the host's hugetlb controller
+// limits reservations too (Linux 5.7+): kubepods has the file then.
+func hostHasHugetlbRsvd() bool {
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/hugetlb", cgroupRoot, "kubepods/hugetlb.2MB.rsvd.limit_in_bytes"),
+		filepath.Join("/sys/fs/cgroup", cgroupRoot, "kubepods/hugetlb.2MB.rsvd.max"),
+	} {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func TestHugePages(t *testing.T) {
@@ -116,6 +131,9 @@ func TestHugePages(t *testing.T) {
 	}
 	huge.Spec.Volumes = []v1.Volume{{Name: "huge", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumHugePages}}}}
 	huge.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "huge", MountPath: "/huge"}}
+	// Not root: the hugetlbfs is root's 0755, the fsGroup makes it the
+	// pod's to write.
+	huge.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](1000), FSGroup: ptr.To[int64](2000)}
 	createPod(t, c, ns, huge)
 	p := waitPod(t, c, ns, "huge", 120*time.Second, "running", running)
 	defer func() {
@@ -124,9 +142,15 @@ func TestHugePages(t *testing.T) {
 	}()
 
 	// A hugetlbfs of 2 MiB pages (busybox's stat does not name it: its
-	// mount line does).
-	if got := kubectl(t, "exec", "-n", ns, "huge", "--", "grep", " /huge ", "/proc/mounts"); !strings.Contains(got, " /huge hugetlbfs ") || !strings.Contains(got, "pagesize=2M") {
-		t.Errorf("/huge is mounted as %q, want a hugetlbfs with pagesize=2M", got)
+	// mount line does), mounted with no mode as the kubelet's (the line
+	// shows one only when it is not the default 0755), its root the
+	// fsGroup's (2775).
+	if got := kubectl(t, "exec", "-n", ns, "huge", "--", "grep", " /huge ", "/proc/mounts"); !strings.Contains(got, " /huge hugetlbfs ") ||
+		!strings.Contains(got, "pagesize=2M") || strings.Contains(got, "mode=") {
+		t.Errorf("/huge is mounted as %q, want a hugetlbfs with pagesize=2M and no mode", got)
+	}
+	if got := strings.TrimSpace(kubectl(t, "exec", "-n", ns, "huge", "--", "stat", "-c", "%a %u %g", "/huge")); got != "2775 0 2000" {
+		t.Errorf("/huge: mode, owner and group %q, want \"2775 0 2000\"", got)
 	}
 	// The container can use its huge pages: fallocate takes 2 pages of
 	// the pool.
@@ -146,6 +170,12 @@ func TestHugePages(t *testing.T) {
 		}
 		if got := hostCgroup(t, "hugetlb", cgroupRoot+"/kubepods", "hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"); got != "16777216" {
 			t.Errorf("kubepods' hugetlb limit = %s, want the node's 16Mi", got)
+		}
+		// The reservations' limit too, where the kernel has one (5.7+).
+		if hostHasHugetlbRsvd() {
+			if got := hostCgroup(t, "hugetlb", path, "hugetlb.2MB.rsvd.limit_in_bytes", "hugetlb.2MB.rsvd.max"); got != "4194304" {
+				t.Errorf("the pod's hugetlb reservation limit = %s, want 4Mi", got)
+			}
 		}
 		// The container's own limit, and beyond it the pages are refused:
 		// its 4Mi are the 2 pages of /huge/f, a 3rd fails. The script

@@ -20,7 +20,10 @@
 // containers' cgroups below it, so a pod as a whole never gets more than
 // its spec grants, overhead included, and the pods together never more
 // than kubepods allows. kubepods gets the node's huge pages, the QoS
-// cgroups none of their own (the kubelet's setHugePagesUnbounded).
+// cgroups none of their own (the kubelet's setHugePagesUnbounded). Each
+// hugetlb limit is written to the reservations' limit too
+// (hugetlb.<size>.rsvd.*) where the kernel has one, as the kubelet's
+// cgroup library does.
 //
 // cgroup v1 (one hierarchy per controller: cpu, memory, pids, hugetlb) and
 // v2 (one unified hierarchy, controllers enabled in each parent's
@@ -36,6 +39,7 @@ package podcgroups
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -378,6 +382,12 @@ func (m *Manager) write(path string, s Settings, partial bool) error {
 			errs = append(errs, err)
 			continue
 		}
+		if f.optional {
+			if err := writeExisting(f.path, f.value); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("write %q to %s: %w", f.value, f.path, err))
+			}
+			continue
+		}
 		if err := os.WriteFile(f.path, []byte(f.value), 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("write %q to %s: %w", f.value, f.path, err))
 		}
@@ -393,11 +403,24 @@ func (m *Manager) write(path string, s Settings, partial bool) error {
 	return nil
 }
 
+// writeExisting writes value to the file at path, which it does not
+// create: fs.ErrNotExist when there is none.
+func writeExisting(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(value)
+	return errors.Join(err, f.Close())
+}
+
 type file struct {
 	controller  string
 	path, value string
 	// same reports whether old had the value this file holds.
 	same func(old Settings) bool
+	// optional files are written only where the kernel has them.
+	optional bool
 }
 
 // files are the control files of the cgroup at path holding s, in the
@@ -412,16 +435,16 @@ func (m *Manager) files(path string, s Settings) []file {
 			quota = strconv.FormatInt(s.Quota, 10)
 		}
 		out := []file{
-			{"cpu", filepath.Join(dir, "cpu.max"), quota + " " + strconv.Itoa(CPUPeriod), func(o Settings) bool { return o.Quota == s.Quota }},
-			{"memory", filepath.Join(dir, "memory.max"), limit(s.Memory), func(o Settings) bool { return o.Memory == s.Memory }},
-			{"pids", filepath.Join(dir, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
+			{controller: "cpu", path: filepath.Join(dir, "cpu.max"), value: quota + " " + strconv.Itoa(CPUPeriod), same: func(o Settings) bool { return o.Quota == s.Quota }},
+			{controller: "memory", path: filepath.Join(dir, "memory.max"), value: limit(s.Memory), same: func(o Settings) bool { return o.Memory == s.Memory }},
+			{controller: "pids", path: filepath.Join(dir, "pids.max"), value: limit(s.Pids), same: func(o Settings) bool { return o.Pids == s.Pids }},
 		}
 		if s.Shares > 0 {
-			out = append(out, file{"cpu", filepath.Join(dir, "cpu.weight"), strconv.FormatInt(sharesToWeight(s.Shares), 10), func(o Settings) bool { return o.Shares == s.Shares }})
+			out = append(out, file{controller: "cpu", path: filepath.Join(dir, "cpu.weight"), value: strconv.FormatInt(sharesToWeight(s.Shares), 10), same: func(o Settings) bool { return o.Shares == s.Shares }})
 		}
 		for _, size := range slices.Sorted(maps.Keys(s.Hugetlb)) {
 			v := s.Hugetlb[size]
-			out = append(out, file{"hugetlb", filepath.Join(dir, "hugetlb."+hugepages.UnitSize(size)+".max"), limit(v), sameHugetlb(size, v)})
+			out = append(out, hugetlbFiles(filepath.Join(dir, "hugetlb."+hugepages.UnitSize(size)), ".max", limit(v), sameHugetlb(size, v))...)
 		}
 		return out
 	}
@@ -435,13 +458,13 @@ func (m *Manager) files(path string, s Settings) []file {
 		memory = strconv.FormatInt(s.Memory, 10)
 	}
 	out := []file{
-		{"cpu", filepath.Join(cpu, "cpu.cfs_period_us"), strconv.Itoa(CPUPeriod), func(Settings) bool { return true }},
-		{"cpu", filepath.Join(cpu, "cpu.cfs_quota_us"), quota, func(o Settings) bool { return o.Quota == s.Quota }},
-		{"memory", filepath.Join(mem, "memory.limit_in_bytes"), memory, func(o Settings) bool { return o.Memory == s.Memory }},
-		{"pids", filepath.Join(pids, "pids.max"), limit(s.Pids), func(o Settings) bool { return o.Pids == s.Pids }},
+		{controller: "cpu", path: filepath.Join(cpu, "cpu.cfs_period_us"), value: strconv.Itoa(CPUPeriod), same: func(Settings) bool { return true }},
+		{controller: "cpu", path: filepath.Join(cpu, "cpu.cfs_quota_us"), value: quota, same: func(o Settings) bool { return o.Quota == s.Quota }},
+		{controller: "memory", path: filepath.Join(mem, "memory.limit_in_bytes"), value: memory, same: func(o Settings) bool { return o.Memory == s.Memory }},
+		{controller: "pids", path: filepath.Join(pids, "pids.max"), value: limit(s.Pids), same: func(o Settings) bool { return o.Pids == s.Pids }},
 	}
 	if s.Shares > 0 {
-		out = append(out, file{"cpu", filepath.Join(cpu, "cpu.shares"), strconv.FormatInt(s.Shares, 10), func(o Settings) bool { return o.Shares == s.Shares }})
+		out = append(out, file{controller: "cpu", path: filepath.Join(cpu, "cpu.shares"), value: strconv.FormatInt(s.Shares, 10), same: func(o Settings) bool { return o.Shares == s.Shares }})
 	}
 	for _, size := range slices.Sorted(maps.Keys(s.Hugetlb)) {
 		v := s.Hugetlb[size]
@@ -449,9 +472,24 @@ func (m *Manager) files(path string, s Settings) []file {
 		if v >= 0 {
 			value = strconv.FormatInt(v, 10)
 		}
-		out = append(out, file{"hugetlb", filepath.Join(m.cfg.Mount, "hugetlb", path, "hugetlb."+hugepages.UnitSize(size)+".limit_in_bytes"), value, sameHugetlb(size, v)})
+		out = append(out, hugetlbFiles(filepath.Join(m.cfg.Mount, "hugetlb", path, "hugetlb."+hugepages.UnitSize(size)), ".limit_in_bytes", value, sameHugetlb(size, v))...)
 	}
 	return out
+}
+
+// hugetlbFiles hold a cgroup's limit of one page size, prefix being its
+// hugetlb.<size> and suffix the limit file's (.max on v2,
+// .limit_in_bytes on v1): the limit of the pages the cgroup faults in,
+// and the same limit of the pages it reserves (the .rsvd file of Linux
+// 5.7 and later, skipped where the kernel has none), as the kubelet's
+// cgroup library writes both (opencontainers/cgroups fs/hugetlb.go and
+// fs2/hugetlb.go). With the reservations limited too, a mapping beyond
+// the limit fails at mmap rather than with SIGBUS at a later fault.
+func hugetlbFiles(prefix, suffix, value string, same func(Settings) bool) []file {
+	return []file{
+		{controller: "hugetlb", path: prefix + suffix, value: value, same: same},
+		{controller: "hugetlb", path: prefix + ".rsvd" + suffix, value: value, same: same, optional: true},
+	}
 }
 
 // sameHugetlb reports whether old had the limit v of the page size.

@@ -311,6 +311,85 @@ func TestHugetlbV2(t *testing.T) {
 	}
 }
 
+// Where the kernel has them (Linux 5.7+), the limits of reserved huge
+// pages (hugetlb.<size>.rsvd.*) get the same values as the limits of the
+// pages faulted in, as the kubelet's cgroup library writes them; where it
+// has none they are not created. The fake cgroupfs has them only where
+// the test puts them.
+func TestHugetlbReservations(t *testing.T) {
+	p := hugePod("h", v1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")})
+	path := "/kubepods/pod" + string(p.UID)
+	for _, tc := range []struct {
+		name, controllers, dir, suffix string
+		have                           map[string]string // rsvd file → value written
+		missing                        []string          // rsvd files not created
+	}{
+		{
+			name: "v1", dir: "hugetlb", suffix: ".limit_in_bytes",
+			have: map[string]string{
+				"/kubepods/hugetlb.2MB.rsvd.limit_in_bytes": "16777216",
+				path + "/hugetlb.2MB.rsvd.limit_in_bytes":   "4194304",
+			},
+			missing: []string{"/kubepods/burstable/hugetlb.2MB.rsvd.limit_in_bytes"},
+		},
+		{
+			name: "v2", controllers: "cpu memory pids hugetlb", suffix: ".max",
+			have: map[string]string{
+				"/kubepods/hugetlb.2MB.rsvd.max":           "16777216",
+				"/kubepods/burstable/hugetlb.2MB.rsvd.max": "max",
+				path + "/hugetlb.2MB.rsvd.max":             "4194304",
+			},
+			missing: []string{"/kubepods/besteffort/hugetlb.2MB.rsvd.max"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mount string
+			if tc.controllers == "" {
+				mount = v1Mount(t, "cpu", "memory", "pids", "hugetlb")
+			} else {
+				mount = t.TempDir()
+				if err := os.WriteFile(filepath.Join(mount, "cgroup.controllers"), []byte(tc.controllers), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root := filepath.Join(mount, tc.dir)
+			for file := range tc.have {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, file)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, file), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := New(Config{Mount: mount, HugePageSizes: []int64{2 << 20}})
+			if err := m.SetupNode(v1.ResourceList{"hugepages-2Mi": resource.MustParse("16Mi")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.EnsurePod(path, p, false); err != nil {
+				t.Fatal(err)
+			}
+			for file, want := range tc.have {
+				if got := read(t, filepath.Join(root, file)); got != want {
+					t.Errorf("%s = %q, want %q", file, got, want)
+				}
+				// The limit of the pages faulted in is the same.
+				main := strings.Replace(file, ".rsvd", "", 1)
+				if got := read(t, filepath.Join(root, main)); got != want {
+					t.Errorf("%s = %q, want %q", main, got, want)
+				}
+			}
+			for _, file := range tc.missing {
+				if _, err := os.Stat(filepath.Join(root, file)); !os.IsNotExist(err) {
+					t.Errorf("%s created where the kernel has none: %v", file, err)
+				}
+				if got := read(t, filepath.Join(root, strings.Replace(file, ".rsvd", "", 1))); got == "" {
+					t.Errorf("no limit next to the missing %s", file)
+				}
+			}
+		})
+	}
+}
+
 // Without the hugetlb controller (cgroup v1 does not mount it by default)
 // nothing is written for huge pages, as the kubelet skips them.
 func TestHugetlbNotMounted(t *testing.T) {

@@ -105,7 +105,7 @@ func FormatMap(m map[string]string) string {
 // memory or ephemeral-storage limit that is not set (or zero) defaults to
 // the pod-level limit (spec.resources.limits, cpu and memory), else to the
 // node's allocatable amount, when known: the kubelet's
-// defaultPodLimitsForDownwardAPI.
+// defaultPodLimitsForDownwardAPI. An unset hugepages-<size> limit is 0.
 func ResourceValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, allocatable v1.ResourceList) (string, error) {
 	if fs.ContainerName != "" {
 		c = findContainer(pod, fs.ContainerName)
@@ -131,7 +131,7 @@ func ResourceValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, a
 	var q resource.Quantity
 	if kind == "limits" {
 		q = c.Resources.Limits[rn]
-		if q.IsZero() && !strings.HasPrefix(name, v1.ResourceHugePagesPrefix) {
+		if q.IsZero() {
 			q = defaultLimit(pod, rn, allocatable)
 		}
 	} else {
@@ -151,10 +151,18 @@ func ResourceValue(fs *v1.ResourceFieldSelector, pod *v1.Pod, c *v1.Container, a
 }
 
 // defaultLimit is the limit of resource rn of a container that sets none:
-// the pod-level one when the pod sets it (only cpu and memory are
-// pod-level resources the downward API shows), the node's allocatable
-// otherwise (zero when not known).
+// for cpu, memory and ephemeral-storage, the pod-level one when the pod
+// sets it (only cpu and memory are pod-level resources the downward API
+// shows), the node's allocatable otherwise (zero when not known). Other
+// resources, that is hugepages-<size>, have none (zero), as in the
+// kubelet's MergeContainerResourceLimits: huge pages are never
+// overcommitted, so a container that may use them has its own limit.
 func defaultLimit(pod *v1.Pod, rn v1.ResourceName, allocatable v1.ResourceList) resource.Quantity {
+	switch rn {
+	case v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage:
+	default:
+		return resource.Quantity{}
+	}
 	if pod.Spec.Resources != nil && (rn == v1.ResourceCPU || rn == v1.ResourceMemory) {
 		if q := pod.Spec.Resources.Limits[rn]; !q.IsZero() {
 			return q

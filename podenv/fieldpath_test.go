@@ -65,9 +65,11 @@ func TestFieldValue(t *testing.T) {
 
 func TestResourceValue(t *testing.T) {
 	pod := testPod()
+	pod.Spec.Containers[1].Resources.Limits = v1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")}
 	alloc := v1.ResourceList{
 		v1.ResourceCPU:    resource.MustParse("4"),
 		v1.ResourceMemory: resource.MustParse("8Gi"),
+		"hugepages-2Mi":   resource.MustParse("16Mi"),
 	}
 	tests := []struct {
 		name    string
@@ -83,6 +85,10 @@ func TestResourceValue(t *testing.T) {
 		{name: "other container", fs: v1.ResourceFieldSelector{ContainerName: "side", Resource: "limits.cpu"}, want: "4"},
 		{name: "unknown container", fs: v1.ResourceFieldSelector{ContainerName: "nope", Resource: "limits.cpu"}, wantErr: true},
 		{name: "unsupported", fs: v1.ResourceFieldSelector{Resource: "limits.gpu"}, wantErr: true},
+		// Huge pages are never overcommitted: an unset limit is 0, not
+		// the node's allocatable (MergeContainerResourceLimits).
+		{name: "unset hugepages limit is zero", fs: v1.ResourceFieldSelector{Resource: "limits.hugepages-2Mi"}, want: "0"},
+		{name: "hugepages limit", fs: v1.ResourceFieldSelector{ContainerName: "side", Resource: "limits.hugepages-2Mi", Divisor: resource.MustParse("1Mi")}, want: "4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

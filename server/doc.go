@@ -125,8 +125,9 @@
 // size, each pod's volumes (du of <RootDir>/pods/<uid>/volumes/*/*, hard
 // links once, measured again after 200 times what measuring took, between
 // 1 s and the kubelet's 1 min) and its ephemeral-storage: writable layers,
-// logs and the local ephemeral volumes (emptyDir on disk, configMap) as
-// the kubelet counts them, against the root dir's filesystem. PodStorage
+// logs and the local ephemeral volumes as the kubelet counts them (by the
+// pod's spec: configMap and emptyDir of the default medium, never Memory
+// or HugePages), against the root dir's filesystem. PodStorage
 // hands the same pod stats, and whether the image filesystem is a device
 // of its own, to the eviction manager (package eviction).
 //

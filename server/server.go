@@ -143,7 +143,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, timeouts: defaultTimeouts}
 	s.metrics = newMetricsCollector(deps.Runtime)
-	s.stats = newStatsProvider(cfg, deps.Runtime, deps.Images)
+	s.stats = newStatsProvider(cfg, deps.Runtime, deps.Images, deps.Pods)
 	auth, err := newAuthHandler(cfg, deps.Client)
 	if err != nil {
 		return nil, err

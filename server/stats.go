@@ -10,6 +10,7 @@ import (
 
 	"github.com/emicklei/go-restful/v3"
 	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -33,9 +34,12 @@ type statsProvider struct {
 	volumes    *volumeUsage
 	podCgroup  func(types.UID) (string, bool) // may be nil
 	pids       *sandboxPIDs
+	// pods are the pods bound to the node, whose specs say which volumes
+	// count as local ephemeral storage.
+	pods func() []*v1.Pod
 }
 
-func newStatsProvider(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService) *statsProvider {
+func newStatsProvider(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageManagerService, pods func() []*v1.Pod) *statsProvider {
 	return &statsProvider{
 		nodeName:   cfg.NodeName,
 		rootDir:    cfg.RootDir,
@@ -47,6 +51,7 @@ func newStatsProvider(cfg Config, rt internalapi.RuntimeService, images internal
 		volumes:    newVolumeUsage(cfg.RootDir),
 		podCgroup:  cfg.PodCgroup,
 		pids:       newSandboxPIDs(rt),
+		pods:       pods,
 	}
 }
 
@@ -243,6 +248,12 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 
 	out := make([]statsapi.PodStats, 0, len(sandboxes))
 	live := map[string]bool{}
+	specs := map[string]*v1.Pod{}
+	if !cpuAndMemoryOnly {
+		for _, pod := range p.pods() {
+			specs[string(pod.UID)] = pod
+		}
+	}
 	for _, sb := range currentSandboxes(sandboxes) {
 		md := sb.GetMetadata()
 		ps := statsapi.PodStats{
@@ -272,7 +283,7 @@ func (p *statsProvider) podStats(ctx context.Context, cpuAndMemoryOnly bool, ima
 			ps.Containers = []statsapi.ContainerStats{}
 		}
 		if !cpuAndMemoryOnly {
-			vols := p.volumes.pod(md.GetUid())
+			vols := p.volumes.pod(md.GetUid(), specs[md.GetUid()])
 			for _, v := range vols {
 				ps.VolumeStats = append(ps.VolumeStats, v.stats)
 			}

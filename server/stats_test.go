@@ -194,6 +194,62 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// The pod's ephemeral storage counts its volumes by their spec, as the
+// kubelet's util.IsLocalEphemeralVolume: an emptyDir of the default
+// medium and a configMap, not an emptyDir of medium HugePages or Memory
+// (a hugetlbfs or tmpfs, which the directories here are not, so only the
+// spec tells them apart) nor a secret. Without the pod's spec, the
+// directories say it: a plain emptyDir directory counts.
+func TestSummaryEphemeralVolumesBySpec(t *testing.T) {
+	f := statsFixture(t)
+	vols := filepath.Join("pods", string(testUID), "volumes")
+	writeFiles(t, f.srv.stats.rootDir, map[string]string{
+		filepath.Join(vols, "kubernetes.io~empty-dir", "huge", "g"): strings.Repeat("h", 20000),
+		filepath.Join(vols, "kubernetes.io~empty-dir", "mem", "m"):  strings.Repeat("m", 30000),
+		filepath.Join(vols, "kubernetes.io~configmap", "cm", "k"):   "v",
+	})
+	emptyDir := func(name string, medium v1.StorageMedium) v1.Volume {
+		return v1.Volume{Name: name, VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: medium}}}
+	}
+	pod := &v1.Pod{}
+	pod.UID = testUID
+	pod.Spec.Volumes = []v1.Volume{
+		emptyDir("data", v1.StorageMediumDefault),
+		emptyDir("huge", v1.StorageMediumHugePagesPrefix+"2Mi"),
+		emptyDir("mem", v1.StorageMediumMemory),
+		{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{}}},
+		{Name: "tok", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{}}},
+	}
+	for _, tc := range []struct {
+		name      string
+		pods      []*v1.Pod
+		ephemeral []string
+	}{
+		{"spec", []*v1.Pod{pod}, []string{"cm", "data"}},
+		{"no spec", nil, []string{"cm", "data", "huge", "mem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.srv.stats.pods = func() []*v1.Pod { return tc.pods }
+			p := getSummary(t, f, "/stats/summary").Pods[0]
+			c := p.Containers[0]
+			want := *c.Rootfs.UsedBytes + *c.Logs.UsedBytes
+			byName := map[string]statsapi.VolumeStats{}
+			for _, v := range p.VolumeStats {
+				byName[v.Name] = v
+			}
+			for _, name := range tc.ephemeral {
+				want += *byName[name].UsedBytes
+			}
+			if len(byName) != 5 {
+				t.Fatalf("volume stats: %+v", p.VolumeStats)
+			}
+			if e := p.EphemeralStorage; e == nil || *e.UsedBytes != want {
+				t.Errorf("ephemeral storage %+v, want used %d (writable layer, logs, %v)", e, want, tc.ephemeral)
+			}
+		})
+	}
+}
+
 // A pod whose cgroup the agent does not know (no cgroupsPerQOS), and a
 // sandbox the runtime tells no process of: the pod's CPU and memory are
 // its containers' sums, no network, no process count.

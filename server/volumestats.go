@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
@@ -43,9 +44,7 @@ type cachedVolume struct {
 }
 
 // podVolume is one volume's stats and whether the kubelet counts it as
-// the pod's local ephemeral storage: emptyDir on disk and configMap
-// (util.IsLocalEphemeralVolume), not a memory-backed emptyDir, secrets,
-// downwardAPI or projected volumes, which live on tmpfs in the kubelet.
+// the pod's local ephemeral storage (localEphemeral).
 type podVolume struct {
 	stats     statsapi.VolumeStats
 	ephemeral bool
@@ -56,8 +55,8 @@ func newVolumeUsage(rootDir string) *volumeUsage {
 }
 
 // pod returns the stats of every volume of the pod, sorted by name; nil if
-// the pod has none.
-func (v *volumeUsage) pod(uid string) []podVolume {
+// the pod has none. spec is the pod (nil when the agent no longer has it).
+func (v *volumeUsage) pod(uid string, spec *v1.Pod) []podVolume {
 	dirs, _ := filepath.Glob(filepath.Join(v.rootDir, "pods", uid, "volumes", "*", "*"))
 	now := v.now()
 	var out []podVolume
@@ -76,7 +75,9 @@ func (v *volumeUsage) pod(uid string) []podVolume {
 			v.cache[dir] = c
 			v.mu.Unlock()
 		}
-		out = append(out, c.podVolume)
+		pv := c.podVolume
+		pv.ephemeral = localEphemeral(spec, dir)
+		out = append(out, pv)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].stats.Name < out[j].stats.Name })
 	return out
@@ -97,6 +98,8 @@ func (v *volumeUsage) forgetExcept(keep map[string]bool) {
 	}
 }
 
+// measureVolume measures the volume in dir; whether it is ephemeral is
+// for the caller to say.
 func measureVolume(dir string, now time.Time) podVolume {
 	var used, inodes uint64
 	seen := map[uint64]bool{}
@@ -130,18 +133,43 @@ func measureVolume(dir string, now time.Time) podVolume {
 		fsStats.CapacityBytes, fsStats.AvailableBytes = ptrTo(u.capacity), ptrTo(u.available)
 		fsStats.Inodes, fsStats.InodesFree = ptrTo(u.inodes), ptrTo(u.inodesFree)
 	}
-	plugin := filepath.Base(filepath.Dir(dir))
-	return podVolume{
-		stats:     statsapi.VolumeStats{Name: filepath.Base(dir), FsStats: fsStats},
-		ephemeral: plugin == "kubernetes.io~configmap" || (plugin == "kubernetes.io~empty-dir" && !tmpfsMount(dir)),
-	}
+	return podVolume{stats: statsapi.VolumeStats{Name: filepath.Base(dir), FsStats: fsStats}}
 }
 
-// tmpfsMount reports whether dir is a tmpfs mounted on its own (an
-// emptyDir with medium Memory), not a directory on a tmpfs.
-func tmpfsMount(dir string) bool {
+// localEphemeral reports whether the volume in dir counts as the pod's
+// local ephemeral storage. With the pod's spec it is the kubelet's
+// util.IsLocalEphemeralVolume, which volume_stat_calculator.go applies to
+// the volume's spec: gitRepo, configMap and an emptyDir of the default
+// medium, not one of medium Memory or HugePages (tmpfs and hugetlbfs use
+// no disk), nor secrets, downwardAPI or projected volumes (tmpfs in the
+// kubelet). Without the spec (a pod the agent has dropped whose
+// directory remains), by what is on disk: a configMap, or an emptyDir
+// that is not a tmpfs or hugetlbfs mounted on its own.
+func localEphemeral(pod *v1.Pod, dir string) bool {
+	if pod != nil {
+		name := filepath.Base(dir)
+		for i := range pod.Spec.Volumes {
+			if v := &pod.Spec.Volumes[i]; v.Name == name {
+				return v.GitRepo != nil || v.ConfigMap != nil ||
+					v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumDefault
+			}
+		}
+	}
+	switch filepath.Base(filepath.Dir(dir)) {
+	case "kubernetes.io~configmap":
+		return true
+	case "kubernetes.io~empty-dir":
+		return !memoryMount(dir)
+	}
+	return false
+}
+
+// memoryMount reports whether dir is a tmpfs or hugetlbfs mounted on its
+// own (an emptyDir of medium Memory or HugePages), not a directory on
+// one.
+func memoryMount(dir string) bool {
 	var fs unix.Statfs_t
-	if unix.Statfs(dir, &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+	if unix.Statfs(dir, &fs) != nil || fs.Type != unix.TMPFS_MAGIC && fs.Type != unix.HUGETLBFS_MAGIC {
 		return false
 	}
 	var st, parent unix.Stat_t

@@ -15,7 +15,10 @@
 // HugePages or HugePages-<size> a hugetlbfs is, with the page size the
 // pod's containers request (HugePages: the one size they request; several
 // sizes, or none of the medium's, is an error, as the kubelet's); without
-// root such a volume fails rather than be a plain directory. configMap, secret,
+// root such a volume fails rather than be a plain directory. As the
+// kubelet's, the hugetlbfs has no mode option: its root is 0755, root's,
+// which the pod's fsGroup, when it has one, gets to write (below), so a
+// pod that is not root uses its huge pages with an fsGroup. configMap, secret,
 // downwardAPI and projected volumes are computed into a payload (path ->
 // content and mode) and written the way the kubelet's AtomicWriter writes
 // them: the files go to a fresh timestamped directory "..2006_01_02_...",
@@ -34,7 +37,8 @@
 // never reach the disk; memory-backed volumes are sized as the kubelet
 // sizes them (memoryVolumeSize). With the pod's fsGroup, the agent-written
 // files and directories belong to that group (setgid directories,
-// group-readable files) and so does a new emptyDir.
+// group-readable files) and so does the root of an emptyDir (group
+// read, write and search, setgid), whatever its medium.
 //
 // SubPath makes a subPath safe as the kubelet's subpath_linux.go: the path
 // is opened one component at a time with O_NOFOLLOW and that file is

@@ -20,9 +20,9 @@ type Mounter interface {
 	// MountTmpfs mounts a tmpfs of at most sizeBytes (no limit when 0)
 	// with the given mode on target.
 	MountTmpfs(target string, sizeBytes int64, mode os.FileMode) error
-	// MountHugetlbfs mounts a hugetlbfs of pages of pageSize bytes with
-	// the given mode on target.
-	MountHugetlbfs(target string, pageSize int64, mode os.FileMode) error
+	// MountHugetlbfs mounts a hugetlbfs of pages of pageSize bytes on
+	// target, its root as hugetlbfs makes it (0755, root's).
+	MountHugetlbfs(target string, pageSize int64) error
 	// BindMount bind-mounts source on target.
 	BindMount(source, target string) error
 	Unmount(target string) error
@@ -34,8 +34,6 @@ type Mounter interface {
 }
 
 func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir string, src *v1.EmptyDirVolumeSource) error {
-	// World-writable as the kubelet's (the chmod below): any of the pod's
-	// users may write it.
 	if err := m.mkdirNoFollow(dir, 0o755); err != nil {
 		return err
 	}
@@ -58,18 +56,31 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	default:
 		return unsupported(name, fmt.Sprintf("emptyDir medium %q", medium))
 	}
-	// As the kubelet's SetVolumeOwnership of a new emptyDir: the pod's
-	// fsGroup owns it, setgid so that what containers create inherits the
-	// group. Only the root: what containers wrote is theirs, and a walk
-	// through it could be raced into following their links.
+	// The root is world-writable as the kubelet's (its setupDir's 0777,
+	// which the umask must not narrow): any of the pod's users may write
+	// it. A hugetlbfs's stays as mounted (0755, root's), as the kubelet
+	// mounts it with no mode: huge pages are for the pod's root user and,
+	// with an fsGroup, that group's.
 	mode := os.FileMode(0o777)
+	if hugepages.IsMedium(medium) {
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			return err
+		}
+		mode = fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	}
+	// As the kubelet's SetVolumeOwnership of a new emptyDir: the pod's
+	// fsGroup owns it and may read, write and search it, setgid so that
+	// what containers create inherits the group. Only the root: what
+	// containers wrote is theirs, and a walk through it could be raced
+	// into following their links.
 	if g := fsGroup(pod); g != nil {
 		if err := os.Chown(dir, -1, int(*g)); err != nil {
 			return err
 		}
-		mode |= os.ModeSetgid
+		mode |= 0o770 | os.ModeSetgid
 	}
-	return os.Chmod(dir, mode) // umask
+	return os.Chmod(dir, mode)
 }
 
 // mountTmpfs mounts a tmpfs on dir unless one is there, sized as the
@@ -100,7 +111,8 @@ func (m *Manager) mountTmpfs(ctx context.Context, pod *v1.Pod, name, dir string,
 // a Mounter (not root) it fails: a plain directory would not give the
 // pod the huge pages it asked for. The pod's huge pages are limited by
 // the hugetlb cgroup (the kubelet's too: hugetlbfs has no size), not by
-// the mount.
+// the mount. The mount has no mode either (its root is 0755, root's):
+// setupEmptyDir gives the pod's fsGroup, if any, the right to write it.
 func (m *Manager) mountHugetlbfs(ctx context.Context, pod *v1.Pod, name, dir string, medium v1.StorageMedium) error {
 	pageSize, err := hugePageSize(pod, medium)
 	if err != nil {
@@ -116,7 +128,7 @@ func (m *Manager) mountHugetlbfs(ctx context.Context, pod *v1.Pod, name, dir str
 	if mounted {
 		return nil
 	}
-	if err := m.Mounter.MountHugetlbfs(dir, pageSize, 0o777); err != nil {
+	if err := m.Mounter.MountHugetlbfs(dir, pageSize); err != nil {
 		return fmt.Errorf("mount hugetlbfs with %s pages on %s: %w", hugepages.ResourceName(pageSize), dir, err)
 	}
 	klog.FromContext(ctx).V(4).Info("Mounted hugetlbfs", "pod", klog.KObj(pod), "volume", name, "pageSize", pageSize)

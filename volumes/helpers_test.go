@@ -26,10 +26,14 @@ type fakeMounter struct {
 	hugetlbfs map[string]int64
 }
 
-// MountHugetlbfs records the mount as one of size 0 and its page size.
-func (f *fakeMounter) MountHugetlbfs(target string, pageSize int64, _ os.FileMode) error {
+// MountHugetlbfs records the mount as one of size 0 and its page size,
+// and gives target the mode of a new hugetlbfs's root (0755).
+func (f *fakeMounter) MountHugetlbfs(target string, pageSize int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := os.Chmod(target, 0o755); err != nil {
+		return err
+	}
 	f.mounted[target] = 0
 	if f.hugetlbfs == nil {
 		f.hugetlbfs = map[string]int64{}

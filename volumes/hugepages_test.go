@@ -1,7 +1,9 @@
 package volumes
 
 import (
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -82,8 +84,9 @@ func TestHugePagesEmptyDir(t *testing.T) {
 			if got := e.mounter.hugetlbfs[paths["huge"]]; got != tc.pageSize {
 				t.Errorf("hugetlbfs page size = %d, want %d (mounts %v)", got, tc.pageSize, e.mounter.hugetlbfs)
 			}
-			if m := fileMode(t, paths["huge"]); m != 0o777 {
-				t.Errorf("mode = %o, want 777", m)
+			// As the kubelet mounts it: no mode, the root stays 0755.
+			if m := fileMode(t, paths["huge"]); m != 0o755 {
+				t.Errorf("mode = %o, want 755", m)
 			}
 			// Idempotent: no second mount; Teardown unmounts it.
 			delete(e.mounter.hugetlbfs, paths["huge"])
@@ -98,6 +101,51 @@ func TestHugePagesEmptyDir(t *testing.T) {
 			}
 			if len(e.mounter.mounted) != 0 {
 				t.Errorf("left mounted: %v", e.mounter.mounted)
+			}
+		})
+	}
+}
+
+// The pod's fsGroup may write a hugetlbfs emptyDir, as the kubelet's
+// SetVolumeOwnership makes it: the root's group, read, write and search
+// for the group, setgid (0755 becomes 2775); other users may not. An
+// emptyDir on disk stays world-writable, setgid with an fsGroup.
+func TestEmptyDirFSGroup(t *testing.T) {
+	gid := int64(os.Getgid()) // one the test may chown to without root
+	for _, tc := range []struct {
+		name    string
+		medium  v1.StorageMedium
+		fsGroup *int64
+		want    os.FileMode
+	}{
+		{"hugetlbfs", v1.StorageMediumHugePages, nil, 0o755},
+		{"hugetlbfs with fsGroup", v1.StorageMediumHugePages, &gid, 0o775 | os.ModeSetgid},
+		{"disk", v1.StorageMediumDefault, nil, 0o777},
+		{"disk with fsGroup", v1.StorageMediumDefault, &gid, 0o777 | os.ModeSetgid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			vol := hugeVolume(tc.medium)
+			pod := withHugePages(basePod(vol), false, "hugepages-2Mi")
+			pod.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: tc.fsGroup}
+			paths, err := e.m.Setup(t.Context(), pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // and again, as each sync sets the pod up
+				fi, err := os.Lstat(paths["huge"])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode() & (os.ModePerm | os.ModeSetgid | os.ModeSticky); got != tc.want {
+					t.Errorf("mode = %v, want %v", got, tc.want)
+				}
+				if st := fi.Sys().(*syscall.Stat_t); tc.fsGroup != nil && int64(st.Gid) != gid {
+					t.Errorf("group %d, want %d", st.Gid, gid)
+				}
+				if _, err := e.m.Setup(t.Context(), pod); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}

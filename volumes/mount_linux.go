@@ -31,10 +31,10 @@ func (unixMounter) MountTmpfs(target string, sizeBytes int64, mode os.FileMode) 
 }
 
 // MountHugetlbfs mounts a hugetlbfs as the kubelet does (source "nodev",
-// a pagesize option), nosuid and nodev as the tmpfs mounts.
-func (unixMounter) MountHugetlbfs(target string, pageSize int64, mode os.FileMode) error {
-	opts := fmt.Sprintf("pagesize=%d,mode=%04o", pageSize, mode.Perm())
-	return unix.Mount("nodev", target, "hugetlbfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
+// only a pagesize option: the root is hugetlbfs's default 0755, root's),
+// nosuid and nodev as the tmpfs mounts.
+func (unixMounter) MountHugetlbfs(target string, pageSize int64) error {
+	return unix.Mount("nodev", target, "hugetlbfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("pagesize=%d", pageSize))
 }
 
 func (unixMounter) BindMount(source, target string) error {

@@ -15,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Huge pages (package hugepages): the node's capacity of each page size,
@@ -49,6 +50,20 @@ func hostHasHugetlb() bool {
 	return err == nil
 }
 
+// hostHasHugetlbRsvd reports whether the host's hugetlb controller
+// limits reservations too (Linux 5.7+): kubepods has the file then.
+func hostHasHugetlbRsvd() bool {
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/hugetlb", cgroupRoot, "kubepods/hugetlb.2MB.rsvd.limit_in_bytes"),
+		filepath.Join("/sys/fs/cgroup", cgroupRoot, "kubepods/hugetlb.2MB.rsvd.max"),
+	} {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func TestHugePages(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("reserves huge pages on the host")
@@ -60,6 +75,12 @@ func TestHugePages(t *testing.T) {
 	old := readHugeCount(t, "nr_hugepages")
 	c := client(t)
 	ctx := context.Background()
+	// The node's memory before: the agent running now read the pool of
+	// old pages at its start.
+	before, err := c.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Runs last: the pods are gone (deleted below), the machine gets its
 	// count back and the agent forgets the pages again.
 	t.Cleanup(func() {
@@ -89,10 +110,17 @@ func TestHugePages(t *testing.T) {
 		capQ, allocQ := n.Status.Capacity["hugepages-2Mi"], n.Status.Allocatable["hugepages-2Mi"]
 		return capQ.Cmp(want) == 0 && allocQ.Cmp(want) == 0, nil
 	})
-	// The huge pages are not allocatable memory.
-	memCap, memAlloc := node.Status.Capacity[v1.ResourceMemory], node.Status.Allocatable[v1.ResourceMemory]
-	if memAlloc.Value() > memCap.Value()-want.Value() {
-		t.Errorf("allocatable memory %s, capacity %s: the 16Mi of huge pages are not held back", memAlloc.String(), memCap.String())
+	// The huge pages are not allocatable memory: reserving them takes
+	// their size (16Mi when the machine had none) off allocatable memory,
+	// not off its capacity (MemTotal counts the pool).
+	capBefore, allocBefore := before.Status.Capacity[v1.ResourceMemory], before.Status.Allocatable[v1.ResourceMemory]
+	capAfter, allocAfter := node.Status.Capacity[v1.ResourceMemory], node.Status.Allocatable[v1.ResourceMemory]
+	if capAfter.Cmp(capBefore) != 0 {
+		t.Errorf("memory capacity %s -> %s when reserving huge pages, want it unchanged", capBefore.String(), capAfter.String())
+	}
+	if drop, wantDrop := allocBefore.Value()-allocAfter.Value(), int64(pages-old)*2<<20; drop != wantDrop {
+		t.Errorf("allocatable memory %s -> %s (less %d), want less %d: the %d huge pages reserved are not held back exactly",
+			allocBefore.String(), allocAfter.String(), drop, wantDrop, pages-old)
 	}
 
 	ns := namespace(t, c)
@@ -103,6 +131,9 @@ func TestHugePages(t *testing.T) {
 	}
 	huge.Spec.Volumes = []v1.Volume{{Name: "huge", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumHugePages}}}}
 	huge.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "huge", MountPath: "/huge"}}
+	// Not root: the hugetlbfs is root's 0755, the fsGroup makes it the
+	// pod's to write.
+	huge.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](1000), FSGroup: ptr.To[int64](2000)}
 	createPod(t, c, ns, huge)
 	p := waitPod(t, c, ns, "huge", 120*time.Second, "running", running)
 	defer func() {
@@ -111,9 +142,15 @@ func TestHugePages(t *testing.T) {
 	}()
 
 	// A hugetlbfs of 2 MiB pages (busybox's stat does not name it: its
-	// mount line does).
-	if got := kubectl(t, "exec", "-n", ns, "huge", "--", "grep", " /huge ", "/proc/mounts"); !strings.Contains(got, " /huge hugetlbfs ") || !strings.Contains(got, "pagesize=2M") {
-		t.Errorf("/huge is mounted as %q, want a hugetlbfs with pagesize=2M", got)
+	// mount line does), mounted with no mode as the kubelet's (the line
+	// shows one only when it is not the default 0755), its root the
+	// fsGroup's (2775).
+	if got := kubectl(t, "exec", "-n", ns, "huge", "--", "grep", " /huge ", "/proc/mounts"); !strings.Contains(got, " /huge hugetlbfs ") ||
+		!strings.Contains(got, "pagesize=2M") || strings.Contains(got, "mode=") {
+		t.Errorf("/huge is mounted as %q, want a hugetlbfs with pagesize=2M and no mode", got)
+	}
+	if got := strings.TrimSpace(kubectl(t, "exec", "-n", ns, "huge", "--", "stat", "-c", "%a %u %g", "/huge")); got != "2775 0 2000" {
+		t.Errorf("/huge: mode, owner and group %q, want \"2775 0 2000\"", got)
 	}
 	// The container can use its huge pages: fallocate takes 2 pages of
 	// the pool.
@@ -134,11 +171,21 @@ func TestHugePages(t *testing.T) {
 		if got := hostCgroup(t, "hugetlb", cgroupRoot+"/kubepods", "hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"); got != "16777216" {
 			t.Errorf("kubepods' hugetlb limit = %s, want the node's 16Mi", got)
 		}
-		// The container's own limit, and beyond it the pages are refused.
+		// The reservations' limit too, where the kernel has one (5.7+).
+		if hostHasHugetlbRsvd() {
+			if got := hostCgroup(t, "hugetlb", path, "hugetlb.2MB.rsvd.limit_in_bytes", "hugetlb.2MB.rsvd.max"); got != "4194304" {
+				t.Errorf("the pod's hugetlb reservation limit = %s, want 4Mi", got)
+			}
+		}
+		// The container's own limit, and beyond it the pages are refused:
+		// its 4Mi are the 2 pages of /huge/f, a 3rd fails. The script
+		// ends in an echo either way, so that a refusal is not an exec
+		// failure.
 		out := kubectl(t, "exec", "-n", ns, "huge", "--", "sh", "-c",
-			"cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes /sys/fs/cgroup/hugetlb.2MB.max 2>/dev/null; fallocate -l 2097152 /huge/g && echo took-more")
-		if !strings.Contains(out, "4194304") || strings.Contains(out, "took-more") {
-			t.Errorf("the container's hugetlb limit and a 5th MiB beyond it: %q", out)
+			"cat /sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes /sys/fs/cgroup/hugetlb.2MB.max 2>/dev/null; "+
+				"fallocate -l 2097152 /huge/g && echo took-more || echo refused")
+		if !strings.Contains(out, "4194304") || !strings.Contains(out, "refused") || strings.Contains(out, "took-more") {
+			t.Errorf("the container's hugetlb limit and a 3rd page beyond it: %q", out)
 		}
 	} else {
 		t.Log("The host has no hugetlb cgroup controller: the hugetlb limits are not checked, the warning is")

@@ -58,10 +58,14 @@ func (m *Manager) setupEmptyDir(ctx context.Context, pod *v1.Pod, name, dir stri
 	}
 	// The root is world-writable as the kubelet's (its setupDir's 0777,
 	// which the umask must not narrow): any of the pod's users may write
-	// it. A hugetlbfs's stays as mounted (0755, root's), as the kubelet
-	// mounts it with no mode: huge pages are for the pod's root user and,
-	// with an fsGroup, that group's.
+	// it; a tmpfs's keeps the sticky bit of the tmpfs default (1777). A
+	// hugetlbfs's stays as mounted (0755, root's), as the kubelet mounts
+	// it with no mode: huge pages are for the pod's root user and, with
+	// an fsGroup, that group's.
 	mode := os.FileMode(0o777)
+	if medium == v1.StorageMediumMemory {
+		mode |= os.ModeSticky
+	}
 	if hugepages.IsMedium(medium) {
 		fi, err := os.Lstat(dir)
 		if err != nil {

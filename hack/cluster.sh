@@ -111,7 +111,9 @@ build() {
   mkdir -p "$CNI_BIN"
   (cd "$repo" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$CNI_BIN/nodeagent-delegate" ./cmd/nodeagent-cni)
   local want
-  want=$(cat "$here/images/main.go" /bin/busybox | sha256sum | cut -c1-16)
+  # The image builder, the pause program it builds into the pause image and
+  # the busybox both images hold.
+  want=$(cat "$here/images/main.go" "$here"/images/pause/*.go /bin/busybox | sha256sum | cut -c1-16)
   if [[ ! -f "$CACHE/images/.stamp" || "$(cat "$CACHE/images/.stamp")" != "$want" ]]; then
     log "building images"
     mkdir -p "$CACHE/images"

@@ -1,7 +1,10 @@
 // Command images builds the container images the harness needs without a
-// registry: a pause image and a busybox image, both made of the host's
-// busybox-static binary with every applet linked. It writes docker-archive
-// tarballs that `ctr images import` loads.
+// registry: a busybox image, made of the host's busybox-static binary with
+// every applet linked, and a pause image, the busybox layer and /pause (the
+// pause program of ./pause, built static) as entrypoint and user
+// 65535:65535, as upstream's image has them. It writes docker-archive
+// tarballs that `ctr images import` loads. Run it from this directory (as
+// hack/cluster.sh does): it builds ./pause with the go command.
 //
 // With -agnhost BINARY and/or -nonewprivs BINARY it writes only the upstream
 // e2e images for make conformance instead:
@@ -56,27 +59,60 @@ func main() {
 	}
 }
 
+// run writes pause.tar and busybox.tar. The pause image keeps the busybox
+// layer under /pause: upstream's has /pause only, but the e2e test of an
+// image change (test/e2e TestContainerImageChanged) runs sh in it. Its
+// user is upstream's 65535:65535: containerd runs the sandbox's pause as
+// the image's user unless the pod sets runAsUser, and pause needs no
+// privilege to wait for signals and reap the children the kernel hands it.
 func run(busybox, out string) error {
 	layer, err := busyboxLayer(busybox)
 	if err != nil {
 		return err
 	}
+	pause, err := pauseLayer()
+	if err != nil {
+		return err
+	}
 	images := []struct {
-		file string
-		tags []string
-		cfg  v1.Config
+		file   string
+		tags   []string
+		cfg    v1.Config
+		layers []v1.Layer
 	}{
 		{"pause.tar", []string{"registry.k8s.io/pause:3.10.2"},
-			v1.Config{Entrypoint: []string{"/bin/sleep"}, Cmd: []string{"infinity"}, Env: []string{"PATH=/bin"}}},
+			v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535", Env: []string{"PATH=/bin"}},
+			[]v1.Layer{layer, pause}},
 		{"busybox.tar", []string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-1", "docker.io/library/busybox:1.37"},
-			v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}},
+			v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+			[]v1.Layer{layer}},
 	}
 	for _, im := range images {
-		if err := writeImage(out+"/"+im.file, im.tags, im.cfg, layer); err != nil {
+		if err := writeImage(out+"/"+im.file, im.tags, im.cfg, im.layers...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pauseLayer builds the pause program of ./pause as a static linux/amd64
+// binary (the images are amd64) in a temporary directory and makes a layer
+// of it as /pause.
+func pauseLayer() (v1.Layer, error) {
+	dir, err := os.MkdirTemp("", "pause-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := dir + "/pause"
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", bin, "./pause")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("build ./pause: %w", err)
+	}
+	// filesLayer reads the binary now, before the directory goes.
+	return filesLayer([]layerFile{{name: "pause", src: bin, mode: 0o755}})
 }
 
 func writeImage(file string, tags []string, cfg v1.Config, layers ...v1.Layer) error {

@@ -74,6 +74,8 @@ type podPipeline struct {
 	probes   *prober.Manager
 	static   *staticPods
 	shutdown *nodeshutdown.Manager
+	// statuses are the pod statuses the agent wrote, its own view of them.
+	statuses *podstatus.Writer
 }
 
 // newPodPipeline wires volumes, environment, probes, the syncer and the
@@ -115,7 +117,8 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		Wake:     func(uid types.UID) { p.workers.Wake(uid) },
 	})
 	go p.probes.Run(ctx)
-	status := &statusRouter{Writer: podstatus.NewWriter(client)}
+	p.statuses = podstatus.NewWriter(client)
+	status := &statusRouter{Writer: p.statuses}
 	memCapacity := nodestatus.MemoryCapacity()
 	// The kubelet's active pods: a pod deleted for good no longer counts
 	// while its containers stop (podworkers' Active).

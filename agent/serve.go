@@ -47,6 +47,7 @@ func newServer(opts *configs.Options, authClient kubernetes.Interface, serving *
 		Client:       authClient,
 		Runtime:      rt.Runtime,
 		Pods:         api.boundPods,
+		PodStatus:    p.statuses.Status,
 		Images:       rt.Images,
 		PodCgroup:    p.syncer.PodCgroup,
 		ProbeMetrics: p.probes.Collectors(),

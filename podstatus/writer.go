@@ -104,6 +104,19 @@ func newerThan(a, b string) bool {
 	return x > y
 }
 
+// Status returns a copy of the last status the agent wrote for the pod of
+// uid, the agent's own view of it (the kubelet's status manager's copy);
+// false if it wrote none since it started, or forgot the pod.
+func (w *Writer) Status(uid types.UID) (*v1.PodStatus, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.last[uid]
+	if !ok {
+		return nil, false
+	}
+	return last.status.DeepCopy(), true
+}
+
 // Forget drops what the writer remembers of a pod.
 func (w *Writer) Forget(uid types.UID) {
 	w.mu.Lock()

@@ -84,3 +84,28 @@ func TestWriteSkipsSubsecondDifferences(t *testing.T) {
 		t.Errorf("remembered at %s, want 20", w.last[pod.UID].resourceVersion)
 	}
 }
+
+// Status is the last status the agent wrote for a pod, a copy, until the
+// pod is forgotten.
+func TestStatus(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", ResourceVersion: "10"}}
+	w := NewWriter(fake.NewClientset(pod.DeepCopy()))
+	if _, ok := w.Status(pod.UID); ok {
+		t.Fatal("a status before any write")
+	}
+	if err := w.Write(context.Background(), pod, readyStatus(v1.ConditionTrue)); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := w.Status(pod.UID)
+	if !ok || st.Phase != v1.PodRunning || st.Conditions[0].Status != v1.ConditionTrue {
+		t.Fatalf("got %v %+v, want the written status", ok, st)
+	}
+	st.Conditions[0].Status = v1.ConditionFalse
+	if again, _ := w.Status(pod.UID); again.Conditions[0].Status != v1.ConditionTrue {
+		t.Fatal("a caller's change reached the writer's copy")
+	}
+	w.Forget(pod.UID)
+	if _, ok := w.Status(pod.UID); ok {
+		t.Fatal("a status after Forget")
+	}
+}

@@ -65,8 +65,14 @@
 // tails, limits and timestamps. The file comes from the runtime's
 // ContainerStatus and is refused unless it lies, symbolic links resolved,
 // inside the pod's own directory <PodLogsDir>/<ns>_<name>_<uid>: no request
-// ever reads a byte from elsewhere. --previous is the second newest container
-// of the name. The lines go out in writes of up to 32 KiB, flushed at the
+// ever reads a byte from elsewhere. Which container's log is read comes
+// from the pod's status, the agent's own latest (Deps.PodStatus) else the
+// pod object's, by the kubelet's validateContainerLogStatus: --previous is
+// lastState.terminated, otherwise the running, the terminated or the last
+// terminated instance; a container waiting with none of them answers 400
+// with the kubelet's words. An ID from the status is used only if the
+// runtime's labels say it is the agent's container of that name in that
+// pod. The lines go out in writes of up to 32 KiB, flushed at the
 // latest 10 ms after their first byte (the kubelet flushes every line,
 // which caps logs -f of a fast writer at a few MB/s). Containers are looked up by the kubelet's labels plus
 // io.nodeagent.managed=true, so the agent never touches another's.
@@ -148,4 +154,7 @@
 // Errors map to the kubelet's status codes in one place (httpStatus): 400
 // for undecodable parameters, 422 for invalid log options, 404 for an
 // unknown pod, container or route, gRPC codes from the runtime by kind.
+// /containerLogs answers as the kubelet's go-restful WriteError: the text
+// alone, in the kubelet's words, as a text/plain body; through the
+// apiserver it is the message of the error kubectl shows.
 package server

@@ -2,6 +2,8 @@ package server
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -20,6 +22,22 @@ var (
 	// errInvalid: decodable but invalid options (422).
 	errInvalid = errors.New("invalid request")
 )
+
+// reply is an error whose text is the whole answer, word for word as the
+// kubelet gives it, with a sentinel for its status code: wrapping a
+// sentinel with %w would append the sentinel's own text.
+type reply struct {
+	msg  string
+	kind error
+}
+
+func (e *reply) Error() string { return e.msg }
+func (e *reply) Unwrap() error { return e.kind }
+
+// replyf returns a reply of kind (one of the sentinels above).
+func replyf(kind error, format string, args ...any) error {
+	return &reply{msg: fmt.Sprintf(format, args...), kind: kind}
+}
 
 // IsNotFound reports whether err is or wraps errNotFound.
 func IsNotFound(err error) bool { return errors.Is(err, errNotFound) }
@@ -52,11 +70,37 @@ func httpStatus(err error) int {
 // writeError answers err with its status code and message, logging it
 // once here, where it is handled.
 func writeError(logger klog.Logger, w http.ResponseWriter, err error) {
+	http.Error(w, err.Error(), logError(logger, err))
+}
+
+// writeErrorText answers err as go-restful's Response.WriteError, which the
+// kubelet's /containerLogs uses: the status code and the error's text alone
+// as the body, without the newline http.Error adds. The kubelet leaves the
+// type to net/http, which sniffs such a text as text/plain; charset=utf-8
+// (or sends none when the handler had set Transfer-Encoding); here it is
+// set, with nosniff, so that no client takes the text for anything else.
+// Through the apiserver the text is the message of the 400 or 404 it
+// answers (its GenericHttpResponseChecker).
+func writeErrorText(logger klog.Logger, w http.ResponseWriter, err error) {
+	code := logError(logger, err)
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	if _, werr := io.WriteString(w, err.Error()); werr != nil {
+		logger.V(4).Info("Writing response failed", "err", werr)
+	}
+}
+
+// logError logs err once, here, where it is handled, and returns its status
+// code: an error of the agent's own, a refusal at a higher verbosity.
+func logError(logger klog.Logger, err error) int {
 	code := httpStatus(err)
 	if code >= http.StatusInternalServerError {
 		logger.Error(err, "Request failed")
 	} else {
 		logger.V(4).Info("Request refused", "status", code, "err", err)
 	}
-	http.Error(w, err.Error(), code)
+	return code
 }

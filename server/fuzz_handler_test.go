@@ -127,8 +127,8 @@ func newHandlerFuzzFixture(f *testing.F) *handlerFuzzFixture {
 	}
 	rt.SetFakeSandboxes([]*critesting.FakePodSandbox{sandbox("pod1", "uid-1"), sandbox("pod2", "uid-2")})
 	pods := []*v1.Pod{
-		{ObjectMeta: metav1.ObjectMeta{Name: "pod1", Namespace: "ns1", UID: "uid-1"}, Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c1"}, {Name: "never"}}}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "pod2", Namespace: "ns1", UID: "uid-2"}, Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c1"}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "pod1", Namespace: "ns1", UID: "uid-1"}, Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c1"}, {Name: "never"}}}, Status: fixtureStatus("p1-cur", "p1-old")},
+		{ObjectMeta: metav1.ObjectMeta{Name: "pod2", Namespace: "ns1", UID: "uid-2"}, Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c1"}}}, Status: fixtureStatus("p2-cur", "p2-old")},
 	}
 
 	build := func(redirect bool) *Server {

@@ -133,6 +133,7 @@ func newSharedFixture(f *testing.F, redirect bool) *fixture {
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "pod1", Namespace: "ns1", UID: testUID},
 		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c1"}, {Name: "never"}}},
+		Status:     fixtureStatus("cur", "old"),
 	}
 	srv, err := New(Config{
 		NodeName:          "node1",
@@ -145,7 +146,7 @@ func newSharedFixture(f *testing.F, redirect bool) *fixture {
 	if err != nil {
 		f.Fatal(err)
 	}
-	return &fixture{srv: srv, rt: rt, logsDir: logsDir}
+	return &fixture{srv: srv, rt: rt, logsDir: logsDir, pod: pod}
 }
 
 // fuzzRequestContext is the context of a fuzzed request: quiet, and ended

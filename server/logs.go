@@ -30,9 +30,12 @@ func (s *Server) addContainerLogs(c *restful.Container) {
 }
 
 // parseLogOptions decodes the query as the kubelet does for the v1
-// PodLogOptions: undecodable values wrap errBadRequest, invalid
+// PodLogOptions: undecodable values are errBadRequest, invalid
 // combinations errInvalid, and a stream other than All errBadRequest (the
-// split-streams gate is off).
+// split-streams gate is off). The texts say which parameter is wrong where
+// the kubelet's say only "Unable to decode query." or "Invalid request.":
+// the apiserver checks the same before it asks the node, so only clients
+// that talk to the node directly see them.
 func parseLogOptions(q url.Values) (*v1.PodLogOptions, error) {
 	q = cloneValues(q)
 	// "tail" is the old name of tailLines; "all" means no limit.
@@ -61,7 +64,7 @@ func parseLogOptions(q url.Values) (*v1.PodLogOptions, error) {
 	if v := q.Get("sinceTime"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return nil, fmt.Errorf("sinceTime %q: %w", v, errBadRequest)
+			return nil, replyf(errBadRequest, "sinceTime %q is not an RFC 3339 time", v)
 		}
 		o.SinceTime = &metav1.Time{Time: t}
 	}
@@ -73,7 +76,8 @@ func parseLogOptions(q url.Values) (*v1.PodLogOptions, error) {
 		return nil, err
 	}
 	if o.Stream != nil && *o.Stream != v1.LogStreamAll {
-		return nil, fmt.Errorf("unable to return the given log stream %q: %w", *o.Stream, errBadRequest)
+		// The kubelet's words: the split-streams gate is alpha, off.
+		return nil, replyf(errBadRequest, "unable to return the given log stream: %q. Please enable PodLogsQuerySplitStreams feature gate in kubelet", *o.Stream)
 	}
 	return o, nil
 }
@@ -103,7 +107,7 @@ func validateLogOptions(o *v1.PodLogOptions) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s: %w", strings.Join(errs, "; "), errInvalid)
+		return replyf(errInvalid, "%s", strings.Join(errs, "; "))
 	}
 	return nil
 }
@@ -133,7 +137,7 @@ func queryInt64(q url.Values, key string) (*int64, error) {
 	}
 	n, err := strconv.ParseInt(vs[0], 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", key, vs[0], errBadRequest)
+		return nil, replyf(errBadRequest, "%s %q is not an integer", key, vs[0])
 	}
 	return &n, nil
 }
@@ -156,26 +160,28 @@ func (s *Server) getContainerLogs(req *restful.Request, resp *restful.Response) 
 	ns, name, ctr := req.PathParameter("podNamespace"), req.PathParameter("podID"), req.PathParameter("containerName")
 	opts, err := parseLogOptions(req.Request.URL.Query())
 	if err != nil {
-		writeError(logger, resp, err)
+		writeErrorText(logger, resp, err)
 		return
 	}
+	// The kubelet's words for an unknown pod or container
+	// (server.go getContainerLogs).
 	pod, err := s.podByName(ns, name, "")
 	if err != nil {
-		writeError(logger, resp, err)
+		writeErrorText(logger, resp, replyf(errNotFound, "pod %q does not exist", name))
 		return
 	}
 	if !hasContainer(pod, ctr) {
-		writeError(logger, resp, fmt.Errorf("container %q in pod %s: %w", ctr, klog.KObj(pod), errNotFound))
+		writeErrorText(logger, resp, replyf(errNotFound, "container %q not found in pod %q", ctr, name))
 		return
 	}
 	id, path, err := s.logFile(ctx, pod, ctr, opts.Previous)
 	if err != nil {
-		writeError(logger, resp, err)
+		writeErrorText(logger, resp, err)
 		return
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		writeError(logger, resp, fmt.Errorf("open log of container %q in pod %s: %w: %w", ctr, klog.KObj(pod), err, errBadRequest))
+		writeErrorText(logger, resp, replyf(errBadRequest, "failed to open log file %q: %v", path, err))
 		return
 	}
 	_ = f.Close()
@@ -190,36 +196,129 @@ func (s *Server) getContainerLogs(req *restful.Request, resp *restful.Response) 
 	}
 }
 
-// logFile returns the id and the log path of the newest container of that
-// name in the pod, or the one before it for previous. The path is the
-// runtime's, accepted only inside the pod's own log directory.
+// logFile returns the runtime's id and the log path of the container whose
+// log a request for ctr reads. Which container that is comes from the
+// pod's status, as in the kubelet's GetKubeletContainerLogs
+// (logContainerID). The status only points: the runtime must say the
+// container is the agent's, of this pod and of that name (whoever may
+// patch pods/status could point it at another pod's container), and the
+// log path is the runtime's, accepted only inside the pod's own log
+// directory.
 func (s *Server) logFile(ctx context.Context, pod *v1.Pod, ctr string, previous bool) (string, string, error) {
-	containers, err := s.containersByName(ctx, pod.UID, ctr)
+	ref, err := logContainerID(pod.Name, s.podStatus(pod), ctr, previous)
 	if err != nil {
 		return "", "", err
 	}
-	idx := 0
-	if previous {
-		idx = 1
+	// The kubelet's words when the runtime does not know the container
+	// (kuberuntime GetContainerLogs); the cause is logged.
+	unknown := replyf(errBadRequest, "unable to retrieve container logs for %s", ref)
+	id := runtimeID(ref)
+	if id == "" {
+		return "", "", unknown
 	}
-	if len(containers) <= idx {
-		what := "container"
-		if previous {
-			what = "previous terminated container"
-		}
-		return "", "", fmt.Errorf("%s %q in pod %s not found: %w", what, ctr, klog.KObj(pod), errBadRequest)
+	res, err := s.deps.Runtime.ContainerStatus(ctx, id, false)
+	st := res.GetStatus()
+	if err != nil || st == nil {
+		klog.FromContext(ctx).V(4).Info("Failed to get container status", "pod", klog.KObj(pod), "containerID", ref, "err", err)
+		return "", "", unknown
 	}
-	id := containers[idx].Id
-	st, err := s.deps.Runtime.ContainerStatus(ctx, id, false)
-	if err != nil {
-		return "", "", fmt.Errorf("status of container %q in pod %s: %w", ctr, klog.KObj(pod), err)
+	l := st.GetLabels()
+	if !cri.IsManaged(l) || cri.PodUID(l) != pod.UID || l[cri.ContainerNameLabel] != ctr {
+		return "", "", replyf(errBadRequest, "unable to retrieve container logs for %s: not container %q of pod %q", ref, ctr, pod.Name)
 	}
 	podDir := podLogDir(s.cfg.PodLogsDir, pod.Namespace, pod.Name, pod.UID)
-	path, err := pathWithin(podDir, st.GetStatus().GetLogPath())
+	path, err := pathWithin(podDir, st.GetLogPath())
 	if err != nil {
-		return "", "", fmt.Errorf("log of container %q in pod %s: %w", ctr, klog.KObj(pod), err)
+		return "", "", err
 	}
-	return id, path, nil
+	return st.GetId(), path, nil
+}
+
+// podStatus is the status a pod's logs go by: the agent's own latest, as
+// the kubelet's status manager's copy, else the pod object's (after a
+// restart of the agent, before its first write).
+func (s *Server) podStatus(pod *v1.Pod) *v1.PodStatus {
+	if s.deps.PodStatus != nil {
+		if st, ok := s.deps.PodStatus(pod.UID); ok && st != nil {
+			return st
+		}
+	}
+	return &pod.Status
+}
+
+// logContainerID returns the containerID (<type>://<id>) whose log a
+// request for container ctr of pod podName reads, from the pod's status,
+// as the kubelet's validateContainerLogStatus, cases and words: for
+// previous the last terminated instance; else the running one, the
+// terminated one (its last state if it has no ID: the next instance never
+// started), the last terminated one; a waiting container with no earlier
+// instance has no log yet.
+func logContainerID(podName string, status *v1.PodStatus, ctr string, previous bool) (string, error) {
+	cs, ok := statusNamed(status.ContainerStatuses, ctr)
+	if !ok {
+		cs, ok = statusNamed(status.InitContainerStatuses, ctr)
+	}
+	if !ok {
+		cs, ok = statusNamed(status.EphemeralContainerStatuses, ctr)
+	}
+	if !ok {
+		return "", replyf(errBadRequest, "container %q in pod %q is not available", ctr, podName)
+	}
+	last := cs.LastTerminationState.Terminated
+	state := cs.State
+	switch {
+	case previous:
+		if last == nil || last.ContainerID == "" {
+			return "", replyf(errBadRequest, "previous terminated container %q in pod %q not found", ctr, podName)
+		}
+		return last.ContainerID, nil
+	case state.Running != nil:
+		return cs.ContainerID, nil
+	case state.Terminated != nil:
+		if state.Terminated.ContainerID != "" {
+			return state.Terminated.ContainerID, nil
+		}
+		if last != nil && last.ContainerID != "" {
+			return last.ContainerID, nil
+		}
+		return "", replyf(errBadRequest, "container %q in pod %q is terminated", ctr, podName)
+	case last != nil:
+		if last.ContainerID == "" {
+			return "", replyf(errBadRequest, "container %q in pod %q is terminated", ctr, podName)
+		}
+		return last.ContainerID, nil
+	case state.Waiting != nil:
+		// The most common reasons for no log yet, in plain words.
+		switch reason := state.Waiting.Reason; reason {
+		case "ErrImagePull":
+			return "", replyf(errBadRequest, "container %q in pod %q is waiting to start: image can't be pulled", ctr, podName)
+		case "ImagePullBackOff":
+			return "", replyf(errBadRequest, "container %q in pod %q is waiting to start: trying and failing to pull image", ctr, podName)
+		default:
+			return "", replyf(errBadRequest, "container %q in pod %q is waiting to start: %v", ctr, podName, reason)
+		}
+	}
+	return "", replyf(errBadRequest, "container %q in pod %q is waiting to start - no logs yet", ctr, podName)
+}
+
+// statusNamed returns the status of container name among statuses.
+func statusNamed(statuses []v1.ContainerStatus, name string) (v1.ContainerStatus, bool) {
+	for _, cs := range statuses {
+		if cs.Name == name {
+			return cs, true
+		}
+	}
+	return v1.ContainerStatus{}, false
+}
+
+// runtimeID is the runtime's id in a status's containerID
+// (<type>://<id>), empty if it has none, as kubecontainer.ParseContainerID.
+func runtimeID(containerID string) string {
+	_, id, ok := strings.Cut(containerID, "://")
+	if !ok || strings.Contains(id, "://") {
+		return ""
+	}
+	return id
 }
 
 // containersByName lists the agent's containers of that name in the pod,
@@ -257,22 +356,22 @@ func podLogDir(root, namespace, name string, uid types.UID) string {
 // after resolving symbolic links (the log reader follows them).
 func pathWithin(dir, path string) (string, error) {
 	if path == "" || !filepath.IsAbs(path) || strings.ContainsRune(path, 0) {
-		return "", fmt.Errorf("log path %q: %w", path, errBadRequest)
+		return "", replyf(errBadRequest, "invalid log path %q", path)
 	}
 	dir, path = filepath.Clean(dir), filepath.Clean(path)
 	if !strings.HasPrefix(path, dir+string(filepath.Separator)) {
-		return "", fmt.Errorf("log path %q outside %s: %w", path, dir, errBadRequest)
+		return "", replyf(errBadRequest, "log path %q is outside %s", path, dir)
 	}
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", fmt.Errorf("log dir %s: %w: %w", dir, err, errBadRequest)
+		return "", replyf(errBadRequest, "log dir %s: %v", dir, err)
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return "", fmt.Errorf("log path %q: %w: %w", path, err, errBadRequest)
+		return "", replyf(errBadRequest, "log path %q: %v", path, err)
 	}
 	if !strings.HasPrefix(real, realDir+string(filepath.Separator)) {
-		return "", fmt.Errorf("log path %q resolves outside %s: %w", path, dir, errBadRequest)
+		return "", replyf(errBadRequest, "log path %q resolves outside %s", path, dir)
 	}
 	return real, nil
 }

@@ -113,6 +113,11 @@ type Deps struct {
 	Runtime internalapi.RuntimeService
 	// Pods returns the pods bound to the node.
 	Pods func() []*v1.Pod
+	// PodStatus returns the agent's own latest status of a pod, false if
+	// it has none; it is what /containerLogs picks a container by, before
+	// the pod object's status, as the kubelet reads its status manager's
+	// copy before the apiserver's. Optional.
+	PodStatus func(types.UID) (*v1.PodStatus, bool)
 	// Images is the CRI image service; it gives the image filesystem's
 	// usage in the summary. Optional.
 	Images internalapi.ImageManagerService

@@ -50,10 +50,13 @@ type fixture struct {
 	srv     *Server
 	rt      *fakeRuntime
 	logsDir string
+	// pod is what Deps.Pods serves; a test may change its status.
+	pod *v1.Pod
 }
 
 // newFixture serves pod ns1/pod1 with container c1: one exited instance
-// (restart 0) and one running (restart 1), each with a CRI log file.
+// (restart 0) and one running (restart 1), each with a CRI log file, as
+// its status says (fixtureStatus).
 func newFixture(t *testing.T, redirect bool) *fixture {
 	t.Helper()
 	return newFixtureWith(t, func(c *Config) { c.RedirectStreaming = redirect })
@@ -97,6 +100,7 @@ func newFixtureWith(t *testing.T, mutate func(*Config)) *fixture {
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "pod1", Namespace: "ns1", UID: testUID},
 		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c1"}, {Name: "never"}}},
+		Status:     fixtureStatus("cur", "old"),
 	}
 	cfg := Config{
 		NodeName:       "node1",
@@ -111,7 +115,21 @@ func newFixtureWith(t *testing.T, mutate func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, rt: rt, logsDir: logsDir}
+	return &fixture{srv: srv, rt: rt, logsDir: logsDir, pod: pod}
+}
+
+// fixtureStatus is the status of the fixtures' pod: c1 running as
+// container cur after an instance old that ended, "never" waiting to be
+// created.
+func fixtureStatus(cur, old string) v1.PodStatus {
+	return v1.PodStatus{ContainerStatuses: []v1.ContainerStatus{
+		{
+			Name: "c1", ContainerID: "containerd://" + cur, RestartCount: 1,
+			State:                v1.ContainerState{Running: &v1.ContainerStateRunning{}},
+			LastTerminationState: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ContainerID: "containerd://" + old}},
+		},
+		{Name: "never", State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}},
+	}}
 }
 
 // selfSigned serves a self-signed certificate made for the test.

@@ -87,14 +87,19 @@ if [[ $DRY_RUN == 1 ]]; then
 fi
 
 # The images are rebuilt when what they are made of changes: the builder,
-# busybox, the agnhost and nonewprivs binaries and the host's curl, nc and
-# dash (cluster.sh import-conformance-images loads every .tar of $images).
+# busybox, the agnhost and nonewprivs binaries, agnhost's TLS pair and the
+# host's curl, nc and dash (cluster.sh import-conformance-images loads every
+# .tar of $images). The pair (/localhost.crt, /localhost.key in the image,
+# as upstream's Dockerfile ADDs them) comes from the k8s.io/kubernetes
+# module that build-tools.sh built agnhost from.
 images=$CACHE/images/conformance
-want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" /usr/bin/curl /bin/nc.openbsd /bin/dash | sha256sum | cut -c1-16)
+k8s_dir=$(cd "$here/tools" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+porter=$k8s_dir/test/images/agnhost/porter
+want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" "$porter/localhost.crt" "$porter/localhost.key" /usr/bin/curl /bin/nc.openbsd /bin/dash | sha256sum | cut -c1-16)
 if [[ ! -f $images/.stamp || "$(cat "$images/.stamp")" != "$want" || ! -f $images/agnhost.tar || ! -f $images/nonewprivs.tar ]]; then
   log "building the agnhost and nonewprivs images"
   mkdir -p "$images"
-  (cd "$here/images" && go run . -agnhost "$BIN/agnhost" -nonewprivs "$BIN/nonewprivs" -out "$images")
+  (cd "$here/images" && go run . -agnhost "$BIN/agnhost" -porter "$porter" -nonewprivs "$BIN/nonewprivs" -out "$images")
   echo "$want" >"$images/.stamp"
 fi
 log "build: $((SECONDS - t0)) s"

@@ -12,7 +12,11 @@
 //     name for it, /agnhost-2 (the Containers specs override the command
 //     with it), over the busybox layer, plus the host's curl,
 //     netcat-openbsd (as /bin/nc) and dash (as /bin/sh) with the shared
-//     libraries ldd names, at the same paths.
+//     libraries ldd names, at the same paths, and agnhost's test TLS pair
+//     /localhost.crt and /localhost.key from -porter DIR (upstream's
+//     test/images/agnhost/porter, of the k8s.io/kubernetes module agnhost
+//     is built from), which the upstream image ADDs: the https lifecycle
+//     hook specs run `agnhost netexec --tls-cert-file /localhost.crt`.
 //   - nonewprivs.tar: the busybox layer and the nonewprivs binary (which
 //     prints its effective uid) setuid root as /usr/local/bin/nnp, default
 //     command nnp, as the upstream image has it.
@@ -41,11 +45,15 @@ func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "path of a static busybox binary")
 	out := flag.String("out", ".", "output directory")
 	agnhost := flag.String("agnhost", "", "path of an agnhost binary: build agnhost.tar (and no pause or busybox image)")
+	porter := flag.String("porter", "", "with -agnhost: directory of agnhost's localhost.crt and localhost.key (k8s.io/kubernetes test/images/agnhost/porter)")
 	nonewprivs := flag.String("nonewprivs", "", "path of a static nonewprivs binary: build nonewprivs.tar (and no pause or busybox image)")
 	flag.Parse()
 	var err error
-	if *agnhost != "" {
-		err = runAgnhost(*busybox, *agnhost, *out)
+	switch {
+	case *agnhost != "" && *porter == "":
+		err = fmt.Errorf("-agnhost needs -porter: the image carries /localhost.crt and /localhost.key")
+	case *agnhost != "":
+		err = runAgnhost(*busybox, *agnhost, *porter, *out)
 	}
 	if err == nil && *nonewprivs != "" {
 		err = runNonewprivs(*busybox, *nonewprivs, *out)
@@ -143,7 +151,7 @@ func writeImage(file string, tags []string, cfg v1.Config, layers ...v1.Layer) e
 	return nil
 }
 
-func runAgnhost(busybox, agnhost, out string) error {
+func runAgnhost(busybox, agnhost, porter, out string) error {
 	base, err := busyboxLayer(busybox)
 	if err != nil {
 		return err
@@ -166,6 +174,11 @@ func runAgnhost(busybox, agnhost, out string) error {
 	entries := make([]layerFile, 0, len(files)+1)
 	for p, src := range files {
 		entries = append(entries, layerFile{name: p, src: src, mode: 0o755})
+	}
+	// The upstream image's ADD porter/localhost.crt and .key: a test
+	// certificate for localhost and its key, mode 0644 as in the source.
+	for _, f := range []string{"localhost.crt", "localhost.key"} {
+		entries = append(entries, layerFile{name: f, src: porter + "/" + f, mode: 0o644})
 	}
 	// The upstream image copies /agnhost to /agnhost-2; a hard link is the
 	// same file under a second name without a second 60 MB in the layer.

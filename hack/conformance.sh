@@ -95,7 +95,7 @@ fi
 images=$CACHE/images/conformance
 k8s_dir=$(cd "$here/tools" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 porter=$k8s_dir/test/images/agnhost/porter
-want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" "$porter/localhost.crt" "$porter/localhost.key" /usr/bin/curl /bin/nc.openbsd /bin/dash | sha256sum | cut -c1-16)
+want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" "$porter/localhost.crt" "$porter/localhost.key" /usr/bin/curl /bin/nc.openbsd /bin/dash /bin/bash | sha256sum | cut -c1-16)
 if [[ ! -f $images/.stamp || "$(cat "$images/.stamp")" != "$want" || ! -f $images/agnhost.tar || ! -f $images/nonewprivs.tar ]]; then
   log "building the agnhost and nonewprivs images"
   mkdir -p "$images"

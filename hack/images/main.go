@@ -11,7 +11,7 @@
 //   - agnhost.tar: /agnhost (entrypoint, default arg pause) and a second
 //     name for it, /agnhost-2 (the Containers specs override the command
 //     with it), over the busybox layer, plus the host's curl,
-//     netcat-openbsd (as /bin/nc) and dash (as /bin/sh) with the shared
+//     netcat-openbsd (as /bin/nc), dash (as /bin/sh) and bash with the shared
 //     libraries ldd names, at the same paths, and agnhost's test TLS pair
 //     /localhost.crt and /localhost.key from -porter DIR (upstream's
 //     test/images/agnhost/porter, of the k8s.io/kubernetes module agnhost
@@ -161,8 +161,11 @@ func runAgnhost(busybox, agnhost, porter, out string) error {
 	// Debian's busybox ash runs its own applets before anything in PATH
 	// (FEATURE_SH_STANDALONE), so /bin/sh is Debian's dash here, or that
 	// spec's sh would still run the applet.
-	files := map[string]string{"agnhost": agnhost, "usr/bin/curl": "/usr/bin/curl", "bin/nc": "/bin/nc.openbsd", "bin/sh": "/bin/dash"}
-	for _, bin := range []string{"/usr/bin/curl", "/bin/nc.openbsd", "/bin/dash"} {
+	// /bin/bash as the upstream image (Debian-based) has it: specs run
+	// `/bin/bash -c` in agnhost (the probe spec "should mark readiness on
+	// pods to false ... while pod is in progress of terminating").
+	files := map[string]string{"agnhost": agnhost, "usr/bin/curl": "/usr/bin/curl", "bin/nc": "/bin/nc.openbsd", "bin/sh": "/bin/dash", "bin/bash": "/bin/bash"}
+	for _, bin := range []string{"/usr/bin/curl", "/bin/nc.openbsd", "/bin/dash", "/bin/bash"} {
 		libs, err := lddPaths(bin)
 		if err != nil {
 			return err

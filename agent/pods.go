@@ -74,8 +74,9 @@ type podPipeline struct {
 	probes   *prober.Manager
 	static   *staticPods
 	shutdown *nodeshutdown.Manager
-	// statuses are the pod statuses the agent wrote, its own view of them.
-	statuses *podstatus.Writer
+	// status writes the pods' statuses, a static pod's to its mirror, and
+	// is the agent's own view of them.
+	status *statusRouter
 }
 
 // newPodPipeline wires volumes, environment, probes, the syncer and the
@@ -117,8 +118,8 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 		Wake:     func(uid types.UID) { p.workers.Wake(uid) },
 	})
 	go p.probes.Run(ctx)
-	p.statuses = podstatus.NewWriter(client)
-	status := &statusRouter{Writer: p.statuses}
+	status := &statusRouter{Writer: podstatus.NewWriter(client)}
+	p.status = status
 	memCapacity := nodestatus.MemoryCapacity()
 	// The kubelet's active pods: a pod deleted for good no longer counts
 	// while its containers stop (podworkers' Active).

@@ -25,10 +25,19 @@ type staticPods struct {
 
 	mu     sync.Mutex
 	static map[types.UID]*v1.Pod
+	// statuses are the latest statuses the syncer gave the static pods,
+	// by the static pod's UID, written to a mirror or not: the agent's
+	// own view of them, as the kubelet's status manager keeps a static
+	// pod's status under its own UID. The status writer keeps what it
+	// wrote under the mirror's.
+	statuses map[types.UID]*v1.PodStatus
 }
 
 func newStaticPods(workers *podworkers.Workers, mirrors *staticpods.Mirrors, pods corelisters.PodLister) *staticPods {
-	return &staticPods{workers: workers, mirrors: mirrors, pods: pods, kick: make(chan struct{}, 1), static: map[types.UID]*v1.Pod{}}
+	return &staticPods{
+		workers: workers, mirrors: mirrors, pods: pods, kick: make(chan struct{}, 1),
+		static: map[types.UID]*v1.Pod{}, statuses: map[types.UID]*v1.PodStatus{},
+	}
 }
 
 // set replaces the set of static pods.
@@ -82,6 +91,48 @@ func (s *staticPods) withMirrorStatus(p *v1.Pod) *v1.Pod {
 		return cp
 	}
 	return p
+}
+
+// byName returns the static pod the agent runs under namespace and name,
+// with its mirror's status as withMirrorStatus gives it; the kubelet API
+// resolves a mirror pod to it (server.Deps.StaticPod).
+func (s *staticPods) byName(namespace, name string) (*v1.Pod, bool) {
+	s.mu.Lock()
+	var found *v1.Pod
+	for _, p := range s.static {
+		if p.Namespace == namespace && p.Name == name {
+			found = p
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return nil, false
+	}
+	return s.withMirrorStatus(found), true
+}
+
+// status returns the latest status the syncer gave the static pod of uid.
+func (s *staticPods) status(uid types.UID) (*v1.PodStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.statuses[uid]
+	if !ok {
+		return nil, false
+	}
+	return st.DeepCopy(), true
+}
+
+func (s *staticPods) setStatus(uid types.UID, st *v1.PodStatus) {
+	s.mu.Lock()
+	s.statuses[uid] = st.DeepCopy()
+	s.mu.Unlock()
+}
+
+func (s *staticPods) forgetStatus(uid types.UID) {
+	s.mu.Lock()
+	delete(s.statuses, uid)
+	s.mu.Unlock()
 }
 
 // mirrorOf returns the current mirror pod of a static pod.
@@ -140,10 +191,11 @@ type statusRouter struct {
 	static *staticPods
 }
 
-func (r statusRouter) Write(ctx context.Context, pod *v1.Pod, st *v1.PodStatus) error {
+func (r *statusRouter) Write(ctx context.Context, pod *v1.Pod, st *v1.PodStatus) error {
 	if !staticpods.IsStatic(pod) {
 		return r.Writer.Write(ctx, pod, st)
 	}
+	r.static.setStatus(pod.UID, st)
 	m := r.static.mirrorOf(pod)
 	if m == nil {
 		return nil // written once the mirror exists: its event wakes the pod
@@ -151,7 +203,27 @@ func (r statusRouter) Write(ctx context.Context, pod *v1.Pod, st *v1.PodStatus) 
 	return r.Writer.Write(ctx, m, st)
 }
 
-func (r statusRouter) Delete(ctx context.Context, pod *v1.Pod) error {
+// Forget drops what the agent remembers of a pod's status.
+func (r *statusRouter) Forget(uid types.UID) {
+	if r.static != nil {
+		r.static.forgetStatus(uid)
+	}
+	r.Writer.Forget(uid)
+}
+
+// podStatus is the agent's own latest status of a pod it runs, by the UID
+// it runs it under: a static pod's from the syncer, another's from what
+// the status writer wrote (server.Deps.PodStatus).
+func (r *statusRouter) podStatus(uid types.UID) (*v1.PodStatus, bool) {
+	if r.static != nil {
+		if st, ok := r.static.status(uid); ok {
+			return st, true
+		}
+	}
+	return r.Writer.Status(uid)
+}
+
+func (r *statusRouter) Delete(ctx context.Context, pod *v1.Pod) error {
 	if staticpods.IsStatic(pod) {
 		return nil // the mirror goes with the manifest
 	}

@@ -77,6 +77,17 @@
 // which caps logs -f of a fast writer at a few MB/s). Containers are looked up by the kubelet's labels plus
 // io.nodeagent.managed=true, so the agent never touches another's.
 //
+// A pod named in a URL (/containerLogs, /exec, /attach, /portForward,
+// /run) is the pod the agent runs, as the kubelet's GetPodByName: the
+// apiserver's object, except a mirror pod, which stands for the static
+// pod the agent runs under its namespace and name (Deps.StaticPod), so
+// that kubectl logs and exec on a mirror reach the static pod's
+// containers, which the runtime knows by the static pod's UID. The mirror
+// is matched by name only; its annotations never choose a UID. A URL's pod
+// UID may be the static pod's or its mirror's, as the kubelet's
+// TranslatePodUID; the logs of a static pod go by the agent's own status
+// of it.
+//
 // /exec, /attach and /portForward ask the runtime (CRI Exec, Attach,
 // PortForward) for a one-time stream URL and proxy the upgraded SPDY
 // connection to it with apimachinery's UpgradeAwareHandler, so the

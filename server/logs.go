@@ -236,7 +236,9 @@ func (s *Server) logFile(ctx context.Context, pod *v1.Pod, ctr string, previous 
 
 // podStatus is the status a pod's logs go by: the agent's own latest, as
 // the kubelet's status manager's copy, else the pod object's (after a
-// restart of the agent, before its first write).
+// restart of the agent, before its first write). For a static pod, pod is
+// the static pod podByName resolved, so both are the agent's of the
+// static pod, never the mirror object's own.
 func (s *Server) podStatus(pod *v1.Pod) *v1.PodStatus {
 	if s.deps.PodStatus != nil {
 		if st, ok := s.deps.PodStatus(pod.UID); ok && st != nil {

@@ -111,10 +111,18 @@ type Deps struct {
 	Client kubernetes.Interface
 	// Runtime is the CRI runtime service.
 	Runtime internalapi.RuntimeService
-	// Pods returns the pods bound to the node.
+	// Pods returns the pods bound to the node (the apiserver's objects,
+	// mirror pods among them).
 	Pods func() []*v1.Pod
-	// PodStatus returns the agent's own latest status of a pod, false if
-	// it has none; it is what /containerLogs picks a container by, before
+	// StaticPod returns the static pod the agent runs under namespace and
+	// name, false if it runs none: what a request that names a mirror pod
+	// reaches (podByName). Its status, the one its worker started from
+	// (its own mirror's), is the fallback of PodStatus. Optional: without
+	// it a mirror pod is not found.
+	StaticPod func(namespace, name string) (*v1.Pod, bool)
+	// PodStatus returns the agent's own latest status of a pod, by the UID
+	// the agent runs it under (a static pod's, never its mirror's), false
+	// if it has none; it is what /containerLogs picks a container by, before
 	// the pod object's status, as the kubelet reads its status manager's
 	// copy before the apiserver's. Optional.
 	PodStatus func(types.UID) (*v1.PodStatus, bool)
@@ -309,19 +317,6 @@ func limitBody(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// podByName finds a pod bound to the node; a non-empty uid must match.
-func (s *Server) podByName(namespace, name string, uid types.UID) (*v1.Pod, error) {
-	for _, p := range s.deps.Pods() {
-		if p.Namespace == namespace && p.Name == name {
-			if uid != "" && p.UID != uid {
-				break
-			}
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, errNotFound)
 }
 
 // hasContainer reports whether the pod spec names the container.

@@ -13,6 +13,14 @@
 // it only makes the agent create it again, and removing the manifest stops
 // the pod and deletes the mirror.
 //
+// The kubelet API (package server) answers for the static pod when a
+// request names its mirror (kubectl logs, exec, attach, port-forward), as
+// the kubelet's pod manager resolves a name to the pod it runs: the agent
+// matches the mirror to the static pod it runs by namespace and name, and
+// reads the static pod's logs by its own status of it, kept under the
+// static pod's UID. The mirror's annotation is never taken as a UID to
+// look containers up by: it only tells a mirror from another pod.
+//
 // The directory is read at start and every fileCheckFrequency; a change of
 // any manifest replaces the pod (a new UID), as with the kubelet. Only
 // regular files (links to them included) are read: a FIFO or a device is

@@ -58,6 +58,9 @@ type key struct {
 type worker struct {
 	containerID string
 	cancel      context.CancelFunc
+	// trigger asks for an attempt now rather than at the next period
+	// (buffered: one pending request is enough).
+	trigger chan struct{}
 	// pod and namespace label the worker's metrics.
 	pod, namespace string
 }
@@ -161,9 +164,10 @@ func (m *Manager) Add(ctx context.Context, pod *v1.Pod, container, containerID, 
 		m.results[k] = result{containerID: containerID, ok: t == Liveness}
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		wctx = klog.NewContext(wctx, klog.FromContext(ctx).WithValues("container", container, "containerID", containerID, "probe", t.String()))
-		m.workers[k] = &worker{containerID: containerID, cancel: cancel, pod: pod.Name, namespace: pod.Namespace}
+		w := &worker{containerID: containerID, cancel: cancel, trigger: make(chan struct{}, 1), pod: pod.Name, namespace: pod.Namespace}
+		m.workers[k] = w
 		target := Target{Pod: pod, Container: c, ContainerID: containerID, PodIP: podIP}
-		go m.run(wctx, k, p, target, startedAt, c.StartupProbe != nil)
+		go m.run(wctx, k, p, target, startedAt, c.StartupProbe != nil, w.trigger)
 	}
 }
 
@@ -236,6 +240,23 @@ func (m *Manager) Failed(uid types.UID, container, containerID string) (Type, st
 		}
 	}
 	return 0, "", false
+}
+
+// triggerReadiness asks the readiness worker of the container instance
+// k names for an attempt now: its startup probe just succeeded, and the
+// kubelet then probes readiness at once (its manager's manual trigger)
+// rather than a readiness period later.
+func (m *Manager) triggerReadiness(k key, containerID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.workers[key{k.uid, k.container, Readiness}]
+	if !ok || w.containerID != containerID {
+		return
+	}
+	select {
+	case w.trigger <- struct{}{}:
+	default:
+	}
 }
 
 // set records a result and says whether it changed; it is ignored when

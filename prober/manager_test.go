@@ -184,3 +184,27 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Readiness is probed as soon as the startup probe succeeds, not a
+// readiness period later (the kubelet's manual trigger; upstream "should
+// be ready immediately after startupProbe succeeds").
+func TestReadinessRightAfterStartup(t *testing.T) {
+	m, f, clk := setup(t)
+	ready := probe("ready", 1)
+	ready.PeriodSeconds = 30
+	pod := testPod(v1.Container{StartupProbe: probe("start", 10), ReadinessProbe: ready})
+	f.set("ready", true)
+	m.Add(context.Background(), pod, "app", "c1", "", clk.Now())
+	if w := recv(t, f.calls, "startup probe"); w != "start" {
+		t.Fatalf("probed %s before startup succeeded", w)
+	}
+	f.set("start", true)
+	clk.Step(time.Second) // the startup probe's next period, not readiness's
+	if w := recv(t, f.calls, "startup probe"); w != "start" {
+		t.Fatalf("probed %s, want start", w)
+	}
+	if w := recv(t, f.calls, "readiness probe right after startup"); w != "ready" {
+		t.Fatalf("probed %s, want ready", w)
+	}
+	waitUntil(t, func() bool { return m.Ready("uid1", "app", "c1") })
+}

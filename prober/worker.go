@@ -9,7 +9,7 @@ import (
 )
 
 // run is the goroutine of one probe of one container instance.
-func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, startedAt time.Time, hasStartup bool) {
+func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, startedAt time.Time, hasStartup bool, trigger <-chan struct{}) {
 	logger := klog.FromContext(ctx)
 	if d := startedAt.Add(time.Duration(p.InitialDelaySeconds) * time.Second).Sub(m.cfg.Clock.Now()); d > 0 {
 		timer := m.cfg.Clock.NewTimer(d)
@@ -58,6 +58,7 @@ func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, started
 					m.cfg.Wake(k.uid)
 				}
 				if k.t == Startup {
+					m.triggerReadiness(k, t.ContainerID)
 					return // started: not probed again for this instance
 				}
 			case !ok && failures >= failureThreshold:
@@ -77,6 +78,7 @@ func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, started
 		case <-ctx.Done():
 			return
 		case <-ticker.C():
+		case <-trigger:
 		}
 	}
 }

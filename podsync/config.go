@@ -3,6 +3,7 @@ package podsync
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,27 +88,49 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	return cfg, nil
 }
 
-// writeHosts writes the pod's /etc/hosts as the kubelet does.
+// nodeHostsFile is the node's hosts file, which a hostNetwork pod's
+// /etc/hosts copies.
+var nodeHostsFile = "/etc/hosts"
+
+// maxNodeHostsFile bounds what is read of the node's hosts file.
+const maxNodeHostsFile = 1 << 20
+
+// writeHosts writes the pod's /etc/hosts as the kubelet does
+// (ensureHostsFile): for a hostNetwork pod the node's hosts file under its
+// own header, for the others a managed file with the pod's IP and
+// hostname; then the hostAliases, under one header.
 func (s *Syncer) writeHosts(pod *v1.Pod, podIP string) (string, error) {
 	dir := s.podDir(pod)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	hostname, domain, err := podHostname(pod, s.cfg.ClusterDomain)
-	if err != nil {
-		return "", err
-	}
-	if podIP != "" {
-		if domain != "" && s.cfg.ClusterDomain != "" {
-			fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", podIP, hostname, domain, hostname)
-		} else {
-			fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
+	if pod.Spec.HostNetwork {
+		node, err := readBounded(nodeHostsFile, maxNodeHostsFile)
+		if err != nil {
+			return "", fmt.Errorf("read the node's hosts file: %w", err)
+		}
+		b.WriteString("# Kubernetes-managed hosts file (host network).\n")
+		b.Write(node)
+	} else {
+		b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+		hostname, domain, err := podHostname(pod, s.cfg.ClusterDomain)
+		if err != nil {
+			return "", err
+		}
+		if podIP != "" {
+			if domain != "" && s.cfg.ClusterDomain != "" {
+				fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", podIP, hostname, domain, hostname)
+			} else {
+				fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
+			}
 		}
 	}
-	for _, ha := range pod.Spec.HostAliases {
-		fmt.Fprintf(&b, "\n# Entries added by HostAliases.\n%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
+	if len(pod.Spec.HostAliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+		for _, ha := range pod.Spec.HostAliases {
+			fmt.Fprintf(&b, "%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
+		}
 	}
 	p := filepath.Join(dir, "etc-hosts")
 	// Written in place (running containers have this file mounted), but
@@ -172,4 +195,15 @@ func expandAll(in []string, env map[string]string) []string {
 		out[i] = podenv.Expand(s, lookup)
 	}
 	return out
+}
+
+// readBounded reads at most limit bytes of the file at path (a file of
+// the node, not of a pod).
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() //nolint:errcheck // read only
+	return io.ReadAll(io.LimitReader(f, limit))
 }

@@ -185,3 +185,30 @@ func TestReadResolvConfGarbage(t *testing.T) {
 		}
 	}
 }
+
+// A hostNetwork pod's /etc/hosts is the node's under the kubelet's header,
+// then its hostAliases under one header, as the kubelet's ensureHostsFile
+// (upstream "should write entries to /etc/hosts when hostNetwork is
+// enabled").
+func TestWriteHostsHostNetwork(t *testing.T) {
+	e := newEnv(t)
+	node := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(node, []byte("127.0.0.1 localhost\n10.0.0.1 node\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := nodeHostsFile
+	nodeHostsFile = node
+	t.Cleanup(func() { nodeHostsFile = old })
+	pod := testPod("uid1", v1.RestartPolicyAlways)
+	pod.Spec.HostNetwork = true
+	pod.Spec.HostAliases = []v1.HostAlias{{IP: "123.45.67.89", Hostnames: []string{"foo", "bar"}}, {IP: "1.2.3.4", Hostnames: []string{"baz"}}}
+	p, err := e.s.writeHosts(pod, "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n10.0.0.1 node\n" +
+		"\n# Entries added by HostAliases.\n123.45.67.89\tfoo\tbar\n1.2.3.4\tbaz\n"
+	if b, _ := os.ReadFile(p); string(b) != want {
+		t.Errorf("hosts file:\n%s\nwant:\n%s", b, want)
+	}
+}

@@ -92,7 +92,7 @@ func (s *Syncer) mounts(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP
 		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: readOnly,
 			RecursiveReadOnly: rro, Propagation: prop, SelinuxRelabel: s.relabel(pod, m.Name)})
 	}
-	if !hasHosts && !pod.Spec.HostNetwork {
+	if !hasHosts {
 		p, err := s.writeHosts(pod, podIP)
 		if err != nil {
 			return nil, err

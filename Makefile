@@ -52,7 +52,8 @@ lint:
 	hack/lint.sh
 
 # Unit tests with the race detector, after go vet and the linter (the e2e
-# build tag too); then the harness pause image's (its own module).
+# build tag too); then the harness image builder's and pause's (their own
+# module).
 # As root, the packages some unit tests use (dbus-daemon) are installed first.
 unit:
 	if [ "$$(id -u)" = 0 ]; then hack/cluster.sh packages; fi
@@ -60,7 +61,7 @@ unit:
 	go vet -tags e2e ./test/e2e/
 	hack/lint.sh
 	go test -race -count=1 ./...
-	cd hack/images && go vet ./... && go test -count=1 ./pause/
+	cd hack/images && go vet ./... && go test -count=1 ./...
 
 # End-to-end tests against a fresh local cluster (root).
 e2e:

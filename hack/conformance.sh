@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Upstream conformance (the v1.36.3 e2e suite) against the local cluster:
 # builds e2e.test, agnhost, nonewprivs and the ginkgo CLI (only here, never
-# for make up / make test), the agnhost and nonewprivs images, (re)starts the
-# cluster, loads the images and runs the selected specs in parallel with the
-# ginkgo CLI.
+# for make up / make test), the agnhost, nonewprivs, nonroot and
+# glibc-dns-testing images, (re)starts the cluster, loads the images and runs
+# the selected specs in parallel with the ginkgo CLI.
 #
 #   LABEL  ginkgo label filter; default, when FOCUS is not set,
 #          'NodeConformance && !Serial && !Disruptive && !Flaky': every
@@ -53,11 +53,13 @@ if [[ -z $LABEL && -z $FOCUS ]]; then
 fi
 
 [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }
-# The agnhost image carries the host's curl, netcat-openbsd and dash.
+# The agnhost image carries the host's curl, netcat-openbsd and dash, the
+# glibc-dns-testing image its hostname and dash.
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 [[ -x /bin/nc.openbsd ]] || missing+=(netcat-openbsd)
 [[ -x /bin/dash ]] || missing+=(dash)
+[[ -x /bin/hostname ]] || missing+=(hostname)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
@@ -87,19 +89,27 @@ if [[ $DRY_RUN == 1 ]]; then
 fi
 
 # The images are rebuilt when what they are made of changes: the builder,
-# busybox, the agnhost and nonewprivs binaries, agnhost's TLS pair and the
-# host's curl, nc and dash (cluster.sh import-conformance-images loads every
-# .tar of $images). The pair (/localhost.crt, /localhost.key in the image,
-# as upstream's Dockerfile ADDs them) comes from the k8s.io/kubernetes
-# module that build-tools.sh built agnhost from.
+# busybox, the agnhost and nonewprivs binaries, agnhost's TLS pair, and the
+# host programs the images copy (curl, nc, dash, bash, hostname) with the
+# shared libraries ldd names for them, as the builder copies them
+# (cluster.sh import-conformance-images loads every .tar of $images). The
+# pair (/localhost.crt, /localhost.key in the image, as upstream's
+# Dockerfile ADDs them) comes from the k8s.io/kubernetes module that
+# build-tools.sh built agnhost from.
 images=$CACHE/images/conformance
 k8s_dir=$(cd "$here/tools" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 porter=$k8s_dir/test/images/agnhost/porter
-want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" "$porter/localhost.crt" "$porter/localhost.key" /usr/bin/curl /bin/nc.openbsd /bin/dash /bin/bash | sha256sum | cut -c1-16)
-if [[ ! -f $images/.stamp || "$(cat "$images/.stamp")" != "$want" || ! -f $images/agnhost.tar || ! -f $images/nonewprivs.tar ]]; then
-  log "building the agnhost and nonewprivs images"
+host_bins=(/usr/bin/curl /bin/nc.openbsd /bin/dash /bin/bash /bin/hostname)
+mapfile -t host_libs < <(for b in "${host_bins[@]}"; do ldd "$b" | grep -oE '/[^ ]+'; done | sort -u)
+want=$(cat "$here/images/main.go" /bin/busybox "$BIN/agnhost" "$BIN/nonewprivs" "$porter/localhost.crt" "$porter/localhost.key" "${host_bins[@]}" "${host_libs[@]}" | sha256sum | cut -c1-16)
+image_files=(agnhost.tar nonewprivs.tar nonroot.tar glibc-dns-testing.tar)
+rebuild=0
+[[ -f $images/.stamp && "$(cat "$images/.stamp")" == "$want" ]] || rebuild=1
+for f in "${image_files[@]}"; do [[ -f $images/$f ]] || rebuild=1; done
+if ((rebuild)); then
+  log "building the ${image_files[*]} images"
   mkdir -p "$images"
-  (cd "$here/images" && go run . -agnhost "$BIN/agnhost" -porter "$porter" -nonewprivs "$BIN/nonewprivs" -out "$images")
+  (cd "$here/images" && go run . -agnhost "$BIN/agnhost" -porter "$porter" -nonewprivs "$BIN/nonewprivs" -nonroot -glibc-dns-testing -out "$images")
   echo "$want" >"$images/.stamp"
 fi
 log "build: $((SECONDS - t0)) s"

@@ -20,6 +20,20 @@
 //   - nonewprivs.tar: the busybox layer and the nonewprivs binary (which
 //     prints its effective uid) setuid root as /usr/local/bin/nnp, default
 //     command nnp, as the upstream image has it.
+//
+// With -nonroot and/or -glibc-dns-testing (no binary to give: the busybox
+// layer and host tools) it writes these upstream e2e images of make
+// conformance too, likewise instead of pause and busybox:
+//   - nonroot.tar: the busybox layer with user 1234 and command /bin/sh, as
+//     the upstream image (a Debian base with USER 1234) has them; the
+//     runAsNonRoot spec "should run with an image specified user ID" runs
+//     `id -u` in it as the image's user.
+//   - glibc-dns-testing.tar: the busybox layer plus the host's hostname
+//     (Debian's, glibc), dash as /bin/sh and bash with the shared
+//     libraries ldd names, and an /etc/nsswitch.conf of `hosts: files dns`,
+//     so that `hostname -f` resolves the pod's name through glibc and the
+//     /etc/hosts the agent mounts, as in upstream's Debian-based image; the
+//     HostnameOverride specs run `sh -c "echo $(hostname)';'$(hostname -f)';'"`.
 package main
 
 import (
@@ -47,6 +61,8 @@ func main() {
 	agnhost := flag.String("agnhost", "", "path of an agnhost binary: build agnhost.tar (and no pause or busybox image)")
 	porter := flag.String("porter", "", "with -agnhost: directory of agnhost's localhost.crt and localhost.key (k8s.io/kubernetes test/images/agnhost/porter)")
 	nonewprivs := flag.String("nonewprivs", "", "path of a static nonewprivs binary: build nonewprivs.tar (and no pause or busybox image)")
+	nonroot := flag.Bool("nonroot", false, "build nonroot.tar (and no pause or busybox image)")
+	glibcDNS := flag.Bool("glibc-dns-testing", false, "build glibc-dns-testing.tar from the host's hostname, dash and bash (and no pause or busybox image)")
 	flag.Parse()
 	var err error
 	switch {
@@ -58,7 +74,13 @@ func main() {
 	if err == nil && *nonewprivs != "" {
 		err = runNonewprivs(*busybox, *nonewprivs, *out)
 	}
-	if *agnhost == "" && *nonewprivs == "" {
+	if err == nil && *nonroot {
+		err = runNonroot(*busybox, *out)
+	}
+	if err == nil && *glibcDNS {
+		err = runGlibcDNSTesting(*busybox, *out)
+	}
+	if *agnhost == "" && *nonewprivs == "" && !*nonroot && !*glibcDNS {
 		err = run(*busybox, *out)
 	}
 	if err != nil {
@@ -215,13 +237,84 @@ func runNonewprivs(busybox, nonewprivs, out string) error {
 	return writeImage(out+"/nonewprivs.tar", []string{"registry.k8s.io/e2e-test-images/nonewprivs:1.4"}, cfg, base, extra)
 }
 
+// runNonroot writes nonroot.tar, the image of the runAsNonRoot spec "should
+// run with an image specified user ID": it runs `id -u` with runAsNonRoot
+// and no runAsUser, so the agent must take the user from the image, and
+// expects 1234. Upstream's image is its Debian base (command /bin/sh) with
+// USER 1234; the busybox layer stands in for the base, which is all `id`
+// needs. No /etc/passwd entry names 1234, in upstream's image neither.
+func runNonroot(busybox, out string) error {
+	base, err := busyboxLayer(busybox)
+	if err != nil {
+		return err
+	}
+	cfg := v1.Config{User: "1234", Cmd: []string{"/bin/sh"},
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	return writeImage(out+"/nonroot.tar", []string{"registry.k8s.io/e2e-test-images/nonroot:1.5"}, cfg, base)
+}
+
+// runGlibcDNSTesting writes glibc-dns-testing.tar, the image of the
+// HostnameOverride specs: they run `sh -c "echo $(hostname)';'$(hostname
+// -f)';'"` and expect the override twice, so hostname -f must resolve the
+// pod's hostname through glibc's resolver and the /etc/hosts the agent
+// mounts. Upstream's image is debian:bookworm-slim (command bash) with
+// dnsutils and a coredns binary, so the spec runs Debian's hostname
+// program (its README: hostname behaves differently between glibc and musl,
+// upstream issue 134737). Here it is the busybox layer for the other tools
+// plus:
+//   - the host's /bin/hostname (Debian's hostname package, glibc) with its
+//     shared libraries, over busybox's applet link;
+//   - dash as /bin/sh, as in the agnhost image: Debian's busybox ash runs
+//     its own applets before anything in PATH (FEATURE_SH_STANDALONE), so
+//     the spec's `sh -c` would run busybox's hostname applet instead;
+//   - bash, the command of upstream's image;
+//   - /etc/nsswitch.conf with `hosts: files dns`, Debian's line: the
+//     order of /etc/hosts and DNS is the image's, not the default of
+//     whichever glibc (2.36 defaults to the same, older ones to DNS first).
+//     The files and dns modules are part of libc.so.6 since glibc 2.34
+//     (Debian 12's libnss_files.so.2 and libnss_dns.so.2 are empty
+//     compatibility stubs), so no libnss_* file is copied.
+//
+// dig, nslookup and coredns are left out: the DNS specs that use them need
+// a cluster DNS, which this harness does not run.
+func runGlibcDNSTesting(busybox, out string) error {
+	base, err := busyboxLayer(busybox)
+	if err != nil {
+		return err
+	}
+	// Image path -> host path.
+	files := map[string]string{"bin/hostname": "/bin/hostname", "bin/sh": "/bin/dash", "bin/bash": "/bin/bash"}
+	for _, bin := range []string{"/bin/hostname", "/bin/dash", "/bin/bash"} {
+		libs, err := lddPaths(bin)
+		if err != nil {
+			return err
+		}
+		for _, l := range libs {
+			files[strings.TrimPrefix(l, "/")] = l
+		}
+	}
+	entries := make([]layerFile, 0, len(files)+1)
+	for p, src := range files {
+		entries = append(entries, layerFile{name: p, src: src, mode: 0o755})
+	}
+	entries = append(entries, layerFile{name: "etc/nsswitch.conf", data: []byte("hosts: files dns\n"), mode: 0o644})
+	extra, err := filesLayer(entries)
+	if err != nil {
+		return err
+	}
+	cfg := v1.Config{Cmd: []string{"bash"},
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	return writeImage(out+"/glibc-dns-testing.tar", []string{"registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0"}, cfg, base, extra)
+}
+
 // layerFile is one entry of filesLayer: a regular file with the contents of
-// the host file src (symlinks followed) and the given mode, or, when link
-// is set, a hard link to the entry named link. A link's mode must be its
-// target's: containerd's unpacking chmods the link's path, hence the shared
-// inode, to the mode of the link's header.
+// the host file src (symlinks followed), or with data when src is empty,
+// and the given mode; or, when link is set, a hard link to the entry named
+// link. A link's mode must be its target's: containerd's unpacking chmods
+// the link's path, hence the shared inode, to the mode of the link's header.
 type layerFile struct {
 	name, src, link string
+	data            []byte
 	mode            int64
 }
 
@@ -259,9 +352,12 @@ func filesLayer(files []layerFile) (v1.Layer, error) {
 			}
 			continue
 		}
-		data, err := os.ReadFile(f.src) // follows symlinks: the real library
-		if err != nil {
-			return nil, err
+		data := f.data
+		if f.src != "" {
+			var err error
+			if data, err = os.ReadFile(f.src); err != nil { // follows symlinks: the real library
+				return nil, err
+			}
 		}
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(data)), ModTime: mod}); err != nil {
 			return nil, err

@@ -11,6 +11,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodeagent/nodeagent/staticpods"
 )
 
 // computeStatus derives the pod's status from what the runtime reports.
@@ -378,6 +380,39 @@ func phase(pod *v1.Pod, st *v1.PodStatus) v1.PodPhase {
 		return v1.PodFailed
 	}
 	return v1.PodPending
+}
+
+// terminalPhase is the phase of a pod none of whose containers will run
+// again (deleted, stopped): the kubelet's getPhase with podIsTerminal.
+// Once no app container runs and all have stopped, the pod succeeded if
+// they all exited 0 and failed otherwise, whatever its restartPolicy;
+// static pods keep the phase their policy gives, as the kubelet's.
+func terminalPhase(pod *v1.Pod, st *v1.PodStatus) v1.PodPhase {
+	p := phase(pod, st)
+	if p != v1.PodRunning || staticpods.IsStatic(pod) {
+		return p
+	}
+	stopped, succeeded := 0, 0
+	for _, cs := range st.ContainerStatuses {
+		switch {
+		case cs.State.Terminated != nil:
+			stopped++
+			if cs.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil:
+			stopped++
+		default:
+			return p // runs, or never ran
+		}
+	}
+	switch {
+	case stopped == 0 || len(st.ContainerStatuses) < len(pod.Spec.Containers):
+		return p
+	case stopped == succeeded:
+		return v1.PodSucceeded
+	}
+	return v1.PodFailed
 }
 
 // statusInitialized reports whether an app container of the status exists

@@ -734,6 +734,15 @@ func TestSyncTerminatedPod(t *testing.T) {
 		if !reflect.DeepEqual(e.status.deleted, []types.UID{"uid1"}) {
 			t.Errorf("StatusWriter.Delete calls = %v, want uid1", e.status.deleted)
 		}
+		// The final status, written before the object is deleted (a
+		// finalizer may keep it): the container terminated, the phase
+		// terminal although the policy is Always (the kubelet's
+		// podIsTerminal).
+		st := e.status.get("uid1")
+		if st == nil || len(st.ContainerStatuses) != 1 || st.ContainerStatuses[0].State.Terminated == nil ||
+			(st.Phase != v1.PodSucceeded && st.Phase != v1.PodFailed) {
+			t.Errorf("final status = %+v, want a terminated container and a terminal phase", st)
+		}
 		if !reflect.DeepEqual(e.status.forgot, []types.UID{"uid1"}) {
 			t.Errorf("StatusWriter.Forget calls = %v, want uid1", e.status.forgot)
 		}

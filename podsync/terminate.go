@@ -197,6 +197,16 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 		}
 		return s.volumes.Teardown(ctx, pod.UID)
 	}
+	if !gone && !s.endedByAgent(pod.UID) {
+		// The final status before anything is removed, as the kubelet's
+		// syncTerminatingPod sets it (podIsTerminal): its containers
+		// terminated, a terminal phase. A pod a finalizer keeps shows it
+		// until the finalizer goes; a failed write does not hold the
+		// cleanup up (the kubelet's status manager writes apart).
+		if err := s.writeEndStatus(ctx, pod, func(st *v1.PodStatus) { st.Phase = terminalPhase(pod, st) }, true); err != nil {
+			klog.FromContext(ctx).Error(err, "Writing the final status of a deleted pod")
+		}
+	}
 	if err := s.removePod(ctx, pod.UID, pod.Namespace, pod.Name); err != nil {
 		return err
 	}

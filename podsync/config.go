@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +25,11 @@ func (s *Syncer) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	podIPs, err := s.sandboxIPsOf(ctx, sandbox.Id)
 	if err != nil {
 		return nil, err
+	}
+	if pod.Spec.HostNetwork && len(s.cfg.NodeIPs) > 0 {
+		// A hostNetwork pod's IPs are the node's (the runtime reports
+		// none), as the kubelet gives status.podIP(s) to its containers.
+		podIPs = hostNetworkPodIPs(s.cfg.NodeIPs)
 	}
 	podIP := ""
 	if len(podIPs) > 0 {
@@ -206,4 +212,17 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	}
 	defer f.Close() //nolint:errcheck // read only
 	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// hostNetworkPodIPs are the IPs of a hostNetwork pod: the node's first IP
+// and, on a dual-stack node, its first of the other family (the kubelet's
+// generateAPIPodStatus).
+func hostNetworkPodIPs(nodeIPs []net.IP) []string {
+	out := []string{nodeIPs[0].String()}
+	for _, ip := range nodeIPs[1:] {
+		if (ip.To4() == nil) != (nodeIPs[0].To4() == nil) {
+			return append(out, ip.String())
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package podsync
 import (
 	"context"
 	"net"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +101,26 @@ func TestSetupNetworkDelegated(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A hostNetwork pod's IPs, for status.podIP(s) in its environment, are
+// the node's: its first, and the first of the other family.
+func TestHostNetworkPodIPs(t *testing.T) {
+	for _, tc := range []struct {
+		node []string
+		want []string
+	}{
+		{[]string{"192.0.2.10"}, []string{"192.0.2.10"}},
+		{[]string{"192.0.2.10", "192.0.2.11", "2001:db8::1"}, []string{"192.0.2.10", "2001:db8::1"}},
+		{[]string{"2001:db8::1", "192.0.2.10"}, []string{"2001:db8::1", "192.0.2.10"}},
+	} {
+		var ips []net.IP
+		for _, s := range tc.node {
+			ips = append(ips, net.ParseIP(s))
+		}
+		if got := hostNetworkPodIPs(ips); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("hostNetworkPodIPs(%v) = %v, want %v", tc.node, got, tc.want)
+		}
 	}
 }

@@ -52,13 +52,31 @@ type apiObjects struct {
 func newAPIObjects(client kubernetes.Interface, nodeName string) *apiObjects {
 	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
-	}))
+	}), informers.WithTransform(markAPISource))
 	svcFactory := informers.NewSharedInformerFactory(client, 0)
 	a := &apiObjects{podFactory: podFactory, svcFactory: svcFactory, pods: podFactory.Core().V1().Pods()}
 	a.services = svcFactory.Core().V1().Services().Lister()
 	a.runtimeClasses = svcFactory.Node().V1().RuntimeClasses().Lister()
 	return a
 }
+
+// markAPISource sets the config.source annotation of a pod from the
+// apiserver to "api", whatever its author wrote there, as the kubelet's
+// pod config does for every pod of a source: a pod that claims to be
+// from a file ("file") would otherwise pass for a static pod (critical,
+// never evicted, no NoExecute check, its status never written).
+func markAPISource(obj any) (any, error) {
+	if pod, ok := obj.(*v1.Pod); ok && pod.Annotations[staticpods.ConfigSourceAnnotation] != apiSource {
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[staticpods.ConfigSourceAnnotation] = apiSource
+	}
+	return obj, nil
+}
+
+// apiSource is the kubelet's config.source of pods from the apiserver.
+const apiSource = "api"
 
 // boundPods lists the pods bound to the node, as the informer has them.
 func (a *apiObjects) boundPods() []*v1.Pod {

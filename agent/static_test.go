@@ -87,3 +87,19 @@ func TestStaticPodsForTheAPI(t *testing.T) {
 		t.Fatal("status kept after Forget")
 	}
 }
+
+// A pod from the apiserver is never taken for a static pod, whatever its
+// config.source annotation says (the kubelet sets it to "api").
+func TestMarkAPISource(t *testing.T) {
+	for _, ann := range []map[string]string{nil, {staticpods.ConfigSourceAnnotation: staticpods.FileSource}, {"x": "y"}} {
+		pod := &v1.Pod{}
+		pod.Annotations = ann
+		out, err := markAPISource(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := out.(*v1.Pod); staticpods.IsStatic(p) || p.Annotations[staticpods.ConfigSourceAnnotation] != "api" {
+			t.Errorf("annotations %v: after markAPISource %v", ann, p.Annotations)
+		}
+	}
+}

@@ -753,6 +753,21 @@ func TestSyncTerminatedPod(t *testing.T) {
 			t.Errorf("pod log directory still there: %v", err)
 		}
 	})
+	t.Run("deleted terminal", func(t *testing.T) {
+		// A pod already Failed (rejected at admission, ended before an
+		// agent restart) keeps its status when deleted: no final write.
+		e := newEnv(t)
+		pod := testPod("uid1", v1.RestartPolicyAlways)
+		pod.Status.Phase, pod.Status.Reason = v1.PodFailed, "OutOfcpu"
+		now := metav1.Now()
+		pod.DeletionTimestamp = &now
+		if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err != nil {
+			t.Fatalf("SyncTerminatedPod: %v", err)
+		}
+		if st := e.status.get("uid1"); st != nil {
+			t.Errorf("status written over a terminal one: %+v", st)
+		}
+	})
 	t.Run("gone", func(t *testing.T) {
 		e := newEnv(t)
 		pod := testPod("uid1", v1.RestartPolicyAlways)

@@ -197,12 +197,15 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 		}
 		return s.volumes.Teardown(ctx, pod.UID)
 	}
-	if !gone && !s.endedByAgent(pod.UID) {
+	if !gone && !s.endedByAgent(pod.UID) && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
 		// The final status before anything is removed, as the kubelet's
 		// syncTerminatingPod sets it (podIsTerminal): its containers
 		// terminated, a terminal phase. A pod a finalizer keeps shows it
 		// until the finalizer goes; a failed write does not hold the
-		// cleanup up (the kubelet's status manager writes apart).
+		// cleanup up (the kubelet's status manager writes apart). A pod
+		// already terminal (rejected at admission, ended before an agent
+		// restart) keeps its status: a terminal phase never changes, as
+		// the kubelet's generateAPIPodStatus keeps it.
 		if err := s.writeEndStatus(ctx, pod, func(st *v1.PodStatus) { st.Phase = terminalPhase(pod, st) }, true); err != nil {
 			klog.FromContext(ctx).Error(err, "Writing the final status of a deleted pod")
 		}

@@ -217,7 +217,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 	}
 	p.static = newStaticPods(p.workers, &staticpods.Mirrors{Client: client, Node: nodeCtl.Node}, api.pods.Lister())
 	status.static = p.static
-	if _, err := api.pods.Informer().AddEventHandler(podHandler(ctx, p.workers, p.static, arrived)); err != nil {
+	if _, err := api.pods.Informer().AddEventHandler(podHandler(ctx, p.workers, p.static, arrived, status.Writer.Forget)); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -239,7 +239,7 @@ func strictGroupsSupported(ctx context.Context, rt *cri.Client) func() bool {
 	}
 }
 
-func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods, arrived *arrivals) cache.ResourceEventHandler {
+func podHandler(ctx context.Context, workers *podworkers.Workers, static *staticPods, arrived *arrivals, forget func(types.UID)) cache.ResourceEventHandler {
 	update := func(obj any) {
 		pod, ok := obj.(*v1.Pod)
 		if !ok {
@@ -264,6 +264,8 @@ func podHandler(ctx context.Context, workers *podworkers.Workers, static *static
 				return
 			}
 			if _, mirror := staticpods.IsMirror(pod); mirror {
+				// The status writer's copy is under the mirror's UID.
+				forget(pod.UID)
 				static.poke() // create it again
 				return
 			}

@@ -70,7 +70,10 @@ func (s *staticPods) mirrorChanged(ctx context.Context, mirror *v1.Pod) {
 	s.mu.Lock()
 	sp := s.static[uid]
 	s.mu.Unlock()
-	if sp != nil && !terminalPhase(mirror.Status.Phase) {
+	// Only the static pod's own mirror (same namespace and name, as the
+	// kubelet's GetPodByMirrorPod): the annotation alone would let any
+	// pod bound here feed its status to a static pod.
+	if sp != nil && sp.Namespace == mirror.Namespace && sp.Name == mirror.Name && !terminalPhase(mirror.Status.Phase) {
 		cp := sp.DeepCopy()
 		cp.Status = mirror.Status
 		s.workers.Update(ctx, cp)

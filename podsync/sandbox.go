@@ -69,7 +69,7 @@ func (s *Syncer) startSandbox(ctx context.Context, pod *v1.Pod, state *podState)
 	if err := s.makePodLogDir(pod); err != nil {
 		return nil, fmt.Errorf("create pod log directory: %w", err)
 	}
-	cfg, err := s.sandboxConfig(pod, uint32(len(state.sandboxes)))
+	cfg, err := s.sandboxConfig(pod, state.nextSandboxAttempt())
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,21 @@ func (s *podState) readySandbox() *runtimeapi.PodSandbox {
 	return nil
 }
 
+// nextSandboxAttempt is the attempt of the pod's next sandbox: one more
+// than the newest sandbox's, as the kubelet's computePodActions. Counting
+// the sandboxes instead repeats a name the runtime still holds once an
+// older sandbox is collected (attempts 1 and 2 left: the next must be 3),
+// and the runtime refuses the sandbox for ever.
+func (s *podState) nextSandboxAttempt() uint32 {
+	var next uint32
+	for _, sb := range s.sandboxes {
+		if a := sb.GetMetadata().GetAttempt(); a >= next {
+			next = a + 1
+		}
+	}
+	return next
+}
+
 // latest returns the newest container of a name, and the one before it.
 func (s *podState) latest(name string) (cur, prev *runtimeapi.ContainerStatus) {
 	for _, c := range s.containers {

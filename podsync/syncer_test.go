@@ -1149,3 +1149,52 @@ func TestGRPCMessage(t *testing.T) {
 		t.Errorf("grpcMessage = %q", got)
 	}
 }
+
+// A pod whose only sandbox left is attempt 1 (attempt 0 was collected)
+// gets attempt 2, not a second attempt 1: the runtime keeps the name of a
+// stopped sandbox reserved and would refuse it on every sync.
+func TestSyncPodSandboxAttemptAfterCollection(t *testing.T) {
+	e := newEnv(t)
+	pod := testPod("uid1", v1.RestartPolicyAlways)
+	cfg, err := e.s.sandboxConfig(pod, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := e.rt.RunPodSandbox(context.Background(), cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rt.StopPodSandbox(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	e.sync(t, pod)
+	var attempts []uint32
+	for _, sb := range e.sandboxesOf(pod.UID) {
+		if sb.Id != old {
+			attempts = append(attempts, sb.Metadata.GetAttempt())
+		}
+	}
+	if len(attempts) != 1 || attempts[0] != 2 {
+		t.Errorf("new sandbox attempts = %v, want [2]", attempts)
+	}
+}
+
+func TestNextSandboxAttempt(t *testing.T) {
+	sb := func(a uint32) *runtimeapi.PodSandbox {
+		return &runtimeapi.PodSandbox{Metadata: &runtimeapi.PodSandboxMetadata{Attempt: a}}
+	}
+	for _, tc := range []struct {
+		sandboxes []*runtimeapi.PodSandbox
+		want      uint32
+	}{
+		{nil, 0},
+		{[]*runtimeapi.PodSandbox{sb(0)}, 1},
+		{[]*runtimeapi.PodSandbox{sb(1)}, 2},
+		{[]*runtimeapi.PodSandbox{sb(3), sb(1)}, 4},
+		{[]*runtimeapi.PodSandbox{sb(1), sb(3)}, 4},
+	} {
+		if got := (&podState{sandboxes: tc.sandboxes}).nextSandboxAttempt(); got != tc.want {
+			t.Errorf("nextSandboxAttempt(%v) = %d, want %d", tc.sandboxes, got, tc.want)
+		}
+	}
+}

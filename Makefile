@@ -65,7 +65,7 @@ unit:
 
 # End-to-end tests against a fresh local cluster (root).
 e2e:
-	hack/cluster.sh up
+	FRESH_CLUSTER=1 hack/cluster.sh up
 	$(MAKE) e2e-only; rc=$$?; hack/cluster.sh down; exit $$rc
 
 e2e-only:

@@ -2,7 +2,9 @@
 # Local cluster whose node is nodeagent; "join-node" adds a second node that
 # joins with kubeadm join and a bootstrap token.
 #
-#   hack/cluster.sh up     install, build, start everything (idempotent)
+#   hack/cluster.sh up     install, build, start everything (idempotent;
+#                          FRESH_CLUSTER=1 starts from an empty etcd, as
+#                          make test does: no object of an earlier run)
 #   hack/cluster.sh down   stop everything and remove what the harness made
 #   hack/cluster.sh agent-restart   restart only nodeagent
 #   hack/cluster.sh import-conformance-images   load the images hack/conformance.sh built
@@ -787,6 +789,9 @@ up() {
   install_packages
   build
   down
+  # The apiserver's objects outlive "down" (a cluster of "make up" keeps its
+  # pods); the tests start from none, whatever an earlier run left.
+  if [[ ${FRESH_CLUSTER:-0} == 1 ]]; then rm -rf "$STATE/etcd"; fi
   mkdir -p "$STATE" "$LOGS" "$RUN"
   echo "$NETWORK_PLUGIN" >"$STATE/network-plugin"
   rm -f "$AGENT_ARGS_FILE"

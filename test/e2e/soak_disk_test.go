@@ -47,7 +47,15 @@ func waitNoPodsOnNode(t *testing.T, c kubernetes.Interface, timeout time.Duratio
 		if err != nil {
 			return false, err
 		}
-		return len(pods.Items) == 0, fmt.Errorf("%d pods", len(pods.Items))
+		var left []string
+		for _, p := range pods.Items {
+			d := fmt.Sprintf("%s/%s (%s", p.Namespace, p.Name, p.Status.Phase)
+			if p.DeletionTimestamp != nil {
+				d += ", deleted " + p.DeletionTimestamp.Format(time.RFC3339)
+			}
+			left = append(left, d+")")
+		}
+		return len(left) == 0, fmt.Errorf("%d pods: %s", len(left), strings.Join(left, ", "))
 	})
 }
 

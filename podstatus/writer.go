@@ -49,8 +49,13 @@ func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) e
 	last, ok := w.last[pod.UID]
 	w.mu.Unlock()
 	base := &pod.Status
-	if ok && !apiequality.Semantic.DeepEqual(&pod.Status, last.status) && !newerThan(pod.ResourceVersion, last.resourceVersion) {
-		base = last.status // the informer has not seen the agent's write yet
+	others := false // someone else changed the status since the agent's write
+	if ok && !sameStatus(pod.UID, &pod.Status, last.status) {
+		if newerThan(pod.ResourceVersion, last.resourceVersion) {
+			others = true
+		} else {
+			base = last.status // the informer has not seen the agent's write yet
+		}
 	}
 	if apiequality.Semantic.DeepEqual(base, status) {
 		return nil
@@ -74,7 +79,7 @@ func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) e
 		}
 		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)
 	}
-	if base == &pod.Status && ok {
+	if others {
 		klog.FromContext(ctx).V(2).Info("Wrote pod status over a change made by someone else", "phase", status.Phase)
 	} else {
 		klog.FromContext(ctx).V(3).Info("Wrote pod status", "phase", status.Phase)
@@ -137,6 +142,16 @@ func (w *Writer) Delete(ctx context.Context, pod *v1.Pod) error {
 	}
 	w.Forget(pod.UID)
 	return nil
+}
+
+// sameStatus reports whether two statuses are the same to the apiserver:
+// equal, or equal once serialized (times it keeps only to the second).
+func sameStatus(uid types.UID, a, b *v1.PodStatus) bool {
+	if apiequality.Semantic.DeepEqual(a, b) {
+		return true
+	}
+	patch, err := statusPatch(uid, a, b)
+	return err == nil && patch == nil
 }
 
 // statusPatch is the strategic merge patch from old to status, with the

@@ -91,6 +91,7 @@ type fakeStatus struct {
 	statuses map[types.UID]*v1.PodStatus
 	deleted  []types.UID
 	forgot   []types.UID
+	ops      []string // "write <uid>", "delete <uid>" in order
 }
 
 func (f *fakeStatus) Write(_ context.Context, pod *v1.Pod, st *v1.PodStatus) error {
@@ -100,6 +101,7 @@ func (f *fakeStatus) Write(_ context.Context, pod *v1.Pod, st *v1.PodStatus) err
 		f.statuses = map[types.UID]*v1.PodStatus{}
 	}
 	f.statuses[pod.UID] = st.DeepCopy()
+	f.ops = append(f.ops, "write "+string(pod.UID))
 	return nil
 }
 
@@ -107,6 +109,7 @@ func (f *fakeStatus) Delete(_ context.Context, pod *v1.Pod) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, pod.UID)
+	f.ops = append(f.ops, "delete "+string(pod.UID))
 	return nil
 }
 
@@ -742,6 +745,10 @@ func TestSyncTerminatedPod(t *testing.T) {
 		if st == nil || len(st.ContainerStatuses) != 1 || st.ContainerStatuses[0].State.Terminated == nil ||
 			(st.Phase != v1.PodSucceeded && st.Phase != v1.PodFailed) {
 			t.Errorf("final status = %+v, want a terminated container and a terminal phase", st)
+		}
+		// Written while the pod is removed, but before the object goes.
+		if n := len(e.status.ops); n < 2 || e.status.ops[n-2] != "write uid1" || e.status.ops[n-1] != "delete uid1" {
+			t.Errorf("status writer calls = %v, want the final write, then the delete", e.status.ops)
 		}
 		if !reflect.DeepEqual(e.status.forgot, []types.UID{"uid1"}) {
 			t.Errorf("StatusWriter.Forget calls = %v, want uid1", e.status.forgot)

@@ -81,13 +81,28 @@ func (s *Syncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, gracePerio
 // DisruptionTarget) show at once. Once it is stopped, the status is final:
 // SyncTerminatedPod does not compute it again.
 func (s *Syncer) writeEndStatus(ctx context.Context, pod *v1.Pod, end func(*v1.PodStatus), stopped bool) error {
-	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
+	st, err := s.endStatus(ctx, pod, end, stopped)
 	if err != nil {
 		return err
 	}
+	if err := s.status.Write(ctx, pod, st); err != nil {
+		return err
+	}
+	if stopped {
+		s.markEnded(pod.UID)
+	}
+	return nil
+}
+
+// endStatus computes the status writeEndStatus writes.
+func (s *Syncer) endStatus(ctx context.Context, pod *v1.Pod, end func(*v1.PodStatus), stopped bool) (*v1.PodStatus, error) {
+	state, err := readPodState(ctx, s.runtime, &s.statuses, pod.UID)
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.computeStatus(ctx, pod, state)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	phase, reason, message := st.Phase, st.Reason, st.Message
 	end(st)
@@ -95,15 +110,13 @@ func (s *Syncer) writeEndStatus(ctx context.Context, pod *v1.Pod, end func(*v1.P
 		st.Phase, st.Reason, st.Message = phase, reason, message
 	}
 	refreshConditions(pod, st, state.readySandbox() != nil, metav1.NewTime(s.clock.Now()))
-	if err := s.status.Write(ctx, pod, st); err != nil {
-		return err
-	}
-	if stopped {
-		s.mu.Lock()
-		s.ended[pod.UID] = true
-		s.mu.Unlock()
-	}
-	return nil
+	return st, nil
+}
+
+func (s *Syncer) markEnded(uid types.UID) {
+	s.mu.Lock()
+	s.ended[uid] = true
+	s.mu.Unlock()
 }
 
 // endedByAgent reports whether the agent wrote the pod's final status when
@@ -197,20 +210,35 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 		}
 		return s.volumes.Teardown(ctx, pod.UID)
 	}
+	// The final status before the object is deleted, as the kubelet's
+	// syncTerminatingPod sets it (podIsTerminal): its containers
+	// terminated, a terminal phase. A pod a finalizer keeps shows it until
+	// the finalizer goes. It is computed before anything is removed and
+	// written while the pod's sandboxes and volumes go (the kubelet's
+	// status manager writes apart from the pod worker); the object is
+	// deleted only after the write. A failed write does not hold the
+	// cleanup up. A pod already terminal (rejected at admission, ended
+	// before an agent restart) keeps its status: a terminal phase never
+	// changes, as the kubelet's generateAPIPodStatus keeps it.
+	var final chan error
 	if !gone && !s.endedByAgent(pod.UID) && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
-		// The final status before anything is removed, as the kubelet's
-		// syncTerminatingPod sets it (podIsTerminal): its containers
-		// terminated, a terminal phase. A pod a finalizer keeps shows it
-		// until the finalizer goes; a failed write does not hold the
-		// cleanup up (the kubelet's status manager writes apart). A pod
-		// already terminal (rejected at admission, ended before an agent
-		// restart) keeps its status: a terminal phase never changes, as
-		// the kubelet's generateAPIPodStatus keeps it.
-		if err := s.writeEndStatus(ctx, pod, func(st *v1.PodStatus) { st.Phase = terminalPhase(pod, st) }, true); err != nil {
-			klog.FromContext(ctx).Error(err, "Writing the final status of a deleted pod")
+		st, err := s.endStatus(ctx, pod, func(st *v1.PodStatus) { st.Phase = terminalPhase(pod, st) }, true)
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "Computing the final status of a deleted pod")
+		} else {
+			final = make(chan error, 1)
+			go func() { final <- s.status.Write(ctx, pod, st) }()
 		}
 	}
-	if err := s.removePod(ctx, pod.UID, pod.Namespace, pod.Name); err != nil {
+	err := s.removePod(ctx, pod.UID, pod.Namespace, pod.Name)
+	if final != nil {
+		if werr := <-final; werr != nil {
+			klog.FromContext(ctx).Error(werr, "Writing the final status of a deleted pod")
+		} else {
+			s.markEnded(pod.UID)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if !gone {

@@ -44,6 +44,7 @@ var metrics = []metric{
 	{"kubectl logs -f", "stream_logs_bytes_per_s", "", "MB/s", 1.0, true},
 	{"kubectl exec stdout", "stream_exec_bytes_per_s", "", "MB/s", 1.0, true},
 	{"kubectl port-forward", "stream_portforward_bytes_per_s", "", "MB/s", 1.0, true},
+	{"kubectl exec streams cut short", "stream_exec_short", "", "", 0, false},
 }
 
 func reportCmd(args []string) error {

@@ -69,7 +69,8 @@ func Read(dir, nodeName string) ([]*v1.Pod, []string) {
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
-	return sorted(byPath), warningsOf(bad)
+	pods, dups := sorted(byPath)
+	return pods, append(warningsOf(bad), dups...)
 }
 
 // readDir reads every manifest of dir: the pods by file, and why each of
@@ -103,13 +104,36 @@ func readDir(dir, nodeName string) (map[string]*v1.Pod, map[string]error, error)
 	return pods, bad, nil
 }
 
-func sorted(byPath map[string]*v1.Pod) []*v1.Pod {
+// sorted returns the pods of byPath sorted by name, and a warning for each
+// manifest whose pod has the namespace and name of a pod in a manifest
+// before it (by file name): that pod is ignored, as the kubelet's
+// filterInvalidPods ignores a duplicate name.
+func sorted(byPath map[string]*v1.Pod) ([]*v1.Pod, []string) {
+	paths := make([]string, 0, len(byPath))
+	for path := range byPath {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
 	pods := make([]*v1.Pod, 0, len(byPath))
-	for _, p := range byPath {
+	first := map[string]string{}
+	var dups []string
+	for _, path := range paths {
+		p := byPath[path]
+		key := p.Namespace + "/" + p.Name
+		if prev, ok := first[key]; ok {
+			dups = append(dups, fmt.Sprintf("static pod manifest %s: duplicate pod name %s (also in %s), ignoring it", path, key, prev))
+			continue
+		}
+		first[key] = path
 		pods = append(pods, p)
 	}
-	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
-	return pods
+	sort.Slice(pods, func(i, j int) bool {
+		if pods[i].Name != pods[j].Name {
+			return pods[i].Name < pods[j].Name
+		}
+		return pods[i].Namespace < pods[j].Namespace
+	})
+	return pods, dups
 }
 
 func warningsOf(bad map[string]error) []string {
@@ -272,13 +296,14 @@ func Watch(ctx context.Context, dir, nodeName string, period time.Duration, upda
 			}
 		}
 		good = byPath
+		pods, dups := sorted(byPath)
+		warnings = append(warnings, dups...)
 		for _, w := range warnings {
 			if !warned[w] {
 				logger.Info("Warning: " + w)
 				warned[w] = true
 			}
 		}
-		pods := sorted(byPath)
 		var uids []string
 		for _, p := range pods {
 			uids = append(uids, string(p.UID))

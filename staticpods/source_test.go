@@ -51,3 +51,28 @@ func TestRead(t *testing.T) {
 		t.Errorf("a changed manifest keeps its UID")
 	}
 }
+
+// Two manifests of one namespace/name: the first by file name runs, the
+// other is ignored with a warning naming both files, as the kubelet's
+// filterInvalidPods.
+func TestReadDuplicateName(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, image string) {
+		body := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: " + image + "}]\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("b-web.yaml", "busybox:1.38")
+	write("a-web.yaml", "busybox:1.37")
+	for range 5 { // map order must not decide
+		pods, warnings := Read(dir, "node1")
+		if len(pods) != 1 || pods[0].Spec.Containers[0].Image != "busybox:1.37" {
+			t.Fatalf("pods = %v, want the one of a-web.yaml", pods)
+		}
+		if len(warnings) != 1 || !strings.Contains(warnings[0], "b-web.yaml") || !strings.Contains(warnings[0], "a-web.yaml") ||
+			!strings.Contains(warnings[0], "duplicate pod name") {
+			t.Errorf("warnings = %q, want one naming the duplicate", warnings)
+		}
+	}
+}

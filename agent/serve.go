@@ -1,6 +1,7 @@
 package agent
 
 import (
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeagent/nodeagent/configs"
@@ -47,6 +48,7 @@ func newServer(opts *configs.Options, authClient kubernetes.Interface, serving *
 		Client:       authClient,
 		Runtime:      rt.Runtime,
 		Pods:         api.boundPods,
+		NodePods:     func() []*v1.Pod { return nodePods(api.boundPods(), p.static.list()) },
 		StaticPod:    p.static.byName,
 		PodStatus:    p.status.podStatus,
 		Images:       rt.Images,

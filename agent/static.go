@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 
@@ -113,6 +114,47 @@ func (s *staticPods) byName(namespace, name string) (*v1.Pod, bool) {
 		return nil, false
 	}
 	return s.withMirrorStatus(found), true
+}
+
+// list returns the static pods, each with its latest status (the agent's
+// own, else its mirror's), sorted by namespace and name.
+func (s *staticPods) list() []*v1.Pod {
+	s.mu.Lock()
+	pods := make([]*v1.Pod, 0, len(s.static))
+	for _, p := range s.static {
+		pods = append(pods, p)
+	}
+	s.mu.Unlock()
+	out := make([]*v1.Pod, 0, len(pods))
+	for _, p := range pods {
+		if st, ok := s.status(p.UID); ok {
+			c := p.DeepCopy()
+			c.Status = *st
+			out = append(out, c)
+			continue
+		}
+		out = append(out, s.withMirrorStatus(p))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// nodePods are the pods the node API's /pods lists, as the kubelet's pod
+// manager has them: the pods from the apiserver but mirror pods, and the
+// static pods themselves.
+func nodePods(api, static []*v1.Pod) []*v1.Pod {
+	out := make([]*v1.Pod, 0, len(api)+len(static))
+	for _, p := range api {
+		if _, mirror := staticpods.IsMirror(p); !mirror {
+			out = append(out, p)
+		}
+	}
+	return append(out, static...)
 }
 
 // status returns the latest status the syncer gave the static pod of uid.

@@ -103,3 +103,26 @@ func TestMarkAPISource(t *testing.T) {
 		}
 	}
 }
+
+// The node API's /pods lists what the kubelet's pod manager has: the
+// apiserver's pods but mirrors, and the static pods with their status.
+func TestNodePods(t *testing.T) {
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	sp := newStaticPods(nil, nil, corelisters.NewPodLister(indexer))
+	static := &v1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: "etcd-n1", Namespace: "kube-system", UID: "static-uid",
+		Annotations: map[string]string{staticpods.ConfigSourceAnnotation: staticpods.FileSource},
+	}}
+	sp.static[static.UID] = static
+	sp.setStatus(static.UID, &v1.PodStatus{Phase: v1.PodRunning})
+	mirror := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "etcd-n1", Namespace: "kube-system", UID: "mirror-uid",
+		Annotations: map[string]string{staticpods.ConfigMirrorAnnotation: string(static.UID)}}}
+	plain := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "web-uid"}}
+	got := nodePods([]*v1.Pod{mirror, plain}, sp.list())
+	if len(got) != 2 || got[0].UID != plain.UID || got[1].UID != static.UID || got[1].Status.Phase != v1.PodRunning {
+		t.Fatalf("nodePods = %v, want web and the static pod (Running)", got)
+	}
+	if static.Status.Phase != "" {
+		t.Error("list changed the static pod itself")
+	}
+}

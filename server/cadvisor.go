@@ -312,7 +312,7 @@ func (s *Server) cadvisorCollector(ctx context.Context) *cadvisorCollector {
 		}
 		col.containers[string(cri.PodUID(ctr.Labels))+"/"+ctr.Labels[cri.ContainerNameLabel]] = cadvisorContainer{id: ctr.Id, image: image}
 	}
-	for _, p := range s.deps.Pods() {
+	for _, p := range s.deps.NodePods() {
 		col.pods[p.UID] = p
 	}
 	return col

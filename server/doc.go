@@ -57,7 +57,9 @@
 //
 // # Routes
 //
-// /pods lists the pods bound to the node (the agent's informer);
+// /pods lists the pods the node runs, as the kubelet's pod manager: the
+// pods bound to it (the agent's informer) but mirror pods, and the static
+// pods under their own UID, with the agent's status of them;
 // /runningpods/ what the runtime runs for the agent; /configz the
 // KubeletConfiguration; /debug/pprof/ Go's profiles, as the kubelet's
 // debugging handlers (nodes/proxy). /containerLogs reads the CRI log files itself (CRI

@@ -29,7 +29,7 @@ func (s *Server) addPods(c *restful.Container) {
 	ws := new(restful.WebService).Path("/pods").Produces(restful.MIME_JSON)
 	ws.Route(ws.GET("").To(func(req *restful.Request, resp *restful.Response) {
 		list := &v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
-		for _, p := range s.deps.Pods() {
+		for _, p := range s.deps.NodePods() {
 			list.Items = append(list.Items, *p)
 		}
 		writeJSON(klog.FromContext(req.Request.Context()), resp, list)

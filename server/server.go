@@ -114,6 +114,12 @@ type Deps struct {
 	// Pods returns the pods bound to the node (the apiserver's objects,
 	// mirror pods among them).
 	Pods func() []*v1.Pod
+	// NodePods returns the pods the node runs, as the kubelet's pod
+	// manager has them: the apiserver's pods but mirror pods, and the
+	// static pods under their own UID (the UID on their runtime objects).
+	// /pods lists them; the stats and cAdvisor metrics find a pod's spec
+	// in them. Optional: Pods serves instead.
+	NodePods func() []*v1.Pod
 	// StaticPod returns the static pod the agent runs under namespace and
 	// name, false if it runs none: what a request that names a mirror pod
 	// reaches (podByName). Its status, the one its worker started from
@@ -154,9 +160,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Runtime == nil || deps.Pods == nil {
 		return nil, errors.New("server: runtime and pods are required")
 	}
+	if deps.NodePods == nil {
+		deps.NodePods = deps.Pods
+	}
 	s := &Server{cfg: cfg, deps: deps, timeouts: defaultTimeouts}
 	s.metrics = newMetricsCollector(deps.Runtime)
-	s.stats = newStatsProvider(cfg, deps.Runtime, deps.Images, deps.Pods)
+	s.stats = newStatsProvider(cfg, deps.Runtime, deps.Images, deps.NodePods)
 	auth, err := newAuthHandler(cfg, deps.Client)
 	if err != nil {
 		return nil, err

@@ -96,6 +96,12 @@ spec:
 		if code != http.StatusOK || !strings.Contains(body, "static-hello") {
 			t.Errorf("node API containerLogs: %d %q", code, trunc(body))
 		}
+		// /pods lists the static pod, as the kubelet's pod manager, not
+		// its mirror.
+		code, body = nodeGet(t, admin, "GET", "/pods", "")
+		if code != http.StatusOK || !strings.Contains(body, `"uid":"`+string(staticUID)+`"`) || strings.Contains(body, `"uid":"`+string(mirror.UID)+`"`) {
+			t.Errorf("node API /pods: %d, want the static pod's UID %s and not the mirror's %s", code, staticUID, mirror.UID)
+		}
 	}
 	check(mirror)
 

@@ -39,16 +39,27 @@ type Target struct {
 	PodIP       string
 }
 
-// Do runs one attempt of a probe handler within timeout and reports
-// whether it succeeded and its output (why it failed).
-func Do(ctx context.Context, ex Execer, h *v1.ProbeHandler, t Target, timeout time.Duration) (bool, string) {
+// Result is the outcome of one attempt of a probe.
+type Result struct {
+	OK bool
+	// Warning marks a success the kubelet reports with a ProbeWarning
+	// event (its probe.Warning): an HTTP probe that ended at a redirect
+	// to another host.
+	Warning bool
+	// Output is what the handler said: why it failed, or the warning.
+	Output string
+}
+
+// Do runs one attempt of a probe handler within timeout.
+func Do(ctx context.Context, ex Execer, h *v1.ProbeHandler, t Target, timeout time.Duration) Result {
 	var err error
 	var out string
+	warning := false
 	switch {
 	case h.Exec != nil:
 		out, err = Exec(ctx, ex, t.ContainerID, h.Exec.Command, timeout)
 	case h.HTTPGet != nil:
-		out, err = HTTPGet(ctx, h.HTTPGet, t, timeout)
+		out, warning, err = httpGet(ctx, h.HTTPGet, t, timeout)
 	case h.TCPSocket != nil:
 		err = tcp(ctx, h.TCPSocket, t, timeout)
 	case h.GRPC != nil:
@@ -58,11 +69,11 @@ func Do(ctx context.Context, ex Execer, h *v1.ProbeHandler, t Target, timeout ti
 	}
 	if err != nil {
 		if out != "" {
-			return false, out
+			return Result{Output: out}
 		}
-		return false, err.Error()
+		return Result{Output: err.Error()}
 	}
-	return true, out
+	return Result{OK: true, Warning: warning, Output: out}
 }
 
 // Exec runs cmd in the container; exit code 0 is success. The output is
@@ -116,9 +127,16 @@ func port(p intstr.IntOrString, c *v1.Container) (int, error) {
 
 // HTTPGet sends the GET of a probe or hook; status 200-399 is success.
 func HTTPGet(ctx context.Context, a *v1.HTTPGetAction, t Target, timeout time.Duration) (string, error) {
+	out, _, err := httpGet(ctx, a, t, timeout)
+	return out, err
+}
+
+// httpGet is HTTPGet, and whether its success is a warning: a redirect to
+// another host, not followed.
+func httpGet(ctx context.Context, a *v1.HTTPGetAction, t Target, timeout time.Duration) (string, bool, error) {
 	p, err := port(a.Port, t.Container)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	scheme := strings.ToLower(string(a.Scheme))
 	if scheme == "" {
@@ -130,13 +148,13 @@ func HTTPGet(ctx context.Context, a *v1.HTTPGetAction, t Target, timeout time.Du
 	}
 	u, err := url.Parse(fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host(a.Host, t), strconv.Itoa(p)), path))
 	if err != nil {
-		return "", fmt.Errorf("probe URL: %w", err)
+		return "", false, fmt.Errorf("probe URL: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", fmt.Errorf("probe request: %w", err)
+		return "", false, fmt.Errorf("probe request: %w", err)
 	}
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Accept", "*/*")
@@ -165,29 +183,24 @@ func HTTPGet(ctx context.Context, a *v1.HTTPGetAction, t Target, timeout time.Du
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("get %s: %w", u.Redacted(), err)
+		return "", false, fmt.Errorf("get %s: %w", u.Redacted(), err)
 	}
 	defer resp.Body.Close() //nolint:errcheck // read-only
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxOutput))
 	if resp.StatusCode < http.StatusOK || resp.StatusCode >= http.StatusBadRequest {
-		return fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode), fmt.Errorf("HTTP status %d", resp.StatusCode)
+		return fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode), false, fmt.Errorf("HTTP status %d", resp.StatusCode)
 	}
 	if resp.StatusCode >= http.StatusMultipleChoices {
 		// A redirect to another host, not followed: a success with a
 		// warning (the kubelet's probe.Warning).
-		return redirectWarning + string(body), nil
+		return redirectWarning + string(body), true, nil
 	}
-	return string(body), nil
+	return string(body), false, nil
 }
 
 // redirectWarning starts the output of an HTTP probe that ended at a
 // redirect it did not follow, the kubelet's text.
 const redirectWarning = "Probe terminated redirects, Response body: "
-
-// IsWarning reports whether out, the output of a successful attempt, is
-// a warning: the probe succeeded at a redirect to another host, which the
-// kubelet reports with a ProbeWarning event.
-func IsWarning(out string) bool { return strings.HasPrefix(out, redirectWarning) }
 
 func tcp(ctx context.Context, a *v1.TCPSocketAction, t Target, timeout time.Duration) error {
 	p, err := port(a.Port, t.Container)

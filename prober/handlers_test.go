@@ -50,12 +50,12 @@ func TestHTTPGet(t *testing.T) {
 	} {
 		t.Run(tc.path+"/"+tc.port.String(), func(t *testing.T) {
 			h := &v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: tc.path, Port: tc.port, HTTPHeaders: headers}}
-			ok, out := Do(context.Background(), nil, h, Target{Container: c, PodIP: host}, time.Second)
-			if ok != tc.ok {
-				t.Fatalf("ok = %v, want %v (%s)", ok, tc.ok, out)
+			r := Do(context.Background(), nil, h, Target{Container: c, PodIP: host}, time.Second)
+			if r.OK != tc.ok {
+				t.Fatalf("ok = %v, want %v (%s)", r.OK, tc.ok, r.Output)
 			}
-			if IsWarning(out) != tc.warning {
-				t.Fatalf("warning = %v, want %v (%q)", IsWarning(out), tc.warning, out)
+			if r.Warning != tc.warning {
+				t.Fatalf("warning = %v, want %v (%q)", r.Warning, tc.warning, r.Output)
 			}
 		})
 	}
@@ -68,11 +68,27 @@ func TestTCP(t *testing.T) {
 	}
 	addr := l.Addr().(*net.TCPAddr)
 	h := &v1.ProbeHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt32(int32(addr.Port))}}
-	if ok, out := Do(context.Background(), nil, h, Target{PodIP: "127.0.0.1"}, time.Second); !ok {
-		t.Fatalf("open port failed: %s", out)
+	if r := Do(context.Background(), nil, h, Target{PodIP: "127.0.0.1"}, time.Second); !r.OK {
+		t.Fatalf("open port failed: %s", r.Output)
 	}
 	l.Close() //nolint:errcheck // test
-	if ok, _ := Do(context.Background(), nil, h, Target{PodIP: "127.0.0.1"}, time.Second); ok {
+	if r := Do(context.Background(), nil, h, Target{PodIP: "127.0.0.1"}, time.Second); r.OK {
 		t.Fatal("closed port succeeded")
+	}
+}
+
+type echoExecer string
+
+func (e echoExecer) ExecSync(context.Context, string, []string, time.Duration) ([]byte, []byte, error) {
+	return []byte(e), nil, nil
+}
+
+// An exec probe that prints the kubelet's redirect warning text succeeds
+// without a warning: only an HTTP probe's redirect is one.
+func TestExecOutputIsNoWarning(t *testing.T) {
+	h := &v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"echo"}}}
+	r := Do(context.Background(), echoExecer(redirectWarning+"x"), h, Target{ContainerID: "c1"}, time.Second)
+	if !r.OK || r.Warning {
+		t.Fatalf("result = %+v, want a success without warning", r)
 	}
 }

@@ -34,8 +34,8 @@ func (t Type) String() string {
 	return "Unknown"
 }
 
-// ProbeFunc runs one attempt of a probe and reports success and output.
-type ProbeFunc func(ctx context.Context, p *v1.Probe, t Target) (bool, string)
+// ProbeFunc runs one attempt of a probe.
+type ProbeFunc func(ctx context.Context, p *v1.Probe, t Target) Result
 
 // Config is what a Manager needs.
 type Config struct {
@@ -88,7 +88,7 @@ type Manager struct {
 func New(cfg Config) *Manager {
 	if cfg.Probe == nil {
 		ex := cfg.Runtime
-		cfg.Probe = func(ctx context.Context, p *v1.Probe, t Target) (bool, string) {
+		cfg.Probe = func(ctx context.Context, p *v1.Probe, t Target) Result {
 			return Do(ctx, ex, &p.ProbeHandler, t, seconds(p.TimeoutSeconds, 1))
 		}
 	}

@@ -31,13 +31,13 @@ func (f *fakeProbes) set(which string, ok bool) {
 	f.mu.Unlock()
 }
 
-func (f *fakeProbes) probe(_ context.Context, p *v1.Probe, _ Target) (bool, string) {
+func (f *fakeProbes) probe(_ context.Context, p *v1.Probe, _ Target) Result {
 	which := p.Exec.Command[0]
 	f.mu.Lock()
 	ok := f.ok[which]
 	f.mu.Unlock()
 	f.calls <- which
-	return ok, which + " said no"
+	return Result{OK: ok, Output: which + " said no"}
 }
 
 func probe(which string, failures int32) *v1.Probe {

@@ -34,14 +34,15 @@ func (m *Manager) run(ctx context.Context, k key, p *v1.Probe, t Target, started
 		// Liveness and readiness wait for the startup probe.
 		if k.t == Startup || !hasStartup || m.Started(k.uid, k.container, t.ContainerID) {
 			start := m.cfg.Clock.Now()
-			ok, out := m.cfg.Probe(ctx, p, t)
+			res := m.cfg.Probe(ctx, p, t)
 			if ctx.Err() != nil {
 				return
 			}
+			ok, out := res.OK, res.Output
 			m.observe(k, t, ok, m.cfg.Clock.Since(start))
 			if ok {
 				successes, failures = successes+1, 0
-				if IsWarning(out) && m.cfg.Recorder != nil {
+				if res.Warning && m.cfg.Recorder != nil {
 					m.cfg.Recorder.Eventf(t.Pod, v1.EventTypeWarning, "ProbeWarning", "%s probe warning: %s", k.t, out)
 				}
 			} else {

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"path/filepath"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +27,12 @@ const (
 	// ManagedValue is ManagedLabel's value.
 	ManagedValue = "true"
 )
+
+// PodLogDir is a pod's log directory under root (the sandbox's
+// LogDirectory), named as the kubelet names it: <namespace>_<name>_<uid>.
+func PodLogDir(root, namespace, name string, uid types.UID) string {
+	return filepath.Join(root, namespace+"_"+name+"_"+string(uid))
+}
 
 // PodLabels returns the labels of a sandbox: the pod's own labels plus the
 // kubelet's identity labels and the agent's ownership label.

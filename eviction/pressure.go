@@ -13,6 +13,7 @@ import (
 
 	"github.com/nodeagent/nodeagent/configs"
 	"github.com/nodeagent/nodeagent/staticpods"
+	"github.com/nodeagent/nodeagent/volumes"
 )
 
 // Node-pressure eviction, as the kubelet's eviction manager does it. Every
@@ -382,9 +383,8 @@ func inodeUse(signal string, dedicatedImageFs bool) podUse {
 // (util.IsLocalEphemeralVolume: gitRepo, emptyDir on disk, configMap).
 func localVolumeNames(pod *v1.Pod) []string {
 	var out []string
-	for _, v := range pod.Spec.Volumes {
-		if v.HostPath != nil || v.GitRepo != nil || v.ConfigMap != nil ||
-			v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumDefault {
+	for i := range pod.Spec.Volumes {
+		if v := &pod.Spec.Volumes[i]; v.HostPath != nil || volumes.IsLocalEphemeral(v) {
 			out = append(out, v.Name)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 
 // podLogDir is the kubelet's log directory of a pod.
 func (s *Syncer) podLogDir(pod *v1.Pod) string {
-	return filepath.Join(s.cfg.PodLogsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+	return cri.PodLogDir(s.cfg.PodLogsDir, pod.Namespace, pod.Name, pod.UID)
 }
 
 func (s *Syncer) podDir(pod *v1.Pod) string {

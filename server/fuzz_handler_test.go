@@ -80,8 +80,8 @@ func newHandlerFuzzFixture(f *testing.F) *handlerFuzzFixture {
 	secretLine := "2024-01-01T00:00:00.000000000Z stdout F " + secretMarker + "\n"
 	secret := filepath.Join(root, "secret.log")
 	outside := filepath.Join(logsDir, "outside.log")
-	pod1Dir := podLogDir(logsDir, "ns1", "pod1", "uid-1")
-	pod2Dir := podLogDir(logsDir, "ns1", "pod2", "uid-2")
+	pod1Dir := cri.PodLogDir(logsDir, "ns1", "pod1", "uid-1")
+	pod2Dir := cri.PodLogDir(logsDir, "ns1", "pod2", "uid-2")
 	for _, d := range []string{filepath.Join(pod1Dir, "c1"), filepath.Join(pod2Dir, "c1"), filepath.Join(root, "agent")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			f.Fatal(err)

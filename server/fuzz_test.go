@@ -37,7 +37,7 @@ func FuzzContainerLogsPath(f *testing.F) {
 	if err := os.WriteFile(outside, []byte("2024-01-01T00:00:00Z stdout F SECRETDATA\n"), 0o644); err != nil {
 		f.Fatal(err)
 	}
-	podDir := podLogDir(fx.logsDir, "ns1", "pod1", testUID)
+	podDir := cri.PodLogDir(fx.logsDir, "ns1", "pod1", testUID)
 	if err := os.Symlink(outside, filepath.Join(podDir, "c1", "link.log")); err != nil {
 		f.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func FuzzExecQuery(f *testing.F) {
 // the handler does not use.
 func newSharedFixture(f *testing.F, redirect bool) *fixture {
 	logsDir := f.TempDir()
-	podDir := podLogDir(logsDir, "ns1", "pod1", testUID)
+	podDir := cri.PodLogDir(logsDir, "ns1", "pod1", testUID)
 	if err := os.MkdirAll(filepath.Join(podDir, "c1"), 0o755); err != nil {
 		f.Fatal(err)
 	}

@@ -23,6 +23,8 @@ import (
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"k8s.io/cri-streaming/pkg/streaming"
+
+	"github.com/nodeagent/nodeagent/cri"
 )
 
 // serveLoopback serves h on a loopback port through the http.Server the
@@ -338,7 +340,7 @@ var logLine = "2024-01-01T00:00:03.000000000Z stdout F " + strings.Repeat("x", 1
 // once the client goes away.
 func TestFollowLogsClientNeverReads(t *testing.T) {
 	f := newFixture(t, false)
-	logPath := filepath.Join(podLogDir(f.logsDir, "ns1", "pod1", testUID), "c1", "1.log")
+	logPath := filepath.Join(cri.PodLogDir(f.logsDir, "ns1", "pod1", testUID), "c1", "1.log")
 	// More than the socket buffers of both ends hold: the handler's
 	// writes block.
 	lf, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)

@@ -226,7 +226,7 @@ func (s *Server) logFile(ctx context.Context, pod *v1.Pod, ctr string, previous 
 	if !cri.IsManaged(l) || cri.PodUID(l) != pod.UID || l[cri.ContainerNameLabel] != ctr {
 		return "", "", replyf(errBadRequest, "unable to retrieve container logs for %s: not container %q of pod %q", ref, ctr, pod.Name)
 	}
-	podDir := podLogDir(s.cfg.PodLogsDir, pod.Namespace, pod.Name, pod.UID)
+	podDir := cri.PodLogDir(s.cfg.PodLogsDir, pod.Namespace, pod.Name, pod.UID)
 	path, err := pathWithin(podDir, st.GetLogPath())
 	if err != nil {
 		return "", "", err
@@ -347,11 +347,6 @@ func (s *Server) containersByName(ctx context.Context, uid types.UID, name strin
 		return out[i].CreatedAt > out[j].CreatedAt
 	})
 	return out, nil
-}
-
-// podLogDir is the kubelet's log directory of a pod.
-func podLogDir(root, namespace, name string, uid types.UID) string {
-	return filepath.Join(root, namespace+"_"+name+"_"+string(uid))
 }
 
 // pathWithin returns the cleaned path if it lies strictly inside dir, also

@@ -28,7 +28,7 @@ func logsFixture(t *testing.T) *fixture {
 	f := newFixture(t, false)
 	f.pod.Spec.InitContainers = []v1.Container{{Name: "init"}}
 	f.pod.Spec.EphemeralContainers = []v1.EphemeralContainer{{EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: "debug"}}}
-	dir := podLogDir(f.logsDir, "ns1", "pod1", testUID)
+	dir := cri.PodLogDir(f.logsDir, "ns1", "pod1", testUID)
 	add := func(id, name string, labels map[string]string) {
 		p := filepath.Join(dir, "c1", id+".log")
 		if err := os.WriteFile(p, []byte("2024-01-01T00:00:00.000000000Z stdout F log of "+id+"\n"), 0o644); err != nil {

@@ -66,7 +66,7 @@ func newFixture(t *testing.T, redirect bool) *fixture {
 func newFixtureWith(t *testing.T, mutate func(*Config)) *fixture {
 	t.Helper()
 	logsDir := t.TempDir()
-	podDir := podLogDir(logsDir, "ns1", "pod1", testUID)
+	podDir := cri.PodLogDir(logsDir, "ns1", "pod1", testUID)
 	if err := os.MkdirAll(filepath.Join(podDir, "c1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +232,11 @@ func TestLogPathOutsidePodDir(t *testing.T) {
 	if err := os.WriteFile(outside, []byte("2024-01-01T00:00:00Z stdout F SECRETDATA\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(podLogDir(f.logsDir, "ns1", "pod1", testUID), "c1", "link.log")
+	link := filepath.Join(cri.PodLogDir(f.logsDir, "ns1", "pod1", testUID), "c1", "link.log")
 	if err := os.Symlink(outside, link); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{outside, link, podLogDir(f.logsDir, "ns1", "pod1", testUID) + "/../x/1.log", "relative.log", ""} {
+	for _, p := range []string{outside, link, cri.PodLogDir(f.logsDir, "ns1", "pod1", testUID) + "/../x/1.log", "relative.log", ""} {
 		f.rt.Containers["cur"].LogPath = p
 		w := f.do("GET", "/containerLogs/ns1/pod1/c1")
 		if w.Code != http.StatusBadRequest || strings.Contains(w.Body.String(), "SECRETDATA") {

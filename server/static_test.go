@@ -111,7 +111,7 @@ func newStaticFixture(t *testing.T) *staticFixture {
 		{staticUID, "s-sb", []string{"s-old", "s-cur"}, []int{0, 1}},
 		{victimUID, "v-sb", []string{"v-cur"}, []int{0}},
 	} {
-		dir := filepath.Join(podLogDir(logsDir, staticNS, staticPod, p.uid), "c1")
+		dir := filepath.Join(cri.PodLogDir(logsDir, staticNS, staticPod, p.uid), "c1")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

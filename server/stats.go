@@ -407,7 +407,7 @@ func (p *statsProvider) containerStats(c *runtimeapi.Container, st *runtimeapi.C
 // logStats is the size of the container's log directory (current and
 // rotated files) with the capacity of its filesystem.
 func (p *statsProvider) logStats(md *runtimeapi.PodSandboxMetadata, name string, now metav1.Time) *statsapi.FsStats {
-	dir := filepath.Join(podLogDir(p.podLogsDir, md.GetNamespace(), md.GetName(), types.UID(md.GetUid())), name)
+	dir := filepath.Join(cri.PodLogDir(p.podLogsDir, md.GetNamespace(), md.GetName(), types.UID(md.GetUid())), name)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil

@@ -14,6 +14,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/nodeagent/nodeagent/volumes"
 )
 
 // A volume's measured usage is reused for 200 times what measuring it took,
@@ -150,8 +152,7 @@ func localEphemeral(pod *v1.Pod, dir string) bool {
 		name := filepath.Base(dir)
 		for i := range pod.Spec.Volumes {
 			if v := &pod.Spec.Volumes[i]; v.Name == name {
-				return v.GitRepo != nil || v.ConfigMap != nil ||
-					v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumDefault
+				return volumes.IsLocalEphemeral(v)
 			}
 		}
 	}

@@ -210,3 +210,13 @@ func (m *Manager) memoryVolumeSize(pod *v1.Pod, sizeLimit *resource.Quantity) in
 func podMemoryLimit(pod *v1.Pod) int64 {
 	return max(podcgroups.ResourceSettings(pod).Memory, 0)
 }
+
+// IsLocalEphemeral reports whether a volume counts as the pod's local
+// ephemeral storage, as the kubelet's util.IsLocalEphemeralVolume: a
+// gitRepo, a configMap, and an emptyDir on the node's disk (not of medium
+// Memory or HugePages). Secrets, downwardAPI and projected volumes are
+// tmpfs and do not count.
+func IsLocalEphemeral(v *v1.Volume) bool {
+	return v.GitRepo != nil || v.ConfigMap != nil ||
+		v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumDefault
+}

@@ -94,10 +94,14 @@ type Manager struct {
 	// their age before MaxAge has passed since then, as the kubelet.
 	began time.Time
 
-	// mu makes passes one at a time; it guards records.
+	// mu makes passes one at a time; it guards records and mounts.
 	mu sync.Mutex
 	// records are the images last listed, by image ID.
 	records map[string]*imageRecord
+	// mounts are the images each listed container mounts as image
+	// volumes, by container ID: a container's mounts never change, so
+	// its status is read once, not on every pass.
+	mounts map[string][]string
 }
 
 // imageRecord is what the Manager knows of one image.
@@ -140,7 +144,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Period <= 0 {
 		cfg.Period = Period
 	}
-	return &Manager{cfg: cfg, began: cfg.Clock.Now(), records: map[string]*imageRecord{}}, nil
+	return &Manager{cfg: cfg, began: cfg.Clock.Now(), records: map[string]*imageRecord{}, mounts: map[string][]string{}}, nil
 }
 
 // Enabled reports whether Run collects: not with a high threshold of 100
@@ -289,7 +293,9 @@ func (m *Manager) detect(ctx context.Context, now time.Time) ([]candidate, error
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	inUse := sets.New[string]()
+	seen := sets.New[string]()
 	for _, c := range containers {
+		seen.Insert(c.GetId())
 		// CRI v1.30 added imageId; before it imageRef was the image's ID.
 		id := c.GetImageId()
 		if id == "" {
@@ -299,8 +305,18 @@ func (m *Manager) detect(ctx context.Context, now time.Time) ([]candidate, error
 			logger.V(5).Info("Container uses image", "containerID", c.GetId(), "imageID", id)
 			inUse.Insert(id)
 		}
-		if err := m.mountedImages(ctx, c.GetId(), inUse); err != nil {
+		mounted, err := m.mountedImages(ctx, c.GetId())
+		if err != nil {
 			return nil, err
+		}
+		for _, img := range mounted {
+			logger.V(5).Info("Container uses image as mount", "containerID", c.GetId(), "imageID", img)
+			inUse.Insert(img)
+		}
+	}
+	for id := range m.mounts {
+		if !seen.Has(id) {
+			delete(m.mounts, id)
 		}
 	}
 	listed := sets.New[string]()
@@ -342,26 +358,30 @@ func (m *Manager) detect(ctx context.Context, now time.Time) ([]candidate, error
 	return out, nil
 }
 
-// mountedImages adds to inUse the images the container mounts as image
-// volumes (CRI Mount.Image, which ListContainers does not tell), as the
+// mountedImages returns the images the container mounts as image volumes (CRI Mount.Image, which ListContainers does not tell), as the
 // kubelet's handleImageVolumes: the mount names the image by the reference
 // its pull returned, the image's ID with containerd and CRI-O. A container
 // gone since the listing mounts nothing; the kubelet fails the pass there.
-func (m *Manager) mountedImages(ctx context.Context, id string, inUse sets.Set[string]) error {
+// What a container mounts is kept while it is listed (mounts never change).
+func (m *Manager) mountedImages(ctx context.Context, id string) ([]string, error) {
+	if imgs, ok := m.mounts[id]; ok {
+		return imgs, nil
+	}
 	resp, err := m.cfg.Containers.ContainerStatus(ctx, id, false)
 	if status.Code(err) == codes.NotFound {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get container status of %s: %w", id, err)
+		return nil, fmt.Errorf("get container status of %s: %w", id, err)
 	}
+	imgs := []string{}
 	for _, mnt := range resp.GetStatus().GetMounts() {
 		if img := mnt.GetImage().GetImage(); img != "" {
-			klog.FromContext(ctx).V(5).Info("Container uses image as mount", "containerID", id, "imageID", img)
-			inUse.Insert(img)
+			imgs = append(imgs, img)
 		}
 	}
-	return nil
+	m.mounts[id] = imgs
+	return imgs, nil
 }
 
 // freeOld is the kubelet's freeOldImages: with a MaxAge, once the Manager

@@ -206,8 +206,22 @@ func TestImageVolumeInUse(t *testing.T) {
 		t.Errorf("images left %q, want %q", got, want)
 	}
 
-	// A status that cannot be read fails the pass, as the kubelet, and
-	// removes nothing.
+	// A container's mounts are read once: its status is not asked for
+	// again while it is listed.
+	before := len(f.containers.GetCalls())
+	if err := f.collect(t); err == nil {
+		t.Fatal("collect freed enough, want FreeDiskSpaceFailed with images in use")
+	}
+	if calls := f.containers.GetCalls()[before:]; slices.Contains(calls, "ContainerStatus") {
+		t.Errorf("runtime calls %q: a known container's status read again", calls)
+	}
+
+	// New containers (the old ones gone): a status that cannot be read
+	// fails the pass, as the kubelet, and removes nothing.
+	f.containers.SetFakeContainers([]*critesting.FakeContainer{
+		mount("m3", "vol", runtimeapi.ContainerState_CONTAINER_RUNNING),
+		mount("m4", "exitedvol", runtimeapi.ContainerState_CONTAINER_EXITED),
+	})
 	f.containers.InjectError("ContainerStatus", errors.New("down"))
 	if err := f.collect(t); err == nil || !strings.Contains(err.Error(), "get container status of m") || !strings.HasSuffix(err.Error(), ": down") {
 		t.Errorf("err = %v, want the container status error", err)

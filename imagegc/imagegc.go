@@ -358,9 +358,10 @@ func (m *Manager) detect(ctx context.Context, now time.Time) ([]candidate, error
 	return out, nil
 }
 
-// mountedImages returns the images the container mounts as image volumes (CRI Mount.Image, which ListContainers does not tell), as the
-// kubelet's handleImageVolumes: the mount names the image by the reference
-// its pull returned, the image's ID with containerd and CRI-O. A container
+// mountedImages returns the images the container mounts as image volumes
+// (CRI Mount.Image, which ListContainers does not tell), as the kubelet's
+// handleImageVolumes: the mount names the image by the reference its pull
+// returned, the image's ID with containerd and CRI-O. A container
 // gone since the listing mounts nothing; the kubelet fails the pass there.
 // What a container mounts is kept while it is listed (mounts never change).
 func (m *Manager) mountedImages(ctx context.Context, id string) ([]string, error) {

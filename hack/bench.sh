@@ -14,7 +14,7 @@ out=$STATE/bench
 cd "$repo"
 
 "$here/build-tools.sh" --with-kubelet
-NETWORK_PLUGIN=runtime "$here/cluster.sh" up
+NETWORK_PLUGIN=runtime FRESH_CLUSTER=1 "$here/cluster.sh" up
 go build -o "$out/bench" ./hack/bench 2>/dev/null || { mkdir -p "$out"; go build -o "$out/bench" ./hack/bench; }
 rm -f "$out"/*.json
 # Pods of an earlier, interrupted run would count against maxPods.

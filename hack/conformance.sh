@@ -119,7 +119,7 @@ if [[ $AGENT == kubelet ]]; then
   # no delegate), a fresh runtime and Node object, and the kubelet in
   # nodeagent's place, never beside it.
   export NETWORK_PLUGIN=runtime
-  "$here/cluster.sh" up
+  FRESH_CLUSTER=1 "$here/cluster.sh" up
   restore_nodeagent() {
     log "switching the node back to nodeagent"
     { "$here/cluster.sh" runtime-reset && "$here/cluster.sh" agent-start && "$here/cluster.sh" wait-node nodeagent; } ||
@@ -131,7 +131,7 @@ if [[ $AGENT == kubelet ]]; then
   "$here/cluster.sh" kubelet-start
   "$here/cluster.sh" wait-node kubelet
 else
-  "$here/cluster.sh" up
+  FRESH_CLUSTER=1 "$here/cluster.sh" up
   "$here/cluster.sh" import-conformance-images
 fi
 

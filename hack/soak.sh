@@ -21,7 +21,7 @@ fuzz=$(mktemp)
 trap 'rm -f "$rows" "$fuzz"' EXIT
 
 start=$SECONDS
-hack/cluster.sh up
+FRESH_CLUSTER=1 hack/cluster.sh up
 set +e
 SOAK_MINUTES=$SOAK_MINUTES SOAK_REPORT=$rows go test -tags e2e -count=1 -timeout "$((SOAK_MINUTES * 4 + 30))m" -v \
   -run "$RUN" ./test/e2e/ 2>&1 | tee "$STATE/logs/soak.log"

@@ -375,6 +375,10 @@ func (m *Manager) mountedImages(ctx context.Context, id string) ([]string, error
 	if err != nil {
 		return nil, fmt.Errorf("get container status of %s: %w", id, err)
 	}
+	if resp.GetStatus() == nil {
+		// Nothing to go by: asked again next pass, not kept as "none".
+		return nil, nil
+	}
 	imgs := []string{}
 	for _, mnt := range resp.GetStatus().GetMounts() {
 		if img := mnt.GetImage().GetImage(); img != "" {

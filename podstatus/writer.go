@@ -74,7 +74,10 @@ func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) e
 	}
 	res, err := w.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
-		if apierrors.IsNotFound(err) {
+		// Gone, or replaced by a pod of the same name (the UID
+		// precondition fails with a conflict): nothing of this pod to
+		// write any more.
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 			return nil
 		}
 		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)

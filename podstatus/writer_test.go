@@ -2,12 +2,14 @@ package podstatus
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -107,5 +109,20 @@ func TestStatus(t *testing.T) {
 	w.Forget(pod.UID)
 	if _, ok := w.Status(pod.UID); ok {
 		t.Fatal("a status after Forget")
+	}
+}
+
+// A pod replaced by another of the same name refuses the UID
+// precondition with a conflict: the old pod's status has nowhere to go,
+// which is no error (a deleted pod's final write would otherwise hold its
+// cleanup for ever).
+func TestWriteToReplacedPod(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "old", ResourceVersion: "10"}}
+	client := fake.NewClientset()
+	client.PrependReactor("patch", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewConflict(v1.Resource("pods"), "p", errors.New("Precondition failed: UID in precondition: old, UID in object meta: new"))
+	})
+	if err := NewWriter(client).Write(context.Background(), pod, readyStatus(v1.ConditionTrue)); err != nil {
+		t.Fatalf("Write = %v, want nil for a replaced pod", err)
 	}
 }

@@ -189,6 +189,10 @@ type Syncer struct {
 	// ended holds the pods whose final status the agent wrote when it
 	// ended them (writeEndStatus).
 	ended map[types.UID]bool
+	// finals holds the final statuses of deleted pods computed before
+	// their removal and not yet written: a retry writes the same one, not
+	// one computed from what is left of the pod.
+	finals map[types.UID]*v1.PodStatus
 	// admission decides new pods one at a time (admission.go).
 	admission admission
 	// resizes holds the state of each pod's in-place resizes (resize.go).
@@ -211,6 +215,7 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 		volumePaths:     map[types.UID]map[string]string{},
 		imagePulls:      map[types.UID]map[string]imageVolumePull{},
 		ended:           map[types.UID]bool{},
+		finals:          map[types.UID]*v1.PodStatus{},
 	}
 	return s
 }

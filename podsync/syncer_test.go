@@ -92,11 +92,15 @@ type fakeStatus struct {
 	deleted  []types.UID
 	forgot   []types.UID
 	ops      []string // "write <uid>", "delete <uid>" in order
+	writeErr error    // what Write returns, if set
 }
 
 func (f *fakeStatus) Write(_ context.Context, pod *v1.Pod, st *v1.PodStatus) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.writeErr != nil {
+		return f.writeErr
+	}
 	if f.statuses == nil {
 		f.statuses = map[types.UID]*v1.PodStatus{}
 	}
@@ -758,6 +762,41 @@ func TestSyncTerminatedPod(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(e.cfg.PodLogsDir, "ns1_web-uid1_uid1")); !os.IsNotExist(err) {
 			t.Errorf("pod log directory still there: %v", err)
+		}
+	})
+	t.Run("deleted, final write fails", func(t *testing.T) {
+		// The object is not deleted before its final status is written
+		// (the kubelet's status manager), and the retry writes the status
+		// computed before the removal, not one from what is left.
+		e := newEnv(t)
+		pod := testPod("uid1", v1.RestartPolicyAlways)
+		e.sync(t, pod)
+		if err := e.s.SyncTerminatingPod(context.Background(), pod, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		now := metav1.Now()
+		pod.DeletionTimestamp = &now
+		e.status.mu.Lock()
+		e.status.writeErr = errors.New("apiserver down")
+		e.status.mu.Unlock()
+		if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err == nil || !strings.Contains(err.Error(), "apiserver down") {
+			t.Fatalf("SyncTerminatedPod = %v, want the write's error", err)
+		}
+		if len(e.status.deleted) != 0 {
+			t.Fatalf("object deleted before its final status was written: %v", e.status.deleted)
+		}
+		e.status.mu.Lock()
+		e.status.writeErr = nil
+		e.status.mu.Unlock()
+		if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		st := e.status.get("uid1")
+		if st == nil || len(st.ContainerStatuses) != 1 || st.ContainerStatuses[0].State.Terminated == nil {
+			t.Errorf("final status after the retry = %+v, want the terminated container computed before removal", st)
+		}
+		if !reflect.DeepEqual(e.status.deleted, []types.UID{"uid1"}) {
+			t.Errorf("deletes = %v, want uid1 once", e.status.deleted)
 		}
 	})
 	t.Run("deleted terminal", func(t *testing.T) {

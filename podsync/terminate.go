@@ -16,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/nodeagent/nodeagent/cri"
 	"github.com/nodeagent/nodeagent/podcgroups"
 )
 
@@ -216,16 +217,29 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 	// the finalizer goes. It is computed before anything is removed and
 	// written while the pod's sandboxes and volumes go (the kubelet's
 	// status manager writes apart from the pod worker); the object is
-	// deleted only after the write. A failed write does not hold the
-	// cleanup up. A pod already terminal (rejected at admission, ended
-	// before an agent restart) keeps its status: a terminal phase never
-	// changes, as the kubelet's generateAPIPodStatus keeps it.
+	// deleted only once the write succeeded, as the kubelet's status
+	// manager deletes only after its update: a failed write is retried
+	// with the same status. A pod already terminal (rejected at
+	// admission, ended before an agent restart) keeps its status: a
+	// terminal phase never changes, as the kubelet's generateAPIPodStatus
+	// keeps it.
 	var final chan error
 	if !gone && !s.endedByAgent(pod.UID) && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
-		st, err := s.endStatus(ctx, pod, func(st *v1.PodStatus) { st.Phase = terminalPhase(pod, st) }, true)
-		if err != nil {
-			klog.FromContext(ctx).Error(err, "Computing the final status of a deleted pod")
-		} else {
+		s.mu.Lock()
+		st := s.finals[pod.UID]
+		s.mu.Unlock()
+		if st == nil {
+			var err error
+			st, err = s.endStatus(ctx, pod, func(st *v1.PodStatus) { st.Phase = terminalPhase(pod, st) }, true)
+			if err != nil {
+				klog.FromContext(ctx).Error(err, "Computing the final status of a deleted pod")
+			} else {
+				s.mu.Lock()
+				s.finals[pod.UID] = st
+				s.mu.Unlock()
+			}
+		}
+		if st != nil {
 			final = make(chan error, 1)
 			go func() { final <- s.status.Write(ctx, pod, st) }()
 		}
@@ -233,10 +247,9 @@ func (s *Syncer) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, gone bool) 
 	err := s.removePod(ctx, pod.UID, pod.Namespace, pod.Name)
 	if final != nil {
 		if werr := <-final; werr != nil {
-			klog.FromContext(ctx).Error(werr, "Writing the final status of a deleted pod")
-		} else {
-			s.markEnded(pod.UID)
+			return errors.Join(err, fmt.Errorf("write the final status of the deleted pod: %w", werr))
 		}
+		s.markEnded(pod.UID)
 	}
 	if err != nil {
 		return err
@@ -287,7 +300,7 @@ func (s *Syncer) removePod(ctx context.Context, uid types.UID, namespace, name s
 		return err
 	}
 	if namespace != "" {
-		_ = os.RemoveAll(filepath.Join(s.cfg.PodLogsDir, fmt.Sprintf("%s_%s_%s", namespace, name, uid)))
+		_ = os.RemoveAll(cri.PodLogDir(s.cfg.PodLogsDir, namespace, name, uid))
 	}
 	_ = os.RemoveAll(filepath.Join(s.cfg.RootDir, "pods", string(uid)))
 	s.removeCgroups(uid)
@@ -371,6 +384,7 @@ func (s *Syncer) forget(uid types.UID) {
 	s.mu.Lock()
 	delete(s.waiting, uid)
 	delete(s.ended, uid)
+	delete(s.finals, uid)
 	delete(s.resizes, uid)
 	s.mu.Unlock()
 	if s.cfg.Prober != nil {

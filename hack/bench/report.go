@@ -105,7 +105,11 @@ func reportCmd(args []string) error {
 			}
 			target = fmt.Sprintf("%s %.1f: %s", op, m.target, mark)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", m.title, n.format(m.unit), k.format(m.unit), ratio, target)
+		r := fmt.Sprintf("%.2f", ratio)
+		if math.IsNaN(ratio) || math.IsInf(ratio, 0) {
+			r = "–" // no figure on one side, or 0/0 (a count of none)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.title, n.format(m.unit), k.format(m.unit), r, target)
 	}
 	b.WriteString("\nnodeagent's pod start by phase (mean over the sequential pods, from its /metrics): ")
 	var phases []string
@@ -148,7 +152,7 @@ func (f figure) format(unit string) string {
 		return fmt.Sprintf("%.0f", v*scale)
 	}
 	if f.lo == f.hi {
-		return p(f.mid) + " " + unit
+		return strings.TrimSpace(p(f.mid) + " " + unit)
 	}
 	return fmt.Sprintf("%s %s [%s–%s]", p(f.mid), unit, p(f.lo), p(f.hi))
 }

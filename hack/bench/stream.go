@@ -72,7 +72,7 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	// exec stdout.
 	// A stream cut short (kubectl exec can lose the end of stdout with
 	// exit code 0, kubernetes/kubernetes#124571) is counted and run
-	// again, up to maxShort times in all.
+	// again, up to maxShort times.
 	var rates []float64
 	short := 0
 	for len(rates) < execReps {
@@ -84,7 +84,7 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 		if n < streamBytes {
 			short++
 			fmt.Printf("streaming: exec delivered %d bytes of %d\n", n, streamBytes)
-			if short == maxShort {
+			if short > maxShort {
 				return fmt.Errorf("exec: %d streams cut short, the last %d bytes of %d", short, n, streamBytes)
 			}
 			continue
@@ -128,8 +128,8 @@ func measureStreams(ctx context.Context, c kubernetes.Interface, kubeconfig, ns,
 	return nil
 }
 
-// maxShort is how many exec streams may be cut short before the step
-// gives up.
+// maxShort is how many exec streams cut short are run again before the
+// step gives up.
 const maxShort = 3
 
 // countOutput runs cmd and counts its stdout until want bytes came, it

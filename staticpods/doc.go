@@ -27,5 +27,7 @@
 // named in a warning and skipped. A file that does not hold a valid pod is
 // named in a warning and skipped; unlike the kubelet, one that held a pod
 // keeps it while it does not parse (a manifest caught half-written), and a
-// directory that cannot be read keeps all of them.
+// directory that cannot be read keeps all of them. Two manifests of the
+// same namespace and name: the first by file name runs, the other is named
+// in a warning and ignored, as the kubelet's filterInvalidPods.
 package staticpods

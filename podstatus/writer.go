@@ -50,11 +50,13 @@ func (w *Writer) Write(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) e
 	w.mu.Unlock()
 	base := &pod.Status
 	others := false // someone else changed the status since the agent's write
-	if ok && !sameStatus(pod.UID, &pod.Status, last.status) {
-		if newerThan(pod.ResourceVersion, last.resourceVersion) {
-			others = true
-		} else {
+	if ok && !apiequality.Semantic.DeepEqual(&pod.Status, last.status) {
+		if !newerThan(pod.ResourceVersion, last.resourceVersion) {
 			base = last.status // the informer has not seen the agent's write yet
+		} else {
+			// Serialized only here, where the informer's copy is newer:
+			// times the apiserver cut to the second are no one's change.
+			others = !sameSerialized(pod.UID, &pod.Status, last.status)
 		}
 	}
 	if apiequality.Semantic.DeepEqual(base, status) {
@@ -147,12 +149,9 @@ func (w *Writer) Delete(ctx context.Context, pod *v1.Pod) error {
 	return nil
 }
 
-// sameStatus reports whether two statuses are the same to the apiserver:
-// equal, or equal once serialized (times it keeps only to the second).
-func sameStatus(uid types.UID, a, b *v1.PodStatus) bool {
-	if apiequality.Semantic.DeepEqual(a, b) {
-		return true
-	}
+// sameSerialized reports whether two statuses are the same to the
+// apiserver, which keeps times only to the second.
+func sameSerialized(uid types.UID, a, b *v1.PodStatus) bool {
 	patch, err := statusPatch(uid, a, b)
 	return err == nil && patch == nil
 }

@@ -722,16 +722,24 @@ func TestSyncTerminatingPodStopError(t *testing.T) {
 	}
 }
 
+// stoppedDeletedPod runs a pod, stops it and marks it deleted: what
+// SyncTerminatedPod gets for a pod deleted through the apiserver.
+func stoppedDeletedPod(t *testing.T, e *env) *v1.Pod {
+	t.Helper()
+	pod := testPod("uid1", v1.RestartPolicyAlways)
+	e.sync(t, pod)
+	if err := e.s.SyncTerminatingPod(context.Background(), pod, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	pod.DeletionTimestamp = &now
+	return pod
+}
+
 func TestSyncTerminatedPod(t *testing.T) {
 	t.Run("deleted", func(t *testing.T) {
 		e := newEnv(t)
-		pod := testPod("uid1", v1.RestartPolicyAlways)
-		e.sync(t, pod)
-		if err := e.s.SyncTerminatingPod(context.Background(), pod, 0, nil); err != nil {
-			t.Fatal(err)
-		}
-		now := metav1.Now()
-		pod.DeletionTimestamp = &now
+		pod := stoppedDeletedPod(t, e)
 		if err := e.s.SyncTerminatedPod(context.Background(), pod, false); err != nil {
 			t.Fatalf("SyncTerminatedPod: %v", err)
 		}
@@ -769,13 +777,7 @@ func TestSyncTerminatedPod(t *testing.T) {
 		// (the kubelet's status manager), and the retry writes the status
 		// computed before the removal, not one from what is left.
 		e := newEnv(t)
-		pod := testPod("uid1", v1.RestartPolicyAlways)
-		e.sync(t, pod)
-		if err := e.s.SyncTerminatingPod(context.Background(), pod, 0, nil); err != nil {
-			t.Fatal(err)
-		}
-		now := metav1.Now()
-		pod.DeletionTimestamp = &now
+		pod := stoppedDeletedPod(t, e)
 		e.status.mu.Lock()
 		e.status.writeErr = errors.New("apiserver down")
 		e.status.mu.Unlock()

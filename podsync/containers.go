@@ -60,6 +60,21 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 				cur, changed = stopped, true
 			}
 		}
+		if isSidecar(c) && cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
+			if podDone(pod, state) {
+				continue // the pod's end stops it
+			}
+			r, _, err := s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Init container", true)
+			if err != nil {
+				return 0, true, err
+			}
+			changed = true
+			requeue = minPositive(requeue, r)
+			if !initialized {
+				return requeue, changed, nil // wait until the new one runs
+			}
+			continue
+		}
 		if isSidecar(c) {
 			if cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED || cur.State == runtimeapi.ContainerState_CONTAINER_CREATED {
 				if podDone(pod, state) {
@@ -123,8 +138,14 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			r, started, err := s.startCreated(ctx, pod, c, cur, sandbox)
 			return minPositive(requeue, r), changed || started, err
 		}
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
+			// Restarted unless the pod never restarts: then the stopped
+			// instance fails the pod, as the kubelet's KillPod.
+			r, _, err := s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Init container", pod.Spec.RestartPolicy != v1.RestartPolicyNever)
+			return minPositive(requeue, r), true, err
+		}
 		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			return requeue, changed, nil // state unknown: wait for the runtime
+			return requeue, changed, nil // a state CRI may add: wait for the runtime
 		}
 		if cur != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 			return requeue, changed, nil // failed for good: the pod fails
@@ -162,8 +183,13 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			started, r, err = s.resizeRunning(ctx, pod, state, c, cur, sandbox)
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 			r, started, err = s.startCreated(ctx, pod, c, cur, sandbox)
-		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED && cur.State != runtimeapi.ContainerState_CONTAINER_CREATED:
-			continue
+		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
+			// Whatever the restartPolicy, as the kubelet's
+			// ShouldContainerBeRestarted.
+			r, _, err = s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Container", true)
+			started = true // the old one stopped, at least
+		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED:
+			continue // a state CRI may add: wait for the runtime
 		case cur != nil && !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode):
 			continue
 		default:
@@ -329,6 +355,27 @@ func (s *Syncer) restartChanged(ctx context.Context, pod *v1.Pod, state *podStat
 		return 0, false, fmt.Errorf("stop container %q of pod %s whose spec changed: %w", c.Name, klog.KObj(pod), err)
 	}
 	return s.start(ctx, pod, c, prevRestartCount(cur)+1, sandbox)
+}
+
+// replaceUnknown stops the instance cur of c that the runtime reports in
+// state Unknown, then starts the next instance unless restart is false, as
+// the kubelet's computePodActions: nobody knows whether it runs, so it is
+// killed first (never two instances), and no back-off applies, since it did
+// not fail. containerd reports Unknown when it cannot read a container's
+// status back after a restart, as for one whose CreateContainer it was
+// killed in; left alone, such a pod would wait for ever. kind is
+// "Container" or "Init container", for the kubelet's Killing event.
+func (s *Syncer) replaceUnknown(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, kind string, restart bool) (time.Duration, bool, error) {
+	why := fmt.Sprintf("%s is in %q state, try killing it before restart", kind, "Unknown")
+	if !restart {
+		klog.FromContext(ctx).V(2).Info("Stopping a container in state Unknown", "container", c.Name, "containerID", cur.Id)
+		s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)
+		if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), podGrace(pod)); err != nil {
+			return 0, false, fmt.Errorf("stop container %q of pod %s in state Unknown: %w", c.Name, klog.KObj(pod), err)
+		}
+		return 0, true, nil
+	}
+	return s.restartChanged(ctx, pod, state, c, cur, sandbox, why)
 }
 
 // start starts instance restartCount of c and turns a failure into the

@@ -151,3 +151,27 @@ func TestSidecarFailedInit(t *testing.T) {
 		t.Error("the app container started after a failed init container")
 	}
 }
+
+// A sidecar in state Unknown beside running app containers is killed and
+// started again, the app containers left alone.
+func TestSidecarUnknownRestarted(t *testing.T) {
+	e := newEnv(t)
+	pod := sidecarPod("side", v1.RestartPolicyNever)
+	e.sync(t, pod)
+	proxy := e.containerID(t, pod.UID, "proxy", 0)
+	e.sync(t, pod)
+	e.exit(e.containerID(t, pod.UID, "setup", 0), 0)
+	e.sync(t, pod)
+	app := e.containerID(t, pod.UID, "c", 0)
+	e.unknown(proxy)
+	e.sync(t, pod)
+	if st := e.stateOfContainer(proxy); st != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("the Unknown sidecar is %v, want stopped", st)
+	}
+	if next, ok := e.find(pod.UID, "proxy", 1); !ok || e.stateOfContainer(next) != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("no running sidecar instance 1")
+	}
+	if st := e.stateOfContainer(app); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("the app container is %v, want left running", st)
+	}
+}

@@ -507,6 +507,78 @@ func TestSyncPodReplacesAbandonedStart(t *testing.T) {
 	}
 }
 
+// unknown makes the runtime report container id in state Unknown, as
+// containerd does for one whose status it could not read back after a
+// restart (it was killed in the middle of CreateContainer).
+func (e *env) unknown(id string) {
+	e.rt.Lock()
+	defer e.rt.Unlock()
+	c := e.rt.Containers[id]
+	c.State, c.CreatedAt, c.StartedAt = runtimeapi.ContainerState_CONTAINER_UNKNOWN, 0, 0
+}
+
+func (e *env) stateOfContainer(id string) runtimeapi.ContainerState {
+	e.rt.Lock()
+	defer e.rt.Unlock()
+	return e.rt.Containers[id].State
+}
+
+// A container in state Unknown is stopped and started again at once,
+// whatever the restartPolicy, as the kubelet does: before, the pod waited
+// for ever (TestSoakContainerdKill's pod stuck with CreateContainerError).
+func TestSyncPodReplacesUnknownContainer(t *testing.T) {
+	for _, policy := range []v1.RestartPolicy{v1.RestartPolicyAlways, v1.RestartPolicyNever} {
+		t.Run(string(policy), func(t *testing.T) {
+			e := newEnv(t)
+			pod := testPod("uid1", policy)
+			e.sync(t, pod)
+			id := e.containerID(t, pod.UID, "c", 0)
+			e.unknown(id)
+			terminal, requeue := e.sync(t, pod)
+			if terminal || requeue != 0 {
+				t.Errorf("terminal %v, requeue %v: want a running pod and no back-off", terminal, requeue)
+			}
+			if st := e.stateOfContainer(id); st != runtimeapi.ContainerState_CONTAINER_EXITED {
+				t.Errorf("the Unknown instance is %v, want stopped", st)
+			}
+			next, ok := e.find(pod.UID, "c", 1)
+			if !ok || e.stateOfContainer(next) != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				t.Fatalf("no running instance 1 (%d containers)", e.containerCount())
+			}
+			if cs := e.status.get(pod.UID).ContainerStatuses; len(cs) != 1 || cs[0].RestartCount != 1 || cs[0].State.Running == nil {
+				t.Errorf("status = %+v", cs)
+			}
+			if evs, want := e.events(), `Killing Container is in "Unknown" state, try killing it before restart`; !hasEvent(evs, want) {
+				t.Errorf("events %q lack %q", evs, want)
+			}
+		})
+	}
+}
+
+// A regular init container in state Unknown is restarted, unless the pod
+// never restarts: then it is only stopped, and its failure fails the pod.
+func TestSyncPodUnknownInitContainer(t *testing.T) {
+	for _, tt := range []struct {
+		policy  v1.RestartPolicy
+		restart bool
+	}{{v1.RestartPolicyOnFailure, true}, {v1.RestartPolicyNever, false}} {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			e := newEnv(t)
+			pod := initPod("uid1", tt.policy)
+			e.sync(t, pod)
+			id := e.containerID(t, pod.UID, "init1", 0)
+			e.unknown(id)
+			e.sync(t, pod)
+			if st := e.stateOfContainer(id); st != runtimeapi.ContainerState_CONTAINER_EXITED {
+				t.Errorf("the Unknown instance is %v, want stopped", st)
+			}
+			if _, ok := e.find(pod.UID, "init1", 1); ok != tt.restart {
+				t.Errorf("instance 1 started: %v, want %v", ok, tt.restart)
+			}
+		})
+	}
+}
+
 func TestSyncPodRestartAlwaysCrashLoop(t *testing.T) {
 	e := newEnv(t)
 	pod := testPod("uid1", v1.RestartPolicyAlways)

@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	remote "k8s.io/cri-client/pkg"
 )
 
 // Killing the agent (SIGKILL) with 10 pods running and starting it again
@@ -109,6 +113,57 @@ func TestNodeNotReadyWithoutRuntime(t *testing.T) {
 		ok, _ := nodeReady(n)
 		return ok, nil
 	})
+}
+
+// A container whose status the runtime lost across its restart is one
+// containerd reports in state Unknown, as it does for a container whose
+// CreateContainer it was killed in (TestSoakContainerdKill once left such
+// a pod Pending for good): the agent kills it and starts the next
+// instance, as the kubelet does, and the pod runs again.
+func TestContainerUnknownAfterRuntimeRestart(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	ctx := context.Background()
+	createPod(t, c, ns, busyboxPod("lost", "sleep 3600", v1.RestartPolicyAlways))
+	before := waitPod(t, c, ns, "lost", 60*time.Second, "running", running)
+	id := strings.TrimPrefix(before.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	harness(t, "containerd-kill")
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			harness(t, "containerd-start")
+		}
+	})
+	if err := os.Remove(filepath.Join(state, "containerd/root/io.containerd.grpc.v1.cri/containers", id, "status")); err != nil {
+		t.Fatal(err)
+	}
+	harness(t, "containerd-start")
+	restarted = true
+	var rt internalapi.RuntimeService
+	var st *runtimeapi.ContainerStatusResponse
+	waitFor(t, 60*time.Second, "the runtime back", func() (bool, error) {
+		var err error
+		if rt == nil {
+			if rt, err = remote.NewRemoteRuntimeService(ctx, "unix://"+filepath.Join(state, "run/containerd.sock"), time.Minute, noop.NewTracerProvider(), false); err != nil {
+				rt = nil
+				return false, err
+			}
+		}
+		st, err = rt.ContainerStatus(ctx, id, false)
+		return err == nil, err
+	})
+	if got := st.GetStatus().GetState(); got != runtimeapi.ContainerState_CONTAINER_UNKNOWN {
+		t.Fatalf("the runtime reports the container %v without its status file, want CONTAINER_UNKNOWN", got)
+	}
+	after := waitPod(t, c, ns, "lost", 90*time.Second, "running another instance", func(p *v1.Pod) bool {
+		return running(p) && p.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID
+	})
+	if n := after.Status.ContainerStatuses[0].RestartCount; n != 1 {
+		t.Errorf("restart count %d, want 1 (the kubelet counts the killed instance)", n)
+	}
+	if st, err := rt.ContainerStatus(ctx, id, false); err == nil && st.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("the Unknown instance is %v, want stopped", st.GetStatus().GetState())
+	}
 }
 
 // A deleted Node object is registered again (the kubelet waits for a

@@ -139,8 +139,11 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			return minPositive(requeue, r), changed || started, err
 		}
 		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-			// Restarted unless the pod never restarts: then the stopped
-			// instance fails the pod, as the kubelet's KillPod.
+			// Restarted unless the pod never restarts: then it is only
+			// stopped, and its exit code (containerd: 255, reason
+			// Unknown, or the signal's) fails the pod, as the kubelet's
+			// KillPod. One that exits 0 on SIGTERM would pass as
+			// succeeded, where the kubelet fails the pod regardless.
 			r, _, err := s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Init container", pod.Spec.RestartPolicy != v1.RestartPolicyNever)
 			return minPositive(requeue, r), true, err
 		}
@@ -342,17 +345,17 @@ func abandonedStart(st *runtimeapi.ContainerStatus) bool {
 		strings.Contains(st.Message, context.Canceled.Error())
 }
 
-// restartChanged stops the running container cur of c, whose spec changed
-// (see hash.go), with the pod's grace period and its preStop hook, then
+// restartChanged stops the container cur of c, whose spec changed (see
+// hash.go) or whose state the runtime does not know (replaceUnknown), with the pod's grace period and its preStop hook, then
 // starts c again at once with the new spec and the next restart count, as
 // the kubelet's computePodActions does: whatever the restartPolicy and
 // without the crash-loop back-off, which is for containers that failed.
 // why is the Killing event's message, the kubelet's.
 func (s *Syncer) restartChanged(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, why string) (time.Duration, bool, error) {
-	klog.FromContext(ctx).V(2).Info("Container definition changed, restarting it", "container", c.Name, "containerID", cur.Id, "image", c.Image)
+	klog.FromContext(ctx).V(2).Info("Restarting container", "container", c.Name, "containerID", cur.Id, "image", c.Image, "why", why)
 	s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)
 	if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), podGrace(pod)); err != nil {
-		return 0, false, fmt.Errorf("stop container %q of pod %s whose spec changed: %w", c.Name, klog.KObj(pod), err)
+		return 0, false, fmt.Errorf("stop container %q of pod %s to restart it (%s): %w", c.Name, klog.KObj(pod), why, err)
 	}
 	return s.start(ctx, pod, c, prevRestartCount(cur)+1, sandbox)
 }
@@ -366,7 +369,7 @@ func (s *Syncer) restartChanged(ctx context.Context, pod *v1.Pod, state *podStat
 // killed in; left alone, such a pod would wait for ever. kind is
 // "Container" or "Init container", for the kubelet's Killing event.
 func (s *Syncer) replaceUnknown(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, kind string, restart bool) (time.Duration, bool, error) {
-	why := fmt.Sprintf("%s is in %q state, try killing it before restart", kind, "Unknown")
+	why := fmt.Sprintf("%s is in %q state, try killing it before restart", kind, "unknown") // the kubelet's state name
 	if !restart {
 		klog.FromContext(ctx).V(2).Info("Stopping a container in state Unknown", "container", c.Name, "containerID", cur.Id)
 		s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)

@@ -174,4 +174,10 @@ func TestSidecarUnknownRestarted(t *testing.T) {
 	if st := e.stateOfContainer(app); st != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("the app container is %v, want left running", st)
 	}
+	if cs := e.status.get(pod.UID).InitContainerStatuses; len(cs) != 2 || cs[0].RestartCount != 1 || cs[0].State.Running == nil {
+		t.Errorf("init container statuses = %+v, want the sidecar running with 1 restart", cs)
+	}
+	if evs, want := e.events(), `Killing Init container is in "unknown" state, try killing it before restart`; !hasEvent(evs, want) {
+		t.Errorf("events %q lack %q", evs, want)
+	}
 }

@@ -176,7 +176,10 @@ func (s *Syncer) runtimeStatus(ctx context.Context, pod *v1.Pod, c *v1.Container
 		return cs
 	}
 	cs.State = s.containerState(ctx, pod, c.Name, cur)
-	if cs.State.Running != nil && hadPrior && prior.State.Terminated != nil && prior.RestartCount >= cs.RestartCount {
+	// A restart the count does not show yet, unless the prior
+	// termination is a lost or Unknown container's, whose restart that
+	// status already counted.
+	if cs.State.Running != nil && hadPrior && prior.State.Terminated != nil && prior.State.Terminated.Reason != "ContainerStatusUnknown" && prior.RestartCount >= cs.RestartCount {
 		cs.RestartCount = prior.RestartCount + 1
 	}
 	return cs

@@ -143,7 +143,18 @@ func (r *recordingRuntime) StopContainer(ctx context.Context, id string, timeout
 	r.mu.Lock()
 	r.stopped = append(r.stopped, id)
 	r.mu.Unlock()
-	return r.FakeRuntimeService.StopContainer(ctx, id, timeout)
+	r.FakeRuntimeService.Lock()
+	c, ok := r.Containers[id]
+	unknown := ok && c.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN
+	r.FakeRuntimeService.Unlock()
+	if err := r.FakeRuntimeService.StopContainer(ctx, id, timeout); err != nil || !unknown {
+		return err
+	}
+	// What containerd's cleanup of an Unknown container leaves.
+	r.FakeRuntimeService.Lock()
+	c.ExitCode, c.Reason = 255, "Unknown"
+	r.FakeRuntimeService.Unlock()
+	return nil
 }
 
 func (r *recordingRuntime) stoppedIDs() []string {
@@ -548,7 +559,7 @@ func TestSyncPodReplacesUnknownContainer(t *testing.T) {
 			if cs := e.status.get(pod.UID).ContainerStatuses; len(cs) != 1 || cs[0].RestartCount != 1 || cs[0].State.Running == nil {
 				t.Errorf("status = %+v", cs)
 			}
-			if evs, want := e.events(), `Killing Container is in "Unknown" state, try killing it before restart`; !hasEvent(evs, want) {
+			if evs, want := e.events(), `Killing Container is in "unknown" state, try killing it before restart`; !hasEvent(evs, want) {
 				t.Errorf("events %q lack %q", evs, want)
 			}
 		})
@@ -575,7 +586,40 @@ func TestSyncPodUnknownInitContainer(t *testing.T) {
 			if _, ok := e.find(pod.UID, "init1", 1); ok != tt.restart {
 				t.Errorf("instance 1 started: %v, want %v", ok, tt.restart)
 			}
+			if tt.restart {
+				return
+			}
+			pod.Status = *e.status.get(pod.UID)
+			if pod.Status.Phase != v1.PodFailed {
+				t.Errorf("phase %s, want Failed: the stopped init container failed", pod.Status.Phase)
+			}
+			e.sync(t, pod)
+			if _, ok := e.find(pod.UID, "init2", 0); ok {
+				t.Error("init2 started after init1 was stopped in state Unknown")
+			}
 		})
+	}
+}
+
+// A container whose Unknown state was written to the status (its stop
+// failed once) counts one restart, not two, once its next instance runs.
+func TestSyncPodUnknownRestartCountedOnce(t *testing.T) {
+	e := newEnv(t)
+	pod := testPod("uid1", v1.RestartPolicyAlways)
+	e.sync(t, pod)
+	pod.Status = *e.status.get(pod.UID)
+	e.unknown(e.containerID(t, pod.UID, "c", 0))
+	e.rt.InjectError("StopContainer", errors.New("runtime busy"))
+	if _, _, err := e.s.SyncPod(context.Background(), pod); err == nil {
+		t.Fatal("SyncPod succeeded with the stop failing")
+	}
+	pod.Status = *e.status.get(pod.UID)
+	if cs := pod.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil || cs[0].State.Terminated.Reason != "ContainerStatusUnknown" || cs[0].RestartCount != 1 {
+		t.Fatalf("status with the container Unknown = %+v", cs)
+	}
+	e.sync(t, pod)
+	if cs := e.status.get(pod.UID).ContainerStatuses; len(cs) != 1 || cs[0].State.Running == nil || cs[0].RestartCount != 1 {
+		t.Errorf("status with the next instance running = %+v, want 1 restart", cs)
 	}
 }
 

@@ -127,6 +127,15 @@ func TestContainerUnknownAfterRuntimeRestart(t *testing.T) {
 	createPod(t, c, ns, busyboxPod("lost", "sleep 3600", v1.RestartPolicyAlways))
 	before := waitPod(t, c, ns, "lost", 60*time.Second, "running", running)
 	id := strings.TrimPrefix(before.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	// The agent waits meanwhile, so that the test sees the state before
+	// the agent acts on it.
+	harness(t, "agent-stop")
+	agentUp := false
+	t.Cleanup(func() {
+		if !agentUp {
+			harness(t, "agent-start")
+		}
+	})
 	harness(t, "containerd-kill")
 	restarted := false
 	t.Cleanup(func() {
@@ -152,9 +161,12 @@ func TestContainerUnknownAfterRuntimeRestart(t *testing.T) {
 		st, err = rt.ContainerStatus(ctx, id, false)
 		return err == nil, err
 	})
+	t.Cleanup(func() { rt.Close(context.Background()) })
 	if got := st.GetStatus().GetState(); got != runtimeapi.ContainerState_CONTAINER_UNKNOWN {
 		t.Fatalf("the runtime reports the container %v without its status file, want CONTAINER_UNKNOWN", got)
 	}
+	harness(t, "agent-start")
+	agentUp = true
 	after := waitPod(t, c, ns, "lost", 90*time.Second, "running another instance", func(p *v1.Pod) bool {
 		return running(p) && p.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID
 	})

@@ -161,7 +161,11 @@ func TestContainerUnknownAfterRuntimeRestart(t *testing.T) {
 		st, err = rt.ContainerStatus(ctx, id, false)
 		return err == nil, err
 	})
-	t.Cleanup(func() { rt.Close(context.Background()) })
+	t.Cleanup(func() {
+		if err := rt.Close(context.Background()); err != nil {
+			t.Logf("close the CRI client: %v", err)
+		}
+	})
 	if got := st.GetStatus().GetState(); got != runtimeapi.ContainerState_CONTAINER_UNKNOWN {
 		t.Fatalf("the runtime reports the container %v without its status file, want CONTAINER_UNKNOWN", got)
 	}

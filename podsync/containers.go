@@ -346,11 +346,12 @@ func abandonedStart(st *runtimeapi.ContainerStatus) bool {
 }
 
 // restartChanged stops the container cur of c, whose spec changed (see
-// hash.go) or whose state the runtime does not know (replaceUnknown), with the pod's grace period and its preStop hook, then
-// starts c again at once with the new spec and the next restart count, as
-// the kubelet's computePodActions does: whatever the restartPolicy and
-// without the crash-loop back-off, which is for containers that failed.
-// why is the Killing event's message, the kubelet's.
+// hash.go) or whose state the runtime does not know (replaceUnknown), with
+// the pod's grace period and its preStop hook, then starts c again at once
+// with the new spec and the next restart count, as the kubelet's
+// computePodActions does: whatever the restartPolicy and without the
+// crash-loop back-off, which is for containers that failed. why is the
+// Killing event's message, the kubelet's.
 func (s *Syncer) restartChanged(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, why string) (time.Duration, bool, error) {
 	klog.FromContext(ctx).V(2).Info("Restarting container", "container", c.Name, "containerID", cur.Id, "image", c.Image, "why", why)
 	s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)

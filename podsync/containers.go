@@ -60,21 +60,6 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 				cur, changed = stopped, true
 			}
 		}
-		if isSidecar(c) && cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-			if podDone(pod, state) {
-				continue // the pod's end stops it
-			}
-			r, _, err := s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Init container", true)
-			if err != nil {
-				return 0, true, err
-			}
-			changed = true
-			requeue = minPositive(requeue, r)
-			if !initialized {
-				return requeue, changed, nil // wait until the new one runs
-			}
-			continue
-		}
 		if isSidecar(c) {
 			if cur == nil || cur.State == runtimeapi.ContainerState_CONTAINER_EXITED || cur.State == runtimeapi.ContainerState_CONTAINER_CREATED {
 				if podDone(pod, state) {
@@ -95,8 +80,18 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 				}
 				continue
 			}
-			if cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur) {
-				r, _, err := s.restartChanged(ctx, pod, state, c, cur, sandbox, "Init container "+c.Name+" definition changed")
+			why := ""
+			switch {
+			case cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
+				if podDone(pod, state) {
+					continue // the pod's end stops it
+				}
+				why = unknownWhy("Init container")
+			case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur):
+				why = "Init container " + c.Name + " definition changed"
+			}
+			if why != "" {
+				r, _, err := s.restartChanged(ctx, pod, state, c, cur, sandbox, why)
 				if err != nil {
 					return 0, true, err
 				}
@@ -144,7 +139,11 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 			// Unknown, or the signal's) fails the pod, as the kubelet's
 			// KillPod. One that exits 0 on SIGTERM would pass as
 			// succeeded, where the kubelet fails the pod regardless.
-			r, _, err := s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Init container", pod.Spec.RestartPolicy != v1.RestartPolicyNever)
+			why := unknownWhy("Init container")
+			if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+				return requeue, true, s.kill(ctx, pod, state, c, cur, why)
+			}
+			r, _, err := s.restartChanged(ctx, pod, state, c, cur, sandbox, why)
 			return minPositive(requeue, r), true, err
 		}
 		if cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
@@ -189,7 +188,7 @@ func (s *Syncer) syncPodContainers(ctx context.Context, pod *v1.Pod, state *podS
 		case cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN:
 			// Whatever the restartPolicy, as the kubelet's
 			// ShouldContainerBeRestarted.
-			r, _, err = s.replaceUnknown(ctx, pod, state, c, cur, sandbox, "Container", true)
+			r, _, err = s.restartChanged(ctx, pod, state, c, cur, sandbox, unknownWhy("Container"))
 			started = true // the old one stopped, at least
 		case cur != nil && cur.State != runtimeapi.ContainerState_CONTAINER_EXITED:
 			continue // a state CRI may add: wait for the runtime
@@ -346,40 +345,38 @@ func abandonedStart(st *runtimeapi.ContainerStatus) bool {
 }
 
 // restartChanged stops the container cur of c, whose spec changed (see
-// hash.go) or whose state the runtime does not know (replaceUnknown), with
-// the pod's grace period and its preStop hook, then starts c again at once
-// with the new spec and the next restart count, as the kubelet's
-// computePodActions does: whatever the restartPolicy and without the
-// crash-loop back-off, which is for containers that failed. why is the
-// Killing event's message, the kubelet's.
+// hash.go) or whose state the runtime does not know (unknownWhy), then
+// starts c again at once with the new spec and the next restart count, as
+// the kubelet's computePodActions does: whatever the restartPolicy and
+// without the crash-loop back-off, which is for containers that failed.
+// why is the Killing event's message, the kubelet's.
 func (s *Syncer) restartChanged(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, why string) (time.Duration, bool, error) {
-	klog.FromContext(ctx).V(2).Info("Restarting container", "container", c.Name, "containerID", cur.Id, "image", c.Image, "why", why)
-	s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)
-	if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), podGrace(pod)); err != nil {
-		return 0, false, fmt.Errorf("stop container %q of pod %s to restart it (%s): %w", c.Name, klog.KObj(pod), why, err)
+	if err := s.kill(ctx, pod, state, c, cur, why); err != nil {
+		return 0, false, err
 	}
 	return s.start(ctx, pod, c, prevRestartCount(cur)+1, sandbox)
 }
 
-// replaceUnknown stops the instance cur of c that the runtime reports in
-// state Unknown, then starts the next instance unless restart is false, as
-// the kubelet's computePodActions: nobody knows whether it runs, so it is
-// killed first (never two instances), and no back-off applies, since it did
-// not fail. containerd reports Unknown when it cannot read a container's
-// status back after a restart, as for one whose CreateContainer it was
-// killed in; left alone, such a pod would wait for ever. kind is
-// "Container" or "Init container", for the kubelet's Killing event.
-func (s *Syncer) replaceUnknown(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, sandbox *runtimeapi.PodSandbox, kind string, restart bool) (time.Duration, bool, error) {
-	why := fmt.Sprintf("%s is in %q state, try killing it before restart", kind, "unknown") // the kubelet's state name
-	if !restart {
-		klog.FromContext(ctx).V(2).Info("Stopping a container in state Unknown", "container", c.Name, "containerID", cur.Id)
-		s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)
-		if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), podGrace(pod)); err != nil {
-			return 0, false, fmt.Errorf("stop container %q of pod %s in state Unknown: %w", c.Name, klog.KObj(pod), err)
-		}
-		return 0, true, nil
+// kill stops the container cur of c with the pod's grace period and its
+// preStop hook; why is the Killing event's message.
+func (s *Syncer) kill(ctx context.Context, pod *v1.Pod, state *podState, c *v1.Container, cur *runtimeapi.ContainerStatus, why string) error {
+	klog.FromContext(ctx).V(2).Info("Killing container", "container", c.Name, "containerID", cur.Id, "why", why)
+	s.recorder.Event(pod, v1.EventTypeNormal, "Killing", why)
+	if err := s.stopContainer(ctx, pod, c, cur.Id, s.podIPOf(ctx, pod, state), podGrace(pod)); err != nil {
+		return fmt.Errorf("stop container %q of pod %s (%s): %w", c.Name, klog.KObj(pod), why, err)
 	}
-	return s.restartChanged(ctx, pod, state, c, cur, sandbox, why)
+	return nil
+}
+
+// unknownWhy is the kubelet's Killing message for a container (kind
+// "Container" or "Init container") the runtime reports in state Unknown:
+// containerd does when it cannot read a container's status back after a
+// restart, as for one whose CreateContainer it was killed in. Nobody knows
+// whether it runs, so it is killed before the next instance starts (never
+// two), as the kubelet's computePodActions; no back-off applies, since it
+// did not fail. Left alone, such a pod would wait for ever.
+func unknownWhy(kind string) string {
+	return fmt.Sprintf("%s is in %q state, try killing it before restart", kind, "unknown") // the kubelet's state name
 }
 
 // start starts instance restartCount of c and turns a failure into the

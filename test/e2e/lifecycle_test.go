@@ -13,12 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/trace/noop"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	remote "k8s.io/cri-client/pkg"
 )
 
 // Killing the agent (SIGKILL) with 10 pods running and starting it again
@@ -153,7 +151,7 @@ func TestContainerUnknownAfterRuntimeRestart(t *testing.T) {
 	waitFor(t, 60*time.Second, "the runtime back", func() (bool, error) {
 		var err error
 		if rt == nil {
-			if rt, err = remote.NewRemoteRuntimeService(ctx, "unix://"+filepath.Join(state, "run/containerd.sock"), time.Minute, noop.NewTracerProvider(), false); err != nil {
+			if rt, err = dialCRI(); err != nil {
 				rt = nil
 				return false, err
 			}

@@ -99,11 +99,17 @@ func (r *soakRow) Injected(format string, args ...any) { r.injected = fmt.Sprint
 // criClient is a CRI runtime client on the harness's containerd.
 func criClient(t *testing.T) internalapi.RuntimeService {
 	t.Helper()
-	rt, err := remote.NewRemoteRuntimeService(context.Background(), "unix://"+filepath.Join(state, "run/containerd.sock"), time.Minute, noop.NewTracerProvider(), false)
+	rt, err := dialCRI()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rt
+}
+
+// dialCRI connects to the harness's containerd; it fails while containerd
+// does not serve.
+func dialCRI() (internalapi.RuntimeService, error) {
+	return remote.NewRemoteRuntimeService(context.Background(), "unix://"+filepath.Join(state, "run/containerd.sock"), time.Minute, noop.NewTracerProvider(), false)
 }
 
 const (

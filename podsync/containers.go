@@ -25,7 +25,7 @@ const backoffResetAfter = 10 * time.Minute
 // error of the pod's own containers.
 func (s *Syncer) syncContainers(ctx context.Context, pod *v1.Pod, state *podState, sandbox *runtimeapi.PodSandbox) (time.Duration, bool, error) {
 	ephRequeue, ephChanged, ephErr := s.syncEphemeral(ctx, pod, state, sandbox)
-	if ephErr != nil && !nothingTried(ephErr) {
+	if ephErr != nil {
 		// A debug container that cannot start (its status says why)
 		// does not fail the pod's sync, which would hold back its
 		// probes: it is tried again after the kubelet's sync back-off.
@@ -393,10 +393,9 @@ func (s *Syncer) start(ctx context.Context, pod *v1.Pod, c *v1.Container, restar
 	case errors.As(err, &pe):
 		// The status shows why; retry when the pull back-off ends.
 		return pe.retryAfter, false, nil
-	case nothingTried(err):
-		// The sync was cancelled (the pod killed) or the pod deleted
-		// before the pull's turn came or the container was created:
-		// nothing failed.
+	case errors.Is(err, errPullWaitCancelled):
+		// The sync was cancelled (the pod is being killed) before the
+		// pull's turn came: nothing failed.
 		return 0, false, err
 	case isPostStartError(err):
 		// The container was killed; it restarts with the crash-loop
@@ -455,19 +454,12 @@ func prevRestartCount(st *runtimeapi.ContainerStatus) int32 {
 // own image if needed (in the kubelet's order), then creates and starts c.
 func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int32, sandbox *runtimeapi.PodSandbox) (retErr error) {
 	logger := klog.FromContext(ctx).WithValues("container", c.Name)
-	if err := stopping(ctx); err != nil {
-		return err // deleted meanwhile: the kubelet would have cancelled the sync
-	}
 	t := time.Now()
 	images, err := s.imageVolumes(ctx, pod, c)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if !nothingTried(retErr) {
-			countImageVolumes(c, images, retErr)
-		}
-	}()
+	defer func() { countImageVolumes(c, images, retErr) }()
 	imageRef, err := s.ensureImage(ctx, pod, c)
 	if err != nil {
 		return err
@@ -482,9 +474,6 @@ func (s *Syncer) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		return err
 	}
 	setContainerHash(cfg, c)
-	if err := stopping(ctx); err != nil {
-		return err // deleted during the pull
-	}
 	t = time.Now()
 	id, err := s.runtime.CreateContainer(ctx, sandbox.Id, cfg, sbCfg)
 	if err != nil {

@@ -36,8 +36,8 @@ var errPullQPSExceeded = errors.New("pull QPS exceeded")
 // cancels a pull without progress after its image_pull_progress_timeout,
 // 5 minutes by default). A pull waiting for its turn is never stuck
 // behind it for good, though: it leaves the queue when its sync is
-// cancelled (the pod killed, the agent stopping) or its pod deleted, where
-// the kubelet's queue keeps it until its turn.
+// cancelled (the pod killed, the agent stopping), where the kubelet's
+// queue keeps it until its turn.
 type pullLimiter struct {
 	slots chan struct{}                  // nil: no limit on pulls at once
 	qps   flowcontrol.PassiveRateLimiter // nil: no limit on the rate
@@ -64,26 +64,6 @@ func newPullLimiter(cfg Config, clk clock.PassiveClock) *pullLimiter {
 // nothing failed.
 var errPullWaitCancelled = errors.New("cancelled while waiting for a turn to pull")
 
-// errStopping says that a sync started nothing more because its pod is to
-// terminate (podworkers.Stopping): deleted meanwhile. Nothing failed.
-var errStopping = errors.New("the pod is terminating")
-
-// stopping returns errStopping if ctx's pod is to terminate.
-func stopping(ctx context.Context) error {
-	select {
-	case <-podworkers.Stopping(ctx):
-		return errStopping
-	default:
-		return nil
-	}
-}
-
-// nothingTried reports whether err says that a start was given up before
-// anything was asked of the runtime, for a reason that is no failure.
-func nothingTried(err error) bool {
-	return errors.Is(err, errPullWaitCancelled) || errors.Is(err, errStopping)
-}
-
 // pull runs pull in its turn and returns its error, errPullQPSExceeded
 // without running it when the rate is exceeded, or errPullWaitCancelled
 // (wrapping ctx's error) when ctx ends first. A ctx ended when the turn
@@ -93,21 +73,24 @@ func nothingTried(err error) bool {
 // interrupts one), and the kubelet, which cancels it, pulls nothing for
 // such a pod either.
 func (l *pullLimiter) pull(ctx context.Context, pull func() error) error {
+	stopping := podworkers.Stopping(ctx)
 	if l.slots != nil {
 		select {
 		case l.slots <- struct{}{}:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", errPullWaitCancelled, ctx.Err())
-		case <-podworkers.Stopping(ctx):
-			return fmt.Errorf("%w: %w", errPullWaitCancelled, errStopping)
+		case <-stopping:
+			return fmt.Errorf("%w: the pod is terminating", errPullWaitCancelled)
 		}
 		defer func() { <-l.slots }()
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %w", errPullWaitCancelled, err)
 	}
-	if err := stopping(ctx); err != nil {
-		return fmt.Errorf("%w: %w", errPullWaitCancelled, err)
+	select {
+	case <-stopping:
+		return fmt.Errorf("%w: the pod is terminating", errPullWaitCancelled)
+	default:
 	}
 	if l.qps != nil && !l.qps.TryAccept() {
 		return errPullQPSExceeded

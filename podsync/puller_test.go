@@ -188,11 +188,7 @@ func TestPullWaitEndsWhenPodStops(t *testing.T) {
 	images := newBlockingImages()
 	e := newPullEnv(t, images, func(c *Config) { c.SerializeImagePulls = true })
 	slow := pullPod("slow", "unreachable.example/app:1", v1.PullIfNotPresent)
-	slowDone := make(chan struct{})
-	go func() {
-		defer close(slowDone)
-		_, _ = e.s.ensureImage(context.Background(), slow, &slow.Spec.Containers[0])
-	}()
+	go func() { _, _ = e.s.ensureImage(context.Background(), slow, &slow.Spec.Containers[0]) }()
 	<-images.started
 
 	pod := pullPod("uid1", "registry.example/other:1", v1.PullIfNotPresent)
@@ -212,7 +208,6 @@ func TestPullWaitEndsWhenPodStops(t *testing.T) {
 		t.Fatalf("err = %v, want errPullWaitCancelled", err)
 	}
 	close(images.release)
-	<-slowDone
 	// Its turn free, a pod already stopping still pulls nothing.
 	if _, err := e.s.ensureImage(podworkers.WithStopping(context.Background(), stopping), pod, &pod.Spec.Containers[0]); !errors.Is(err, errPullWaitCancelled) {
 		t.Errorf("free turn: err = %v, want errPullWaitCancelled", err)
@@ -225,28 +220,6 @@ func TestPullWaitEndsWhenPodStops(t *testing.T) {
 	}
 	if evs := e.events(); hasEvent(evs, "Warning") {
 		t.Errorf("events = %q, want no warning", evs)
-	}
-}
-
-// A pod deleted during its sync (its worker's Stopping closed) gets no
-// container: the kubelet would have cancelled the sync. Nothing failed.
-func TestSyncPodDeletedStartsNoContainer(t *testing.T) {
-	e := newEnv(t)
-	pod := testPod("uid1", v1.RestartPolicyAlways)
-	stopping := make(chan struct{})
-	close(stopping)
-	_, _, err := e.s.SyncPod(podworkers.WithStopping(context.Background(), stopping), pod)
-	if !errors.Is(err, errStopping) {
-		t.Fatalf("SyncPod = %v, want %v", err, errStopping)
-	}
-	if n := e.containerCount(); n != 0 {
-		t.Errorf("%d containers, want none", n)
-	}
-	if w, ok := e.s.waitingFor(pod.UID, "c"); ok {
-		t.Errorf("waiting reason %+v, want none", w)
-	}
-	if evs := e.events(); hasEvent(evs, "Warning") || hasEvent(evs, "Pulling") {
-		t.Errorf("events = %q, want no warning and no pull", evs)
 	}
 }
 

@@ -225,77 +225,47 @@ func TestDeletionTimestampTerminates(t *testing.T) {
 
 // A sync learns from Stopping that its pod is to terminate: not from an
 // update that leaves it running, at once from a deletion, which does not
-// cancel the sync (a kill does); the termination follows the sync that
-// gave up.
+// cancel the sync (a kill does).
 func TestStoppingOnDeletion(t *testing.T) {
 	if Stopping(context.Background()) != nil {
 		t.Fatal("Stopping outside a sync is not nil")
 	}
-	syncing := make(chan context.Context, 3)
-	cancelled := make(chan bool, 1) // the sync's context, when it learnt
+	stopped := make(chan bool, 2)
 	s := &fakeSyncer{syncPod: func(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
-		if pod.ResourceVersion != "3" {
-			syncing <- ctx
-			return false, 0, nil
-		}
-		syncing <- ctx
 		select {
 		case <-Stopping(ctx):
-			cancelled <- ctx.Err() != nil
-			return false, 0, errors.New("gave up: the pod is terminating")
-		case <-time.After(10 * time.Second):
-			return false, 0, nil
+			stopped <- ctx.Err() == nil // stopping, not cancelled
+		case <-time.After(200 * time.Millisecond):
+			stopped <- false
 		}
+		return false, 0, nil
 	}}
 	w, fc, ctx := setup(t, s)
 
-	w.Update(ctx, newPod("a", "1"))
-	if c := <-syncing; closed(Stopping(c)) {
+	pod := newPod("a", "1")
+	w.Update(ctx, pod)
+	if <-stopped {
 		t.Fatal("stopping before any deletion")
 	}
+	eventually(t, "SyncPod", func() bool { return len(s.of("sync")) == 1 })
 	w.Update(ctx, newPod("a", "2")) // an ordinary update
-	if c := <-syncing; closed(Stopping(c)) {
+	if <-stopped {
 		t.Fatal("stopping after an ordinary update")
 	}
+	eventually(t, "SyncPod again", func() bool { return len(s.of("sync")) == 2 })
+
 	updated := newPod("a", "3")
 	w.Update(ctx, updated)
-	<-syncing // the third sync waits on Stopping
 	deleted := updated.DeepCopy()
 	deleted.ResourceVersion = "4"
 	now := metav1.Now()
 	deleted.DeletionTimestamp = &now
+	eventually(t, "the third sync", func() bool { return len(s.of("sync")) == 3 })
 	w.Update(ctx, deleted)
-	if <-cancelled {
-		t.Error("a deletion cancelled the sync's context")
+	if !<-stopped {
+		t.Fatal("the sync in progress did not learn of the deletion")
 	}
-	eventually(t, "SyncTerminatingPod", func() bool { return len(s.of("terminating")) > 0 })
 	stepUntil(t, fc, "SyncTerminatedPod", func() bool { return len(s.of("terminated")) > 0 })
-}
-
-// Kill and Remove tell a sync that its pod is to terminate too.
-func TestStoppingOnKillAndRemove(t *testing.T) {
-	for _, end := range []string{"kill", "remove"} {
-		t.Run(end, func(t *testing.T) {
-			syncing := make(chan context.Context, 1)
-			s := &fakeSyncer{syncPod: func(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
-				syncing <- ctx
-				<-Stopping(ctx)
-				return false, 0, nil
-			}}
-			w, _, ctx := setup(t, s)
-			w.Update(ctx, newPod("a", "1"))
-			c := <-syncing
-			if end == "kill" {
-				w.Kill("a", KillOptions{GracePeriod: 1})
-			} else {
-				w.Remove("a")
-			}
-			eventually(t, "SyncTerminatingPod", func() bool { return len(s.of("terminating")) > 0 })
-			if !closed(Stopping(c)) {
-				t.Error("Stopping not closed")
-			}
-		})
-	}
 }
 
 func TestRemoveTerminatesWithSpecGrace(t *testing.T) {

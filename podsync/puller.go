@@ -7,8 +7,6 @@ import (
 
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
-
-	"github.com/nodeagent/nodeagent/podworkers"
 )
 
 // errPullQPSExceeded is the kubelet's error for a pull beyond
@@ -59,9 +57,8 @@ func newPullLimiter(cfg Config, clk clock.PassiveClock) *pullLimiter {
 }
 
 // errPullWaitCancelled wraps the context's error when a sync is cancelled
-// before its pull starts, most often while it waits for a turn, or says
-// that the pod is to terminate (podworkers.Stopping): nothing was pulled,
-// nothing failed.
+// before its pull starts, most often while it waits for a turn: nothing
+// was pulled, nothing failed.
 var errPullWaitCancelled = errors.New("cancelled while waiting for a turn to pull")
 
 // pull runs pull in its turn and returns its error, errPullQPSExceeded
@@ -69,28 +66,17 @@ var errPullWaitCancelled = errors.New("cancelled while waiting for a turn to pul
 // (wrapping ctx's error) when ctx ends first. A ctx ended when the turn
 // comes runs nothing either: select may take a free turn over an ended
 // ctx, and the pull would only fail, with a Failed event and a back-off.
-// Nor does a pod deleted while it waited: its sync goes on (only a kill
-// interrupts one), and the kubelet, which cancels it, pulls nothing for
-// such a pod either.
 func (l *pullLimiter) pull(ctx context.Context, pull func() error) error {
-	stopping := podworkers.Stopping(ctx)
 	if l.slots != nil {
 		select {
 		case l.slots <- struct{}{}:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", errPullWaitCancelled, ctx.Err())
-		case <-stopping:
-			return fmt.Errorf("%w: the pod is terminating", errPullWaitCancelled)
 		}
 		defer func() { <-l.slots }()
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %w", errPullWaitCancelled, err)
-	}
-	select {
-	case <-stopping:
-		return fmt.Errorf("%w: the pod is terminating", errPullWaitCancelled)
-	default:
 	}
 	if l.qps != nil && !l.qps.TryAccept() {
 		return errPullQPSExceeded

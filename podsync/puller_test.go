@@ -13,8 +13,6 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
-
-	"github.com/nodeagent/nodeagent/podworkers"
 )
 
 // blockingImages is a fake image service whose pulls wait for release
@@ -172,48 +170,6 @@ func TestSyncPodCancelledPullWait(t *testing.T) {
 	cancel()
 	if _, _, err := e.s.SyncPod(ctx, pod); !errors.Is(err, errPullWaitCancelled) {
 		t.Errorf("SyncPod: err = %v, want the cancelled wait", err)
-	}
-	if w, ok := e.s.waitingFor(pod.UID, "c"); ok {
-		t.Errorf("waiting reason %+v, want none", w)
-	}
-	if evs := e.events(); hasEvent(evs, "Warning") {
-		t.Errorf("events = %q, want no warning", evs)
-	}
-}
-
-// A pod deleted while its pull waits for a turn pulls nothing: its sync
-// is not cancelled (only a kill cancels one), the wait gives up on the
-// worker's stopping channel, and nothing failed.
-func TestPullWaitEndsWhenPodStops(t *testing.T) {
-	images := newBlockingImages()
-	e := newPullEnv(t, images, func(c *Config) { c.SerializeImagePulls = true })
-	slow := pullPod("slow", "unreachable.example/app:1", v1.PullIfNotPresent)
-	go func() { _, _ = e.s.ensureImage(context.Background(), slow, &slow.Spec.Containers[0]) }()
-	<-images.started
-
-	pod := pullPod("uid1", "registry.example/other:1", v1.PullIfNotPresent)
-	stopping := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.s.ensureImage(podworkers.WithStopping(context.Background(), stopping), pod, &pod.Spec.Containers[0])
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("the wait ended before the pod stopped: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(stopping)
-	if err := <-done; !errors.Is(err, errPullWaitCancelled) {
-		t.Fatalf("err = %v, want errPullWaitCancelled", err)
-	}
-	close(images.release)
-	// Its turn free, a pod already stopping still pulls nothing.
-	if _, err := e.s.ensureImage(podworkers.WithStopping(context.Background(), stopping), pod, &pod.Spec.Containers[0]); !errors.Is(err, errPullWaitCancelled) {
-		t.Errorf("free turn: err = %v, want errPullWaitCancelled", err)
-	}
-	if n := len(images.started); n != 0 {
-		t.Errorf("%d pulls beside the slow one, want none", n)
 	}
 	if w, ok := e.s.waitingFor(pod.UID, "c"); ok {
 		t.Errorf("waiting reason %+v, want none", w)

@@ -67,9 +67,6 @@ type worker struct {
 	// done is closed once the pod is stopped (Terminated) or the worker
 	// ended.
 	done chan struct{}
-	// stopping is closed once the pod is to terminate (deleted, gone or
-	// killed); a sync finds it with Stopping.
-	stopping chan struct{}
 }
 
 // KillOptions ask a worker to terminate its pod for a reason of the
@@ -104,7 +101,7 @@ func (w *Workers) Update(ctx context.Context, pod *v1.Pod) {
 	defer w.mu.Unlock()
 	wk, ok := w.workers[pod.UID]
 	if !ok {
-		wk = &worker{pod: pod, wake: make(chan struct{}, 1), done: make(chan struct{}), stopping: make(chan struct{})}
+		wk = &worker{pod: pod, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		w.workers[pod.UID] = wk
 		w.wg.Add(1)
 		go w.run(ctx, pod.UID, wk)
@@ -226,13 +223,6 @@ func (w *Workers) signal(wk *worker) {
 	case wk.wake <- struct{}{}:
 	default:
 	}
-	if wk.gone || wk.pod.DeletionTimestamp != nil || wk.kill != nil {
-		select {
-		case <-wk.stopping:
-		default:
-			close(wk.stopping)
-		}
-	}
 	// A grace period that shrinks (a second delete, a kill) interrupts a
 	// running termination so that the shorter period applies at once.
 	if wk.cancelRun != nil && wk.state == Terminating && wk.gracePeriod() < wk.runGrace {
@@ -295,7 +285,6 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 	defer cancel()
 
 	pctx := klog.NewContext(runCtx, logger.WithValues("pod", klog.KObj(pod)))
-	pctx = WithStopping(pctx, wk.stopping)
 	key := string(uid)
 	var err error
 	var requeue time.Duration
@@ -330,10 +319,6 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 		if runCtx.Err() != nil { // interrupted by a newer update
 			return time.Nanosecond, false
 		}
-		if state == Syncing && closed(wk.stopping) { // the pod is to terminate: that comes next
-			logger.V(2).Info("Pod sync ended for the pod's termination", "err", err)
-			return time.Nanosecond, false
-		}
 		w.backoff.Next(key, w.clock.Now())
 		d := w.backoff.Get(key)
 		logger.Error(err, "Pod sync failed, will retry", "state", state, "retryAfter", d)
@@ -350,16 +335,6 @@ func (w *Workers) setState(wk *worker, s State) {
 		closeDone(wk)
 	}
 	w.mu.Unlock()
-}
-
-// closed reports whether ch is closed.
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // closeDone closes wk.done once; w.mu must be held.
@@ -392,23 +367,4 @@ func gracePeriod(pod *v1.Pod, gone bool) int64 {
 		return *pod.Spec.TerminationGracePeriodSeconds
 	}
 	return 30
-}
-
-type stoppingKey struct{}
-
-// Stopping returns, in a sync's context, a channel that is closed once
-// the pod is to terminate: deleted, gone from the apiserver or killed.
-// A kill interrupts the sync (its context ends); a deletion does not, so
-// a sync that only waits (for its turn to pull) gives up on this instead,
-// rather than pulling for a pod that is going. Outside a sync: nil, a
-// channel never closed.
-func Stopping(ctx context.Context) <-chan struct{} {
-	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
-	return ch
-}
-
-// WithStopping returns ctx with stopping as what Stopping finds in it, as
-// a worker gives its syncs: for a sync run outside the workers (a test).
-func WithStopping(ctx context.Context, stopping <-chan struct{}) context.Context {
-	return context.WithValue(ctx, stoppingKey{}, stopping)
 }

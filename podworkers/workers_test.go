@@ -223,51 +223,6 @@ func TestDeletionTimestampTerminates(t *testing.T) {
 	}
 }
 
-// A sync learns from Stopping that its pod is to terminate: not from an
-// update that leaves it running, at once from a deletion, which does not
-// cancel the sync (a kill does).
-func TestStoppingOnDeletion(t *testing.T) {
-	if Stopping(context.Background()) != nil {
-		t.Fatal("Stopping outside a sync is not nil")
-	}
-	stopped := make(chan bool, 2)
-	s := &fakeSyncer{syncPod: func(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
-		select {
-		case <-Stopping(ctx):
-			stopped <- ctx.Err() == nil // stopping, not cancelled
-		case <-time.After(200 * time.Millisecond):
-			stopped <- false
-		}
-		return false, 0, nil
-	}}
-	w, fc, ctx := setup(t, s)
-
-	pod := newPod("a", "1")
-	w.Update(ctx, pod)
-	if <-stopped {
-		t.Fatal("stopping before any deletion")
-	}
-	eventually(t, "SyncPod", func() bool { return len(s.of("sync")) == 1 })
-	w.Update(ctx, newPod("a", "2")) // an ordinary update
-	if <-stopped {
-		t.Fatal("stopping after an ordinary update")
-	}
-	eventually(t, "SyncPod again", func() bool { return len(s.of("sync")) == 2 })
-
-	updated := newPod("a", "3")
-	w.Update(ctx, updated)
-	deleted := updated.DeepCopy()
-	deleted.ResourceVersion = "4"
-	now := metav1.Now()
-	deleted.DeletionTimestamp = &now
-	eventually(t, "the third sync", func() bool { return len(s.of("sync")) == 3 })
-	w.Update(ctx, deleted)
-	if !<-stopped {
-		t.Fatal("the sync in progress did not learn of the deletion")
-	}
-	stepUntil(t, fc, "SyncTerminatedPod", func() bool { return len(s.of("terminated")) > 0 })
-}
-
 func TestRemoveTerminatesWithSpecGrace(t *testing.T) {
 	s := &fakeSyncer{}
 	w, fc, ctx := setup(t, s)
@@ -597,6 +552,16 @@ func TestErrorBackoffGrows(t *testing.T) {
 	stays(t, "no retry before 400ms", func() bool { return len(s.of("sync")) == 2 })
 	fc.Step(200 * time.Millisecond)
 	eventually(t, "third SyncPod", func() bool { return len(s.of("sync")) == 3 })
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // Kill terminates a running pod whose object says nothing of it, with the

@@ -124,6 +124,7 @@ func newPodPipeline(ctx context.Context, opts *configs.Options, client kubernete
 	vols.NodeAllocatable = allocatable
 	vols.Wake = func(uid types.UID) { p.workers.Wake(uid) }
 	env := &podenv.Resolver{
+		Objects:                vols,
 		Client:                 client,
 		ServiceLister:          func(ns string) ([]*v1.Service, error) { return api.services.Services(ns).List(everything) },
 		NodeAllocatable:        allocatable,

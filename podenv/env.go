@@ -27,10 +27,21 @@ type EnvVar struct {
 	Name, Value string
 }
 
+// Objects reads the ConfigMaps and Secrets of a pod's namespace for it,
+// returning the API's NotFound error for a missing one (volumes.Manager:
+// from a watch of each, which the pod is registered with).
+type Objects interface {
+	ConfigMap(ctx context.Context, pod *v1.Pod, name string) (*v1.ConfigMap, error)
+	Secret(ctx context.Context, pod *v1.Pod, name string) (*v1.Secret, error)
+}
+
 // Resolver builds container environments.
 type Resolver struct {
-	// Client reads ConfigMaps and Secrets, and services when ServiceLister
-	// is nil.
+	// Objects reads ConfigMaps and Secrets; when nil, they are read
+	// through Client.
+	Objects Objects
+	// Client reads ConfigMaps and Secrets when Objects is nil, and
+	// services when ServiceLister is nil.
 	Client kubernetes.Interface
 	// ServiceLister lists the services of a namespace, usually from an
 	// informer cache. When nil, services are listed through Client.
@@ -55,7 +66,7 @@ func (r *Resolver) Env(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP 
 	for _, e := range svcEnv {
 		env.set(e.Name, e.Value)
 	}
-	src := &sources{r: r, ns: pod.Namespace}
+	src := &sources{r: r, pod: pod, ns: pod.Namespace}
 
 	for _, from := range c.EnvFrom {
 		var data map[string]string
@@ -161,6 +172,7 @@ func (r *Resolver) valueFrom(ctx context.Context, src *sources, pod *v1.Pod, c *
 // sources fetches each ConfigMap and Secret at most once per Env call.
 type sources struct {
 	r          *Resolver
+	pod        *v1.Pod
 	ns         string
 	configMaps map[string]*v1.ConfigMap
 	secrets    map[string]*v1.Secret
@@ -172,10 +184,16 @@ func (s *sources) configMap(ctx context.Context, name string, optional bool) (*v
 	if cm, ok := s.configMaps[name]; ok {
 		return cm, nil
 	}
-	if s.r.Client == nil {
+	var cm *v1.ConfigMap
+	var err error
+	switch {
+	case s.r.Objects != nil:
+		cm, err = s.r.Objects.ConfigMap(ctx, s.pod, name)
+	case s.r.Client != nil:
+		cm, err = s.r.Client.CoreV1().ConfigMaps(s.ns).Get(ctx, name, metav1.GetOptions{})
+	default:
 		return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: no client", s.ns, name)
 	}
-	cm, err := s.r.Client.CoreV1().ConfigMaps(s.ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: %w", s.ns, name, err)
@@ -197,10 +215,16 @@ func (s *sources) secret(ctx context.Context, name string, optional bool) (*v1.S
 	if sec, ok := s.secrets[name]; ok {
 		return sec, nil
 	}
-	if s.r.Client == nil {
+	var sec *v1.Secret
+	var err error
+	switch {
+	case s.r.Objects != nil:
+		sec, err = s.r.Objects.Secret(ctx, s.pod, name)
+	case s.r.Client != nil:
+		sec, err = s.r.Client.CoreV1().Secrets(s.ns).Get(ctx, name, metav1.GetOptions{})
+	default:
 		return nil, fmt.Errorf("couldn't get Secret %s/%s: no client", s.ns, name)
 	}
-	sec, err := s.r.Client.CoreV1().Secrets(s.ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("couldn't get Secret %s/%s: %w", s.ns, name, err)

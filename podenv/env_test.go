@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -30,6 +31,18 @@ func objects() []runtime.Object {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// clientObjects is Objects read from a client (volumes.Manager reads them
+// from watches).
+type clientObjects struct{ c kubernetes.Interface }
+
+func (o clientObjects) ConfigMap(ctx context.Context, pod *v1.Pod, name string) (*v1.ConfigMap, error) {
+	return o.c.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (o clientObjects) Secret(ctx context.Context, pod *v1.Pod, name string) (*v1.Secret, error) {
+	return o.c.CoreV1().Secrets(pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+}
 
 func envMap(env []EnvVar) map[string]string {
 	m := map[string]string{}
@@ -113,50 +126,64 @@ func TestEnv(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &Resolver{
-				Client:          fake.NewClientset(objects()...),
-				NodeAllocatable: func() v1.ResourceList { return v1.ResourceList{v1.ResourceCPU: *resourceQ("2")} },
-			}
-			pod := testPod()
-			pod.Spec.EnableServiceLinks = tt.links
-			env, err := r.Env(context.Background(), pod, &tt.c, "", []string{"10.1.0.5"}, "10.0.0.1")
-			if tt.wantErr {
-				if !IsConfigError(err) {
-					t.Fatalf("err = %v, want ErrConfig", err)
+		for _, via := range []string{"client", "objects"} {
+			t.Run(tt.name+" via "+via, func(t *testing.T) {
+				r := &Resolver{
+					Client:          fake.NewClientset(objects()...),
+					NodeAllocatable: func() v1.ResourceList { return v1.ResourceList{v1.ResourceCPU: *resourceQ("2")} },
 				}
-				if !apierrors.IsNotFound(err) && !errors.Is(err, ErrConfig) {
-					t.Fatalf("unexpected error %v", err)
+				if via == "objects" {
+					// ConfigMaps and Secrets come from Objects alone: the
+					// client has the services only.
+					var services []runtime.Object
+					for _, o := range objects() {
+						if _, ok := o.(*v1.Service); ok {
+							services = append(services, o)
+						}
+					}
+					r.Client = fake.NewClientset(services...)
+					r.Objects = clientObjects{fake.NewClientset(objects()...)}
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := envMap(env)
-			if len(got) != len(env) {
-				t.Errorf("duplicate names in %v", env)
-			}
-			for k, v := range tt.want {
-				if got[k] != v {
-					t.Errorf("%s = %q, want %q", k, got[k], v)
+				pod := testPod()
+				pod.Spec.EnableServiceLinks = tt.links
+				env, err := r.Env(context.Background(), pod, &tt.c, "", []string{"10.1.0.5"}, "10.0.0.1")
+				if tt.wantErr {
+					if !IsConfigError(err) {
+						t.Fatalf("err = %v, want ErrConfig", err)
+					}
+					if !apierrors.IsNotFound(err) && !errors.Is(err, ErrConfig) {
+						t.Fatalf("unexpected error %v", err)
+					}
+					return
 				}
-			}
-			for _, k := range tt.absent {
-				if _, ok := got[k]; ok {
-					t.Errorf("%s should be absent", k)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			pos := map[string]int{}
-			for i, e := range env {
-				pos[e.Name] = i
-			}
-			for i := 1; i < len(tt.wantOrder); i++ {
-				if pos[tt.wantOrder[i-1]] > pos[tt.wantOrder[i]] {
-					t.Errorf("%s after %s in %v", tt.wantOrder[i-1], tt.wantOrder[i], env)
+				got := envMap(env)
+				if len(got) != len(env) {
+					t.Errorf("duplicate names in %v", env)
 				}
-			}
-		})
+				for k, v := range tt.want {
+					if got[k] != v {
+						t.Errorf("%s = %q, want %q", k, got[k], v)
+					}
+				}
+				for _, k := range tt.absent {
+					if _, ok := got[k]; ok {
+						t.Errorf("%s should be absent", k)
+					}
+				}
+				pos := map[string]int{}
+				for i, e := range env {
+					pos[e.Name] = i
+				}
+				for i := 1; i < len(tt.wantOrder); i++ {
+					if pos[tt.wantOrder[i-1]] > pos[tt.wantOrder[i]] {
+						t.Errorf("%s after %s in %v", tt.wantOrder[i-1], tt.wantOrder[i], env)
+					}
+				}
+			})
+		}
 	}
 }
 

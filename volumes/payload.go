@@ -49,11 +49,7 @@ func keyPayload(kind, name string, data map[string][]byte, items []v1.KeyToPath,
 // when optional.
 func (m *Manager) configMapPayload(ctx context.Context, pod *v1.Pod, name string, items []v1.KeyToPath, mode os.FileMode, optional bool) (map[string]file, error) {
 	ns := pod.Namespace
-	obj, err := m.get(ctx, objRef{kind: "configmaps", namespace: ns, name: name}, pod.UID)
-	cm, _ := obj.(*v1.ConfigMap)
-	if err == nil && cm == nil {
-		err = fmt.Errorf("unexpected %T", obj)
-	}
+	cm, err := m.ConfigMap(ctx, pod, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			if optional {
@@ -77,11 +73,7 @@ func (m *Manager) configMapPayload(ctx context.Context, pod *v1.Pod, name string
 // optional.
 func (m *Manager) secretPayload(ctx context.Context, pod *v1.Pod, name string, items []v1.KeyToPath, mode os.FileMode, optional bool) (map[string]file, error) {
 	ns := pod.Namespace
-	obj, err := m.get(ctx, objRef{kind: "secrets", namespace: ns, name: name}, pod.UID)
-	s, _ := obj.(*v1.Secret)
-	if err == nil && s == nil {
-		err = fmt.Errorf("unexpected %T", obj)
-	}
+	s, err := m.Secret(ctx, pod, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			if optional {

@@ -29,7 +29,10 @@ import (
 // (Wake); their next sync calls Setup, which reads the watched copy and
 // rewrites the volume atomically if its content changed. A pod's downward
 // API volumes are stale when the labels or annotations they read change.
-// The watches of a pod go with its Teardown.
+// The ConfigMaps and Secrets of a pod's environment (podenv) are read
+// through the same watches (ConfigMap, Secret): no GET per sync, and a
+// pod waiting for a missing one is woken when it is created. The watches
+// of a pod go with its Teardown.
 
 // objRef names a watched ConfigMap or Secret.
 type objRef struct {
@@ -73,6 +76,35 @@ func (m *Manager) get(ctx context.Context, ref objRef, pod types.UID) (runtime.O
 	default:
 		return m.client.CoreV1().Secrets(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
 	}
+}
+
+// ConfigMap returns the named ConfigMap of pod's namespace, as get does:
+// for pod's volumes and its environment alike, as the kubelet's
+// watch-based manager serves both. A missing one is the API's NotFound
+// error, and its creation wakes the pod.
+func (m *Manager) ConfigMap(ctx context.Context, pod *v1.Pod, name string) (*v1.ConfigMap, error) {
+	obj, err := m.get(ctx, objRef{kind: "configmaps", namespace: pod.Namespace, name: name}, pod.UID)
+	if err != nil {
+		return nil, err
+	}
+	cm, ok := obj.(*v1.ConfigMap)
+	if !ok {
+		return nil, fmt.Errorf("ConfigMap %s/%s: unexpected %T", pod.Namespace, name, obj)
+	}
+	return cm, nil
+}
+
+// Secret returns the named Secret of pod's namespace, as ConfigMap does.
+func (m *Manager) Secret(ctx context.Context, pod *v1.Pod, name string) (*v1.Secret, error) {
+	obj, err := m.get(ctx, objRef{kind: "secrets", namespace: pod.Namespace, name: name}, pod.UID)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := obj.(*v1.Secret)
+	if !ok {
+		return nil, fmt.Errorf("Secret %s/%s: unexpected %T", pod.Namespace, name, obj)
+	}
+	return s, nil
 }
 
 // watch returns the watch of ref with pod registered, starting it if

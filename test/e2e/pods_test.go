@@ -268,14 +268,28 @@ func TestConfigMapSecretEnvAndVolumes(t *testing.T) {
 			t.Errorf("output lacks %q: %s (%s)", want, b, describe(got))
 		}
 	}
-	// A missing configMap is a CreateContainerConfigError, and the pod waits.
-	bad := busyboxPod("badcm", "true", v1.RestartPolicyNever)
+	// A missing configMap is a CreateContainerConfigError, and the pod waits;
+	// once the configMap is there, the container starts with its value (the
+	// agent watches it: the creation wakes the pod).
+	bad := busyboxPod("badcm", "echo X=$X", v1.RestartPolicyNever)
 	bad.Spec.Containers[0].Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "nope"}, Key: "k"}}}}
-	createPod(t, c, ns, bad)
+	badPod := createPod(t, c, ns, bad)
 	waitPod(t, c, ns, "badcm", 60*time.Second, "CreateContainerConfigError", func(p *v1.Pod) bool {
 		return len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 			p.Status.ContainerStatuses[0].State.Waiting.Reason == "CreateContainerConfigError"
 	})
+	time.Sleep(5 * time.Second) // the pod's retries are seconds apart by now
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "nope"}, Data: map[string]string{"k": "late"}}
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	made := time.Now()
+	got = waitPod(t, c, ns, "badcm", 60*time.Second, "Succeeded once its configMap exists", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed })
+	t.Logf("the pod ended %v after its configMap was created", time.Since(made).Round(100*time.Millisecond))
+	b, _ = os.ReadFile(filepath.Join("/var/log/pods", ns+"_badcm_"+string(badPod.UID), "main", "0.log"))
+	if !strings.Contains(string(b), "X=late") {
+		t.Errorf("output lacks X=late: %s (%s)", b, describe(got))
+	}
 }
 
 // A pod that does not fit the node is rejected at admission as the

@@ -279,7 +279,7 @@ func (s *Syncer) maybeStart(ctx context.Context, pod *v1.Pod, c *v1.Container, p
 				s.recorder.Event(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name+"_"+pod.Namespace)
 			}
 			s.setWaiting(pod.UID, c.Name, "CrashLoopBackOff", msg)
-			return s.backoffRequeue(wait) + 10*time.Millisecond, false, nil
+			return wait + 10*time.Millisecond, false, nil
 		}
 		s.crashBackoff.Next(key, finished)
 	}
@@ -392,7 +392,7 @@ func (s *Syncer) start(ctx context.Context, pod *v1.Pod, c *v1.Container, restar
 	switch {
 	case errors.As(err, &pe):
 		// The status shows why; retry when the pull back-off ends.
-		return s.backoffRequeue(pe.retryAfter), false, nil
+		return pe.retryAfter, false, nil
 	case errors.Is(err, errPullWaitCancelled):
 		// The sync was cancelled (the pod is being killed) before the
 		// pull's turn came: nothing failed.

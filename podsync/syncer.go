@@ -10,7 +10,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	nodelisters "k8s.io/client-go/listers/node/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
@@ -168,9 +167,6 @@ type Syncer struct {
 	pullBackoff  *flowcontrol.Backoff
 	// pulls bounds the node's image pulls (puller.go).
 	pulls *pullLimiter
-	// jitter spreads the syncs that end back-offs (backoffRequeue;
-	// wait.Jitter, tests replace it).
-	jitter func(d time.Duration, maxFactor float64) time.Duration
 
 	mu sync.Mutex
 	// waiting holds, per pod and container name, why a container is not
@@ -212,7 +208,6 @@ func New(cfg Config, rt internalapi.RuntimeService, images internalapi.ImageMana
 		crashBackoff:    newCrashBackoff(clk, cfg.MaxContainerRestartPeriod),
 		pullBackoff:     newBackoff(clk, backoffInitial, backoffMax),
 		pulls:           newPullLimiter(cfg, clk),
-		jitter:          wait.Jitter,
 		waiting:         map[types.UID]map[string]waitReason{},
 		sandboxIPs:      map[string][]string{},
 		netDown:         map[string]bool{},
@@ -231,16 +226,6 @@ const (
 	backoffInitial = 10 * time.Second
 	backoffMax     = 300 * time.Second
 )
-
-// backoffRequeue is when a pod that waits out a back-off of d (crash
-// loop, image pull) is synced again: as the kubelet's pod worker requeues
-// a sync that ended in a back-off (completeWork), d capped at its default
-// syncFrequency (a minute) and up to half of that later
-// (workerBackOffPeriodJitterFactor). So containers that failed together
-// restart spread out, as with the kubelet, not all in the same instant.
-func (s *Syncer) backoffRequeue(d time.Duration) time.Duration {
-	return s.jitter(min(d, time.Minute), 0.5)
-}
 
 // newBackoff is an initial..max back-off on clk: the back-off must measure
 // time on the same clock as the waits computed from it.

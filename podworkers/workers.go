@@ -7,7 +7,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -48,8 +47,6 @@ type Workers struct {
 	syncer  PodSyncer
 	clock   clock.WithTicker
 	backoff *flowcontrol.Backoff
-	// jitter spreads the retries (wait.Jitter; tests replace it).
-	jitter func(d time.Duration, maxFactor float64) time.Duration
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
@@ -84,15 +81,8 @@ type KillOptions struct {
 	Status func(*v1.PodStatus)
 }
 
-// retryJitter is how much later than its back-off a failed sync may be
-// retried, as a fraction of the back-off: the kubelet's pod worker
-// (workerBackOffPeriodJitterFactor) jitters its retries so, and so pods
-// that failed together do not all retry together.
-const retryJitter = 0.5
-
 // New returns pod workers that call syncer. Errors are retried with a
-// back-off from 200ms to 10s, each retry up to half its back-off later
-// (retryJitter).
+// back-off from 200ms to 10s.
 func New(syncer PodSyncer, clk clock.WithTicker) *Workers {
 	backoff := flowcontrol.NewBackOffWithJitter(200*time.Millisecond, 10*time.Second, 0)
 	backoff.Clock = clk // the same clock as the retry timers
@@ -100,7 +90,6 @@ func New(syncer PodSyncer, clk clock.WithTicker) *Workers {
 		syncer:  syncer,
 		clock:   clk,
 		backoff: backoff,
-		jitter:  wait.Jitter,
 		workers: map[types.UID]*worker{},
 	}
 }
@@ -331,7 +320,7 @@ func (w *Workers) step(ctx context.Context, logger klog.Logger, uid types.UID, w
 			return time.Nanosecond, false
 		}
 		w.backoff.Next(key, w.clock.Now())
-		d := w.jitter(w.backoff.Get(key), retryJitter)
+		d := w.backoff.Get(key)
 		logger.Error(err, "Pod sync failed, will retry", "state", state, "retryAfter", d)
 		return d, false
 	}

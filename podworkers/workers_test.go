@@ -87,7 +87,6 @@ func setup(t *testing.T, s *fakeSyncer) (*Workers, *testingclock.FakeClock, cont
 	t.Helper()
 	fc := testingclock.NewFakeClock(time.Now())
 	w := New(s, fc)
-	w.jitter = noJitter
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		cancel()
@@ -542,7 +541,6 @@ func TestErrorBackoffGrows(t *testing.T) {
 	s.syncPod = func(context.Context, *v1.Pod) (bool, time.Duration, error) { return false, 0, errors.New("boom") }
 	fc := testingclock.NewFakeClock(time.Now().Add(24 * time.Hour))
 	w := New(s, fc)
-	w.jitter = noJitter
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); w.Wait() }()
 
@@ -554,39 +552,6 @@ func TestErrorBackoffGrows(t *testing.T) {
 	stays(t, "no retry before 400ms", func() bool { return len(s.of("sync")) == 2 })
 	fc.Step(200 * time.Millisecond)
 	eventually(t, "third SyncPod", func() bool { return len(s.of("sync")) == 3 })
-}
-
-// noJitter retries a failed sync when its back-off ends.
-func noJitter(d time.Duration, _ float64) time.Duration { return d }
-
-// A failed sync is retried up to half its back-off later, as the
-// kubelet's pod worker does: the jitter gets the back-off and 0.5.
-func TestErrorRetryJittered(t *testing.T) {
-	s := &fakeSyncer{}
-	s.syncPod = func(context.Context, *v1.Pod) (bool, time.Duration, error) { return false, 0, errors.New("boom") }
-	fc := testingclock.NewFakeClock(time.Now())
-	w := New(s, fc)
-	type call struct {
-		d time.Duration
-		f float64
-	}
-	calls := make(chan call, 10)
-	w.jitter = func(d time.Duration, f float64) time.Duration {
-		calls <- call{d, f}
-		return d + d/2 // the most the kubelet's jitter adds
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); w.Wait() }()
-
-	w.Update(ctx, newPod("a", "1"))
-	eventually(t, "first SyncPod and its retry timer", func() bool { return len(s.of("sync")) == 1 && fc.HasWaiters() })
-	if c := <-calls; c.d != 200*time.Millisecond || c.f != 0.5 {
-		t.Errorf("jitter(%v, %v), want jitter(200ms, 0.5)", c.d, c.f)
-	}
-	fc.Step(299 * time.Millisecond)
-	stays(t, "no retry before the jittered back-off", func() bool { return len(s.of("sync")) == 1 })
-	fc.Step(time.Millisecond)
-	eventually(t, "second SyncPod", func() bool { return len(s.of("sync")) == 2 })
 }
 
 // closed reports whether ch is closed.

@@ -20,7 +20,10 @@
 // Resolver.Env returns the variables in that order, each name once, a later
 // definition replacing an earlier one. A ConfigMap, Secret or key that is
 // missing and not optional makes Env fail with an error wrapping ErrConfig,
-// which the caller reports as CreateContainerConfigError.
+// which the caller reports as CreateContainerConfigError. ConfigMaps and
+// Secrets come from Resolver.Objects, the volume manager's watch of each
+// (no GET per container start, as the kubelet's watch-based manager), or
+// from the API when it is not set.
 //
 // FieldValue and ResourceValue are the single implementation of the downward
 // API in nodeagent; package volumes uses them for downwardAPI and projected

@@ -606,6 +606,39 @@ func badInputBatches(t *testing.T, c kubernetes.Interface, ns, name string, good
 	return runs
 }
 
+// badInputWithHealthy starts n healthy pods (busybox sleeping) in ns,
+// waits until they all run, starts batches of good pods beside them in
+// goodNS (badInputBatches) and deletes the healthy pods again.
+func badInputWithHealthy(t *testing.T, c kubernetes.Interface, ns, goodNS string, good, n, batches int) badInputRuns {
+	t.Helper()
+	var pods []*v1.Pod
+	for i := 0; i < n; i++ {
+		pods = append(pods, badSleeper(fmt.Sprintf("healthy-%03d", i), v1.RestartPolicyAlways))
+	}
+	badInputCreate(t, c, ns, pods)
+	waitFor(t, 5*time.Minute, fmt.Sprintf("%d healthy pods running", n), func() (bool, error) {
+		list, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		up := 0
+		for i := range list.Items {
+			if running(&list.Items[i]) {
+				up++
+			}
+		}
+		return up == n, fmt.Errorf("%d of %d running", up, n)
+	})
+	runs := badInputBatches(t, c, goodNS, "healthy", good, batches)
+	deleteAllPods(t, c, ns, 6*time.Minute)
+	return runs
+}
+
+// percent is how much slower a is than b, as "+12 %".
+func percent(a, b time.Duration) string {
+	return fmt.Sprintf("%+.0f %%", 100*(float64(a)/float64(b)-1))
+}
+
 // badInputRuns is how long each batch of good pods took to run.
 type badInputRuns struct {
 	all    []time.Duration // per batch, from before the creations to all seen Running
@@ -702,8 +735,8 @@ var badInputLoad = []struct {
 func TestSoakBadInput(t *testing.T) {
 	classes := badInputClasses()
 	good, bad := soakN(5, 20), soakN(20, 100)
-	r := soakRecord(t, fmt.Sprintf("a pod for each of %d failure classes (bad image reference, missing image, bad command, missing configMap/secret/key, runAsNonRoot, host-port conflict, over capacity, absurd quantities, unknown RuntimeClass or handler); then bad pods failing at once while good pods start", len(classes)),
-		"each class gets the kubelet's status reason and event; good pods' start (median of batches) with the bad pods failing in their back-off loops no more than 10 % (and 2 s) slower than without, and while they begin to fail (reported); nothing left behind")
+	r := soakRecord(t, fmt.Sprintf("a pod for each of %d failure classes (bad image reference, missing image, bad command, missing configMap/secret/key, runAsNonRoot, host-port conflict, over capacity, absurd quantities, unknown RuntimeClass or handler); then good pods started on an empty node, beside as many healthy pods, and beside bad pods failing at once", len(classes)),
+		"each class gets the kubelet's status reason and event; good pods' start (median of batches) with the bad pods failing in their back-off loops no more than 10 % (and 1 s) slower than beside as many healthy pods, and no more than 10 % (and 2 s) slower than on an empty node; while they begin to fail, and beside healthy pods against an empty node (reported); nothing left behind")
 	r.Injected("%d failure classes, %d bad pods at once", len(classes), bad)
 	c := client(t)
 	base := leftoverBaseline(t, c)
@@ -736,9 +769,15 @@ func TestSoakBadInput(t *testing.T) {
 	goodNS, badNS := namespace(t, c), namespace(t, c)
 	// A batch starts a second earlier or later from one run to the next
 	// on 2 cores: the figures compared are medians of a few batches.
-	batches := soakN(1, 3)
+	batches := soakN(1, 5)
 	before := badInputBatches(t, c, goodNS, "quiet", good, batches)
 	t.Logf("%d good pods without bad pods: %s", good, before)
+	// The same number of pods, healthy: what pods cost the good ones by
+	// being on the node at all (sandboxes, shims, mounts, veths), which
+	// failing adds nothing to. It is the baseline of the bound.
+	healthyNS := namespace(t, c)
+	withHealthy := badInputWithHealthy(t, c, healthyNS, goodNS, good, bad, batches)
+	t.Logf("%d good pods with %d healthy pods: %s", good, bad, withHealthy)
 
 	statsBefore := readAgentStats(t)
 	var pods []*v1.Pod
@@ -816,13 +855,21 @@ func TestSoakBadInput(t *testing.T) {
 	}
 	sort.Strings(hist)
 
-	r.Found("%d good pods: without bad pods %s; while %d bad pods begin to fail (the last one just failed once) %s; with them failing in their loops (%s; %d restarts) %s", good, before, bad, ramp, strings.Join(hist, ", "), restarts, during)
-	// A 2-core machine is noisy: a batch of pods starts a second earlier
-	// or later from one run to the next whatever else is on the node, so
-	// only a slowdown of more than 10 % that is also more than 2 s counts.
-	slowdown := during.median - before.median
-	if during.median > before.median*110/100 && slowdown > 2*time.Second {
-		t.Errorf("good pods took %v to run with %d bad pods failing, %v without: %v (%.0f %%) slower", during.median, bad, before.median, slowdown, 100*float64(slowdown)/float64(before.median))
+	r.Found("%d good pods: on a node without other pods %s; with %d healthy pods %s (%s); while %d bad pods begin to fail (the last one just failed once) %s; with them failing in their loops (%s; %d restarts) %s (%s against the healthy ones, %s against none)",
+		good, before, bad, withHealthy, percent(withHealthy.median, before.median), bad, ramp, strings.Join(hist, ", "), restarts, during,
+		percent(during.median, withHealthy.median), percent(during.median, before.median))
+	// What failing costs: the good pods beside the failing crowd against
+	// beside as many healthy pods. A 2-core machine is noisy (a batch
+	// starts a few hundred milliseconds earlier or later from one run to
+	// the next), so only a slowdown of more than 10 % that is also more
+	// than a second counts; docs/reliability.md has the figures of runs.
+	if slowdown := during.median - withHealthy.median; during.median > withHealthy.median*110/100 && slowdown > time.Second {
+		t.Errorf("good pods took %v to run with %d bad pods failing, %v with %d healthy pods: %v (%s) slower", during.median, bad, withHealthy.median, bad, slowdown, percent(during.median, withHealthy.median))
+	}
+	// And no storm: the failing crowd against an empty node, with the
+	// allowance of before (2 s).
+	if slowdown := during.median - before.median; during.median > before.median*110/100 && slowdown > 2*time.Second {
+		t.Errorf("good pods took %v to run with %d bad pods failing, %v without: %v (%s) slower", during.median, bad, before.median, slowdown, percent(during.median, before.median))
 	}
 
 	deleteAllPods(t, c, badNS, 6*time.Minute) // the good ones went with their batches

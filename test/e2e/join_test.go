@@ -72,6 +72,11 @@ func TestKubeadmJoin(t *testing.T) {
 		}
 	}
 
+	// The join node's mount namespace starts as a copy of node 1's, whose
+	// pod mounts (network namespaces among them) join-node then drops:
+	// not while node 1 is still setting up or tearing down an earlier
+	// test's pods, whose network namespaces the copy could keep busy.
+	waitNoPodsOnNode(t, c, 3*time.Minute)
 	start := time.Now()
 	cmd := exec.Command("../../hack/cluster.sh", "join-node")
 	cmd.Env = append(os.Environ(), "JOIN_AGENT="+agent)

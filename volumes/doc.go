@@ -47,9 +47,11 @@
 // gets. Teardown unmounts everything below the pod directory (read from
 // /proc/self/mountinfo) and removes nothing while something stays mounted.
 //
-// Each ConfigMap and Secret a volume uses is watched alone (watch.go):
-// a change marks the pods using it stale and wakes them through Wake, and
-// their next sync calls Setup again (Stale), which reads the watched copy.
+// Each ConfigMap and Secret a volume or a container's environment uses is
+// watched alone (watch.go; the environment's through Manager.ConfigMap and
+// Manager.Secret): a change marks the pods using it stale and wakes them
+// through Wake, and their next sync calls Setup again (Stale), which reads
+// the watched copy. A pod that found one missing is woken when it appears.
 //
 // Manager.Setup is idempotent: calling it again re-reads ConfigMaps and
 // Secrets, renews service account tokens that are due, and rewrites a volume

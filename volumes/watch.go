@@ -46,6 +46,10 @@ type objWatch struct {
 	synced func() bool
 	stop   chan struct{}
 	pods   map[types.UID]bool
+	// missed is set when a read found no object (guarded by
+	// watches.mu): its creation wakes the pods even if the watch's first
+	// list is what brings it.
+	missed bool
 }
 
 type watches struct {
@@ -60,22 +64,40 @@ type watches struct {
 // API's NotFound error for a missing object.
 func (m *Manager) get(ctx context.Context, ref objRef, pod types.UID) (runtime.Object, error) {
 	w := m.watch(ctx, ref, pod)
+	var obj runtime.Object
+	var err error
 	if w != nil && w.synced() {
-		obj, ok, err := w.store.GetByKey(ref.namespace + "/" + ref.name)
-		if err != nil {
-			return nil, err
+		o, ok, gerr := w.store.GetByKey(ref.namespace + "/" + ref.name)
+		switch {
+		case gerr != nil:
+			err = gerr
+		case !ok:
+			err = apierrors.NewNotFound(schema.GroupResource{Resource: ref.kind}, ref.name)
+		default:
+			obj = o.(runtime.Object)
 		}
-		if !ok {
-			return nil, apierrors.NewNotFound(schema.GroupResource{Resource: ref.kind}, ref.name)
+	} else {
+		// Missed until the GET says otherwise: an object created
+		// between the GET's read and the watch's first list wakes.
+		m.setMissed(w, true)
+		if ref.kind == "configmaps" {
+			obj, err = m.client.CoreV1().ConfigMaps(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
+		} else {
+			obj, err = m.client.CoreV1().Secrets(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
 		}
-		return obj.(runtime.Object), nil
 	}
-	switch ref.kind {
-	case "configmaps":
-		return m.client.CoreV1().ConfigMaps(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
-	default:
-		return m.client.CoreV1().Secrets(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
+	m.setMissed(w, apierrors.IsNotFound(err))
+	return obj, err
+}
+
+// setMissed records on w, if any, whether the last read found nothing.
+func (m *Manager) setMissed(w *objWatch, missed bool) {
+	if w == nil {
+		return
 	}
+	m.w.mu.Lock()
+	w.missed = missed
+	m.w.mu.Unlock()
 }
 
 // ConfigMap returns the named ConfigMap of pod's namespace, as get does:
@@ -89,7 +111,7 @@ func (m *Manager) ConfigMap(ctx context.Context, pod *v1.Pod, name string) (*v1.
 	}
 	cm, ok := obj.(*v1.ConfigMap)
 	if !ok {
-		return nil, fmt.Errorf("ConfigMap %s/%s: unexpected %T", pod.Namespace, name, obj)
+		return nil, fmt.Errorf("unexpected %T", obj)
 	}
 	return cm, nil
 }
@@ -102,7 +124,7 @@ func (m *Manager) Secret(ctx context.Context, pod *v1.Pod, name string) (*v1.Sec
 	}
 	s, ok := obj.(*v1.Secret)
 	if !ok {
-		return nil, fmt.Errorf("Secret %s/%s: unexpected %T", pod.Namespace, name, obj)
+		return nil, fmt.Errorf("unexpected %T", obj)
 	}
 	return s, nil
 }
@@ -147,34 +169,40 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 		},
 	}
 	w := &objWatch{stop: make(chan struct{}), pods: map[types.UID]bool{pod: true}}
-	changed := func(any) { m.objectChanged(ref) }
 	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
 		// A fake clientset (unit tests) has no streaming lists: say so.
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, m.client),
 		ObjectType:    example,
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    changed,
-			UpdateFunc: func(_, n any) { changed(n) },
-			DeleteFunc: changed,
+		Handler: cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(_ any, initial bool) { m.objectChanged(ref, initial) },
+			UpdateFunc: func(o, n any) {
+				if objectUpdated(o, n) {
+					m.objectChanged(ref, false)
+				}
+			},
+			DeleteFunc: func(any) { m.objectChanged(ref, false) },
 		},
 	})
 	w.store, w.synced = store, ctrl.HasSynced
 	m.w.byRef[ref] = w
 	go ctrl.Run(w.stop)
-	klog.FromContext(ctx).V(4).Info("Watching a volume source", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
+	klog.FromContext(ctx).V(4).Info("Watching a ConfigMap or Secret of a pod", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
 	return w
 }
 
 // objectChanged marks the pods referencing ref stale and wakes them.
-func (m *Manager) objectChanged(ref objRef) {
+// Objects of the watch's first list (initial) only mark: the pods' next
+// sync reads the watched copy, and waking them all at start would cost
+// each a sync for nothing; unless a read found the object missing, whose
+// pods wait for it. (Not HasSynced here: it takes the informer's queue
+// lock, which its handler may run under.)
+func (m *Manager) objectChanged(ref objRef, initial bool) {
 	m.w.mu.Lock()
 	w := m.w.byRef[ref]
 	var pods []types.UID
-	// Events of the watch's first list only mark: the pods' next sync
-	// reads the watched copy; waking them all at start would cost each a
-	// sync for nothing.
-	wake := w != nil && w.synced != nil && w.synced()
+	wake := w != nil && (!initial || w.missed)
 	if w != nil {
+		w.missed = false
 		if m.w.stale == nil {
 			m.w.stale = map[types.UID]bool{}
 		}
@@ -270,4 +298,12 @@ func downwardInputs(pod *v1.Pod) uint64 {
 		h.Write([]byte{0})
 	}
 	return h.Sum64()
+}
+
+// objectUpdated reports whether an update of a watched object changed it:
+// a relist's copy of an unchanged object (same resourceVersion) did not.
+func objectUpdated(old, updated any) bool {
+	o, ok1 := old.(metav1.Object)
+	n, ok2 := updated.(metav1.Object)
+	return !ok1 || !ok2 || n.GetResourceVersion() == "" || o.GetResourceVersion() != n.GetResourceVersion()
 }

@@ -9,7 +9,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/nodeagent/nodeagent/podenv"
 )
 
 // A watched ConfigMap that changes marks its pods stale and wakes them;
@@ -26,19 +30,8 @@ func TestWatchedSourceWakesPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Let the watch sync; its first list only marks.
+	waitSynced(t, e, objRef{"configmaps", "ns", "cfg"})
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		e.m.w.mu.Lock()
-		w := e.m.w.byRef[objRef{"configmaps", "ns", "cfg"}]
-		e.m.w.mu.Unlock()
-		if w != nil && w.synced() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the watch did not sync")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	if _, err := e.m.Setup(t.Context(), pod); err != nil {
 		t.Fatal(err)
 	}
@@ -93,32 +86,61 @@ func TestWatchedSourceWakesPods(t *testing.T) {
 	}
 }
 
-// The ConfigMaps and Secrets of a pod's environment are read through the
-// same watches: a missing one is NotFound without a GET per read once the
-// watch synced, its creation wakes the pod, and Teardown stops the watch.
+// waitSynced waits until the watch of ref has synced.
+func waitSynced(t *testing.T, e *env, ref objRef) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.m.w.mu.Lock()
+		w := e.m.w.byRef[ref]
+		e.m.w.mu.Unlock()
+		if w != nil && w.synced() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch of %v did not sync", ref)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// woken waits until pod was woken, false after 10 s.
+func woken(mu *sync.Mutex, wakes map[types.UID]int, uid types.UID) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := wakes[uid]
+		mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// A pod's environment reads its ConfigMaps and Secrets through the
+// manager's watches (podenv.Resolver.Objects): a missing one is a
+// CreateContainerConfigError with the API's message and no GET per try
+// once the watch synced, its creation wakes the pod, and Teardown stops
+// the watch.
 func TestEnvSourceWatched(t *testing.T) {
 	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec", Namespace: "ns"}, Data: map[string][]byte{"k": []byte("v")}}
 	e := newEnv(t, sec)
 	var mu sync.Mutex
-	woken := map[types.UID]int{}
-	e.m.Wake = func(uid types.UID) { mu.Lock(); woken[uid]++; mu.Unlock() }
+	wakes := map[types.UID]int{}
+	e.m.Wake = func(uid types.UID) { mu.Lock(); wakes[uid]++; mu.Unlock() }
+	r := &podenv.Resolver{Objects: e.m}
 	pod := basePod()
-	if _, err := e.m.ConfigMap(t.Context(), pod, "cfg"); !apierrors.IsNotFound(err) {
-		t.Fatalf("missing ConfigMap: err = %v, want NotFound", err)
+	c := &v1.Container{Name: "c", Env: []v1.EnvVar{
+		{Name: "A", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Key: "a"}}},
+		{Name: "K", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "sec"}, Key: "k"}}},
+	}}
+	const msg = `environment variable "A" of container "c": container configuration error: ConfigMap ns/cfg not found: configmaps "cfg" not found`
+	if _, err := r.Env(t.Context(), pod, c, "", nil, ""); !podenv.IsConfigError(err) || err.Error() != msg {
+		t.Fatalf("missing ConfigMap: err = %v, want %q", err, msg)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		e.m.w.mu.Lock()
-		w := e.m.w.byRef[objRef{"configmaps", "ns", "cfg"}]
-		e.m.w.mu.Unlock()
-		if w != nil && w.synced() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the watch did not sync")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSynced(t, e, objRef{"configmaps", "ns", "cfg"})
 	gets := func() int {
 		n := 0
 		for _, a := range e.client.Actions() {
@@ -130,8 +152,8 @@ func TestEnvSourceWatched(t *testing.T) {
 	}
 	before := gets()
 	for range 3 {
-		if _, err := e.m.ConfigMap(t.Context(), pod, "cfg"); !apierrors.IsNotFound(err) {
-			t.Fatalf("missing ConfigMap from the watch: err = %v, want NotFound", err)
+		if _, err := r.Env(t.Context(), pod, c, "", nil, ""); err == nil || err.Error() != msg {
+			t.Fatalf("missing ConfigMap from the watch: err = %v, want %q", err, msg)
 		}
 	}
 	if n := gets() - before; n != 0 {
@@ -141,24 +163,19 @@ func TestEnvSourceWatched(t *testing.T) {
 	if _, err := e.client.CoreV1().ConfigMaps("ns").Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		mu.Lock()
-		n := woken[pod.UID]
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pod was not woken when its ConfigMap was created")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !woken(&mu, wakes, pod.UID) {
+		t.Fatal("the pod was not woken when its ConfigMap was created")
 	}
-	got, err := e.m.ConfigMap(t.Context(), pod, "cfg")
-	if err != nil || got.Data["a"] != "one" {
-		t.Errorf("ConfigMap after its creation = %v, %v; want a=one", got, err)
+	vars, err := r.Env(t.Context(), pod, c, "", nil, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if s, err := e.m.Secret(t.Context(), pod, "sec"); err != nil || string(s.Data["k"]) != "v" {
-		t.Errorf("Secret = %v, %v; want k=v", s, err)
+	got := map[string]string{}
+	for _, v := range vars {
+		got[v.Name] = v.Value
+	}
+	if got["A"] != "one" || got["K"] != "v" {
+		t.Errorf("environment after the ConfigMap's creation: %v, want A=one K=v", vars)
 	}
 	if err := e.m.Teardown(t.Context(), pod.UID); err != nil {
 		t.Fatal(err)
@@ -168,5 +185,56 @@ func TestEnvSourceWatched(t *testing.T) {
 	e.m.w.mu.Unlock()
 	if left != 0 {
 		t.Errorf("%d watches left after the pod went", left)
+	}
+}
+
+// An object created between a read that missed it and the watch's first
+// list wakes its pods, though first-list objects otherwise only mark
+// them; or the read found it.
+func TestWatchFirstListWakesMissed(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	wakes := map[types.UID]int{}
+	e.m.Wake = func(uid types.UID) { mu.Lock(); wakes[uid]++; mu.Unlock() }
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"a": "one"}}
+	var once sync.Once
+	e.client.PrependReactor("list", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		once.Do(func() {
+			if err := e.client.Tracker().Add(cm); err != nil {
+				t.Error(err)
+			}
+		})
+		return false, nil, nil
+	})
+	pod := basePod()
+	_, err := e.m.ConfigMap(t.Context(), pod, "cfg")
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if err != nil && !woken(&mu, wakes, pod.UID) {
+		t.Fatal("the pod whose read missed the ConfigMap was not woken when the watch's first list brought it")
+	}
+	if err := e.m.Teardown(t.Context(), pod.UID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A relist's unchanged copy of an object is no change; a new version,
+// or an object without one, is.
+func TestObjectUpdated(t *testing.T) {
+	at := func(rv string) *v1.ConfigMap {
+		return &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns", ResourceVersion: rv}}
+	}
+	for _, tc := range []struct {
+		old, new *v1.ConfigMap
+		want     bool
+	}{
+		{at("7"), at("7"), false},
+		{at("7"), at("8"), true},
+		{at(""), at(""), true},
+	} {
+		if got := objectUpdated(tc.old, tc.new); got != tc.want {
+			t.Errorf("objectUpdated(%q, %q) = %v, want %v", tc.old.ResourceVersion, tc.new.ResourceVersion, got, tc.want)
+		}
 	}
 }

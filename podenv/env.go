@@ -66,7 +66,7 @@ func (r *Resolver) Env(ctx context.Context, pod *v1.Pod, c *v1.Container, podIP 
 	for _, e := range svcEnv {
 		env.set(e.Name, e.Value)
 	}
-	src := &sources{r: r, pod: pod, ns: pod.Namespace}
+	src := &sources{r: r, pod: pod}
 
 	for _, from := range c.EnvFrom {
 		var data map[string]string
@@ -148,7 +148,7 @@ func (r *Resolver) valueFrom(ctx context.Context, src *sources, pod *v1.Pod, c *
 		}
 		v, ok := cm.Data[ref.Key]
 		if !ok && !optional {
-			return "", false, fmt.Errorf("%w: couldn't find key %q in ConfigMap %s/%s", ErrConfig, ref.Key, src.ns, ref.Name)
+			return "", false, fmt.Errorf("%w: couldn't find key %q in ConfigMap %s/%s", ErrConfig, ref.Key, src.pod.Namespace, ref.Name)
 		}
 		return v, ok, nil
 	case from.SecretKeyRef != nil:
@@ -160,7 +160,7 @@ func (r *Resolver) valueFrom(ctx context.Context, src *sources, pod *v1.Pod, c *
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok && !optional {
-			return "", false, fmt.Errorf("%w: couldn't find key %q in Secret %s/%s", ErrConfig, ref.Key, src.ns, ref.Name)
+			return "", false, fmt.Errorf("%w: couldn't find key %q in Secret %s/%s", ErrConfig, ref.Key, src.pod.Namespace, ref.Name)
 		}
 		return string(v), ok, nil
 	case from.FileKeyRef != nil:
@@ -173,7 +173,6 @@ func (r *Resolver) valueFrom(ctx context.Context, src *sources, pod *v1.Pod, c *
 type sources struct {
 	r          *Resolver
 	pod        *v1.Pod
-	ns         string
 	configMaps map[string]*v1.ConfigMap
 	secrets    map[string]*v1.Secret
 }
@@ -190,16 +189,16 @@ func (s *sources) configMap(ctx context.Context, name string, optional bool) (*v
 	case s.r.Objects != nil:
 		cm, err = s.r.Objects.ConfigMap(ctx, s.pod, name)
 	case s.r.Client != nil:
-		cm, err = s.r.Client.CoreV1().ConfigMaps(s.ns).Get(ctx, name, metav1.GetOptions{})
+		cm, err = s.r.Client.CoreV1().ConfigMaps(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
 	default:
-		return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: no client", s.ns, name)
+		return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: no client", s.pod.Namespace, name)
 	}
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: %w", s.ns, name, err)
+			return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: %w", s.pod.Namespace, name, err)
 		}
 		if !optional {
-			return nil, fmt.Errorf("%w: ConfigMap %s/%s not found: %w", ErrConfig, s.ns, name, err)
+			return nil, fmt.Errorf("%w: ConfigMap %s/%s not found: %w", ErrConfig, s.pod.Namespace, name, err)
 		}
 		cm = nil
 	}
@@ -221,16 +220,16 @@ func (s *sources) secret(ctx context.Context, name string, optional bool) (*v1.S
 	case s.r.Objects != nil:
 		sec, err = s.r.Objects.Secret(ctx, s.pod, name)
 	case s.r.Client != nil:
-		sec, err = s.r.Client.CoreV1().Secrets(s.ns).Get(ctx, name, metav1.GetOptions{})
+		sec, err = s.r.Client.CoreV1().Secrets(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
 	default:
-		return nil, fmt.Errorf("couldn't get Secret %s/%s: no client", s.ns, name)
+		return nil, fmt.Errorf("couldn't get Secret %s/%s: no client", s.pod.Namespace, name)
 	}
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("couldn't get Secret %s/%s: %w", s.ns, name, err)
+			return nil, fmt.Errorf("couldn't get Secret %s/%s: %w", s.pod.Namespace, name, err)
 		}
 		if !optional {
-			return nil, fmt.Errorf("%w: Secret %s/%s not found: %w", ErrConfig, s.ns, name, err)
+			return nil, fmt.Errorf("%w: Secret %s/%s not found: %w", ErrConfig, s.pod.Namespace, name, err)
 		}
 		sec = nil
 	}

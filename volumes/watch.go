@@ -105,28 +105,26 @@ func (m *Manager) setMissed(w *objWatch, missed bool) {
 // watch-based manager serves both. A missing one is the API's NotFound
 // error, and its creation wakes the pod.
 func (m *Manager) ConfigMap(ctx context.Context, pod *v1.Pod, name string) (*v1.ConfigMap, error) {
-	obj, err := m.get(ctx, objRef{kind: "configmaps", namespace: pod.Namespace, name: name}, pod.UID)
-	if err != nil {
-		return nil, err
-	}
-	cm, ok := obj.(*v1.ConfigMap)
-	if !ok {
-		return nil, fmt.Errorf("unexpected %T", obj)
-	}
-	return cm, nil
+	return getAs[*v1.ConfigMap](ctx, m, objRef{kind: "configmaps", namespace: pod.Namespace, name: name}, pod.UID)
 }
 
 // Secret returns the named Secret of pod's namespace, as ConfigMap does.
 func (m *Manager) Secret(ctx context.Context, pod *v1.Pod, name string) (*v1.Secret, error) {
-	obj, err := m.get(ctx, objRef{kind: "secrets", namespace: pod.Namespace, name: name}, pod.UID)
+	return getAs[*v1.Secret](ctx, m, objRef{kind: "secrets", namespace: pod.Namespace, name: name}, pod.UID)
+}
+
+// getAs is get with the object's type checked.
+func getAs[T runtime.Object](ctx context.Context, m *Manager, ref objRef, pod types.UID) (T, error) {
+	var zero T
+	obj, err := m.get(ctx, ref, pod)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	s, ok := obj.(*v1.Secret)
+	t, ok := obj.(T)
 	if !ok {
-		return nil, fmt.Errorf("unexpected %T", obj)
+		return zero, fmt.Errorf("unexpected %T", obj)
 	}
-	return s, nil
+	return t, nil
 }
 
 // watch returns the watch of ref with pod registered, starting it if

@@ -75,7 +75,13 @@ func TestWatchedSourceWakesPods(t *testing.T) {
 	if !e.m.Stale(dpod) {
 		t.Error("not stale after a label change")
 	}
-	if err := e.m.Teardown(t.Context(), pod.UID); err != nil {
+	teardownNoWatches(t, e, pod.UID)
+}
+
+// teardownNoWatches tears the pod down and checks no watch is left.
+func teardownNoWatches(t *testing.T, e *env, uid types.UID) {
+	t.Helper()
+	if err := e.m.Teardown(t.Context(), uid); err != nil {
 		t.Fatal(err)
 	}
 	e.m.w.mu.Lock()
@@ -177,15 +183,7 @@ func TestEnvSourceWatched(t *testing.T) {
 	if got["A"] != "one" || got["K"] != "v" {
 		t.Errorf("environment after the ConfigMap's creation: %v, want A=one K=v", vars)
 	}
-	if err := e.m.Teardown(t.Context(), pod.UID); err != nil {
-		t.Fatal(err)
-	}
-	e.m.w.mu.Lock()
-	left := len(e.m.w.byRef)
-	e.m.w.mu.Unlock()
-	if left != 0 {
-		t.Errorf("%d watches left after the pod went", left)
-	}
+	teardownNoWatches(t, e, pod.UID)
 }
 
 // An object created between a read that missed it and the watch's first

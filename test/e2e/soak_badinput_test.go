@@ -616,19 +616,7 @@ func badInputWithHealthy(t *testing.T, c kubernetes.Interface, ns, goodNS string
 		pods = append(pods, badSleeper(fmt.Sprintf("healthy-%03d", i), v1.RestartPolicyAlways))
 	}
 	badInputCreate(t, c, ns, pods)
-	waitFor(t, 5*time.Minute, fmt.Sprintf("%d healthy pods running", n), func() (bool, error) {
-		list, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		up := 0
-		for i := range list.Items {
-			if running(&list.Items[i]) {
-				up++
-			}
-		}
-		return up == n, fmt.Errorf("%d of %d running", up, n)
-	})
+	waitAllRunning(t, c, ns, n, 5*time.Minute)
 	runs := badInputBatches(t, c, goodNS, "healthy", good, batches)
 	deleteAllPods(t, c, ns, 6*time.Minute)
 	return runs

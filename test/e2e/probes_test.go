@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,18 @@ func hasPrefix(list []string, prefix string) bool {
 	return false
 }
 
+// waitPodEvent waits for an event of the pod with the reason whose message
+// contains substr. Events are written asynchronously, after the status may
+// be: a test reads them through this wait.
+func waitPodEvent(t *testing.T, c kubernetes.Interface, ns, name, reason, substr string, timeout time.Duration) {
+	t.Helper()
+	var last []string
+	waitFor(t, timeout, reason+" event containing "+substr, func() (bool, error) {
+		last = podEvents(t, c, ns, name)
+		return hasPodEvent(last, reason+": ", substr), fmt.Errorf("events: %q", last)
+	})
+}
+
 func TestProbeHTTPReadiness(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c)
@@ -77,9 +90,7 @@ func TestProbeHTTPReadiness(t *testing.T) {
 	if d := sinceStart(got, time.Now()); d < 7*time.Second {
 		t.Errorf("ready %s after start, before /www/ready existed", d)
 	}
-	if !hasPrefix(podEvents(t, c, ns, "web"), "Unhealthy: Readiness probe failed") {
-		t.Errorf("no Unhealthy readiness event: %v", podEvents(t, c, ns, "web"))
-	}
+	waitPodEvent(t, c, ns, "web", "Unhealthy", "Readiness probe failed", 15*time.Second)
 	// The kubelet's prober metrics on /metrics/probes: the failed attempts
 	// before /www/ready existed and the successful ones after.
 	code, body := nodeGet(t, nodeClient(t, true), "GET", "/metrics/probes", "")

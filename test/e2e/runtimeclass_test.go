@@ -84,17 +84,6 @@ func wantSandboxHandler(t *testing.T, p *v1.Pod, handler string) {
 	}
 }
 
-// waitPodEvent waits for an event of the pod with the reason whose message
-// contains substr.
-func waitPodEvent(t *testing.T, c kubernetes.Interface, ns, name, reason, substr string, timeout time.Duration) {
-	t.Helper()
-	var last []string
-	waitFor(t, timeout, reason+" event containing "+substr, func() (bool, error) {
-		last = podEvents(t, c, ns, name)
-		return hasPodEvent(last, reason+": ", substr), nil
-	})
-}
-
 // A pod whose RuntimeClass has the handler test-handler runs in a sandbox
 // the runtime made with that handler; a pod without one gets the default
 // handler.

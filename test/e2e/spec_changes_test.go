@@ -88,9 +88,7 @@ func TestActiveDeadlineUpdated(t *testing.T) {
 					t.Errorf("container %s not terminated in the Failed status: %s", cs.Name, describe(p))
 				}
 			}
-			if ev := podEvents(t, c, ns, "deadline"); !hasPodEvent(ev, "DeadlineExceeded:", "longer than the specified deadline") {
-				t.Errorf("no DeadlineExceeded event: %q", ev)
-			}
+			waitPodEvent(t, c, ns, "deadline", "DeadlineExceeded", "longer than the specified deadline", 15*time.Second)
 			// It stays Failed: nothing restarts it.
 			time.Sleep(3 * time.Second)
 			p, err := c.CoreV1().Pods(ns).Get(context.Background(), "deadline", metav1.GetOptions{})
@@ -152,9 +150,7 @@ func TestContainerImageChanged(t *testing.T) {
 			if last := cs.LastTerminationState.Terminated; last == nil || last.ContainerID != old.ContainerID {
 				t.Errorf("last termination state %+v, want the old container's", cs.LastTerminationState)
 			}
-			if ev := podEvents(t, c, ns, "setimage"); !hasPodEvent(ev, "Killing:", "Container main definition changed, will be restarted") {
-				t.Errorf("no Killing event for the changed definition: %q", ev)
-			}
+			waitPodEvent(t, c, ns, "setimage", "Killing", "Container main definition changed, will be restarted", 15*time.Second)
 			// The new container keeps running: nothing restarts it again.
 			time.Sleep(3 * time.Second)
 			p = waitPod(t, c, ns, "setimage", 30*time.Second, "ready", func(p *v1.Pod) bool { return running(p) && podReady(p) })

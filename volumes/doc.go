@@ -52,6 +52,7 @@
 // Manager.Secret): a change marks the pods using it stale and wakes them
 // through Wake, and their next sync calls Setup again (Stale), which reads
 // the watched copy. A pod that found one missing is woken when it appears.
+// An immutable one's watch stops once it brought it; its copy stays.
 //
 // Manager.Setup is idempotent: calling it again re-reads ConfigMaps and
 // Secrets, renews service account tokens that are due, and rewrites a volume

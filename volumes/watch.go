@@ -32,7 +32,11 @@ import (
 // The ConfigMaps and Secrets of a pod's environment (podenv) are read
 // through the same watches (ConfigMap, Secret): no GET per sync, and a
 // pod waiting for a missing one is woken when it is created. The watches
-// of a pod go with its Teardown.
+// of a pod go with its Teardown. A watch stops once it brings an immutable
+// object, as the kubelet's does once it serves one (what immutable objects
+// are for: no watch per object on every node): the copy it has is served
+// from then on, and a deleted and created again object is not seen (the
+// documented rule: recreate the pods).
 
 // objRef names a watched ConfigMap or Secret.
 type objRef struct {
@@ -46,10 +50,11 @@ type objWatch struct {
 	synced func() bool
 	stop   chan struct{}
 	pods   map[types.UID]bool
-	// missed is set when a read found no object (guarded by
-	// watches.mu): its creation wakes the pods even if the watch's first
-	// list is what brings it.
-	missed bool
+	// Guarded by watches.mu. missed is set when a read found no object:
+	// its creation wakes the pods even if the watch's first list is what
+	// brings it. immutable is set when the watch brought the object
+	// immutable; stopped once stop is closed.
+	missed, immutable, stopped bool
 }
 
 type watches struct {
@@ -66,7 +71,7 @@ func (m *Manager) get(ctx context.Context, ref objRef, pod types.UID) (runtime.O
 	w := m.watch(ctx, ref, pod)
 	var obj runtime.Object
 	var err error
-	if w != nil && w.synced() {
+	if w != nil && (m.isImmutable(w) || w.synced()) {
 		o, ok, gerr := w.store.GetByKey(ref.namespace + "/" + ref.name)
 		switch {
 		case gerr != nil:
@@ -88,6 +93,40 @@ func (m *Manager) get(ctx context.Context, ref objRef, pod types.UID) (runtime.O
 	}
 	m.setMissed(w, apierrors.IsNotFound(err))
 	return obj, err
+}
+
+// isImmutable reports whether w's object was found immutable.
+func (m *Manager) isImmutable(w *objWatch) bool {
+	m.w.mu.Lock()
+	defer m.w.mu.Unlock()
+	return w.immutable
+}
+
+// stopIfImmutable stops w when obj, which its informer just stored, is
+// immutable: the store keeps the copy reads are served from.
+func (m *Manager) stopIfImmutable(logger klog.Logger, ref objRef, w *objWatch, obj any) {
+	if o, ok := obj.(runtime.Object); !ok || !immutable(o) {
+		return
+	}
+	m.w.mu.Lock()
+	defer m.w.mu.Unlock()
+	w.immutable = true
+	if !w.stopped {
+		w.stopped = true
+		close(w.stop)
+		logger.V(4).Info("Stopped watching an immutable ConfigMap or Secret", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
+	}
+}
+
+// immutable reports whether obj is a ConfigMap or Secret marked immutable.
+func immutable(obj runtime.Object) bool {
+	switch o := obj.(type) {
+	case *v1.ConfigMap:
+		return o.Immutable != nil && *o.Immutable
+	case *v1.Secret:
+		return o.Immutable != nil && *o.Immutable
+	}
+	return false
 }
 
 // setMissed records on w, if any, whether the last read found nothing.
@@ -167,16 +206,21 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 		},
 	}
 	w := &objWatch{stop: make(chan struct{}), pods: map[types.UID]bool{pod: true}}
+	logger := klog.FromContext(ctx)
 	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
 		// A fake clientset (unit tests) has no streaming lists: say so.
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, m.client),
 		ObjectType:    example,
 		Handler: cache.ResourceEventHandlerDetailedFuncs{
-			AddFunc: func(_ any, initial bool) { m.objectChanged(ref, initial) },
+			AddFunc: func(o any, initial bool) {
+				m.objectChanged(ref, initial)
+				m.stopIfImmutable(logger, ref, w, o)
+			},
 			UpdateFunc: func(o, n any) {
 				if objectUpdated(o, n) {
 					m.objectChanged(ref, false)
 				}
+				m.stopIfImmutable(logger, ref, w, n)
 			},
 			DeleteFunc: func(any) { m.objectChanged(ref, false) },
 		},
@@ -184,7 +228,7 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 	w.store, w.synced = store, ctrl.HasSynced
 	m.w.byRef[ref] = w
 	go ctrl.Run(w.stop)
-	klog.FromContext(ctx).V(4).Info("Watching a ConfigMap or Secret of a pod", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
+	logger.V(4).Info("Watching a ConfigMap or Secret of a pod", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
 	return w
 }
 
@@ -257,7 +301,10 @@ func (m *Manager) forgetWatches(uid types.UID) {
 	for ref, w := range m.w.byRef {
 		delete(w.pods, uid)
 		if len(w.pods) == 0 {
-			close(w.stop)
+			if !w.stopped {
+				w.stopped = true
+				close(w.stop)
+			}
 			delete(m.w.byRef, ref)
 		}
 	}

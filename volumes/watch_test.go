@@ -236,3 +236,65 @@ func TestObjectUpdated(t *testing.T) {
 		}
 	}
 }
+
+// A watch that brings an immutable object stops, as the kubelet's: the
+// watched copy serves the reads that follow, without a GET, and Teardown
+// after the stop is clean. A mutable object's watch goes on.
+func TestImmutableObjectWatchStops(t *testing.T) {
+	yes := true
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"a": "one"}, Immutable: &yes}
+	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec", Namespace: "ns"}, Data: map[string][]byte{"k": []byte("v")}}
+	e := newEnv(t, cm, sec)
+	e.m.Wake = func(types.UID) {}
+	pod := basePod()
+	cmRef, secRef := objRef{"configmaps", "ns", "cfg"}, objRef{"secrets", "ns", "sec"}
+	read := func() {
+		t.Helper()
+		if got, err := e.m.ConfigMap(t.Context(), pod, "cfg"); err != nil || got.Data["a"] != "one" {
+			t.Fatalf("ConfigMap: %v, %v", got, err)
+		}
+		if _, err := e.m.Secret(t.Context(), pod, "sec"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read() // from the API: the watches start
+	waitSynced(t, e, cmRef)
+	waitSynced(t, e, secRef)
+	stopped := func(ref objRef) bool {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			e.m.w.mu.Lock()
+			done := e.m.w.byRef[ref].stopped
+			e.m.w.mu.Unlock()
+			if done || time.Now().After(deadline) {
+				return done
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !stopped(cmRef) {
+		t.Error("the immutable ConfigMap's watch still runs after it brought the object")
+	}
+	e.m.w.mu.Lock()
+	secStopped := e.m.w.byRef[secRef].stopped
+	e.m.w.mu.Unlock()
+	if secStopped {
+		t.Error("the mutable Secret's watch stopped")
+	}
+	// Made immutable later: the update stops the watch.
+	sec.Immutable = &yes
+	if _, err := e.client.CoreV1().Secrets("ns").Update(t.Context(), sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !stopped(secRef) {
+		t.Error("the Secret's watch still runs after it was made immutable")
+	}
+	gets := len(e.client.Actions())
+	read()
+	for _, a := range e.client.Actions()[gets:] {
+		if a.GetVerb() == "get" {
+			t.Errorf("a read after the stop went to the API: %v", a)
+		}
+	}
+	teardownNoWatches(t, e, pod.UID)
+}

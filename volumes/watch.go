@@ -212,17 +212,18 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, m.client),
 		ObjectType:    example,
 		Handler: cache.ResourceEventHandlerDetailedFuncs{
+			// Immutable first: a pod woken reads the stored copy.
 			AddFunc: func(o any, initial bool) {
-				m.objectChanged(ref, initial)
 				m.stopIfImmutable(logger, ref, w, o)
+				m.objectChanged(ref, w, initial)
 			},
 			UpdateFunc: func(o, n any) {
-				if objectUpdated(o, n) {
-					m.objectChanged(ref, false)
-				}
 				m.stopIfImmutable(logger, ref, w, n)
+				if objectUpdated(o, n) {
+					m.objectChanged(ref, w, false)
+				}
 			},
-			DeleteFunc: func(any) { m.objectChanged(ref, false) },
+			DeleteFunc: func(any) { m.objectChanged(ref, w, false) },
 		},
 	})
 	w.store, w.synced = store, ctrl.HasSynced
@@ -237,10 +238,14 @@ func (m *Manager) watch(ctx context.Context, ref objRef, pod types.UID) *objWatc
 // sync reads the watched copy, and waking them all at start would cost
 // each a sync for nothing; unless a read found the object missing, whose
 // pods wait for it. (Not HasSynced here: it takes the informer's queue
-// lock, which its handler may run under.)
-func (m *Manager) objectChanged(ref objRef, initial bool) {
+// lock, which its handler may run under.) A late event of a watch that
+// Teardown dropped touches nothing, not the watch of a pod that came since.
+func (m *Manager) objectChanged(ref objRef, from *objWatch, initial bool) {
 	m.w.mu.Lock()
 	w := m.w.byRef[ref]
+	if w != from {
+		w = nil
+	}
 	var pods []types.UID
 	wake := w != nil && (!initial || w.missed)
 	if w != nil {

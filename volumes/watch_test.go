@@ -289,6 +289,8 @@ func TestImmutableObjectWatchStops(t *testing.T) {
 	if !stopped(secRef) {
 		t.Error("the Secret's watch still runs after it was made immutable")
 	}
+	// Served from the stopped watch's store (isImmutable: whether or not
+	// the informer still says it synced once stopped).
 	gets := len(e.client.Actions())
 	read()
 	for _, a := range e.client.Actions()[gets:] {
@@ -297,4 +299,38 @@ func TestImmutableObjectWatchStops(t *testing.T) {
 		}
 	}
 	teardownNoWatches(t, e, pod.UID)
+}
+
+// A late event of a watch that Teardown dropped does not mark or wake the
+// pods of the object's next watch.
+func TestDroppedWatchLateEvent(t *testing.T) {
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"a": "one"}}
+	e := newEnv(t, cm)
+	var mu sync.Mutex
+	wakes := map[types.UID]int{}
+	e.m.Wake = func(uid types.UID) { mu.Lock(); wakes[uid]++; mu.Unlock() }
+	ref := objRef{"configmaps", "ns", "cfg"}
+	first := basePod()
+	if _, err := e.m.ConfigMap(t.Context(), first, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	e.m.w.mu.Lock()
+	dropped := e.m.w.byRef[ref]
+	e.m.w.mu.Unlock()
+	teardownNoWatches(t, e, first.UID)
+	next := basePod()
+	next.UID = "uid-next"
+	if _, err := e.m.ConfigMap(t.Context(), next, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, e, ref)
+	e.m.setupStarted(next) // clears the mark the new watch's first list left
+	e.m.objectChanged(ref, dropped, false)
+	mu.Lock()
+	n := wakes[next.UID]
+	mu.Unlock()
+	if n != 0 || e.m.Stale(next) {
+		t.Errorf("the dropped watch's event woke (%d) or marked (%v) the next pod", n, e.m.Stale(next))
+	}
+	teardownNoWatches(t, e, next.UID)
 }

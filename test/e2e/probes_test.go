@@ -60,6 +60,17 @@ func hasPrefix(list []string, prefix string) bool {
 	return false
 }
 
+// hasPodEvent reports whether an event of podEvents starts with prefix
+// ("Reason: ") and contains substr.
+func hasPodEvent(events []string, prefix, substr string) bool {
+	for _, e := range events {
+		if strings.HasPrefix(e, prefix) && strings.Contains(e, substr) {
+			return true
+		}
+	}
+	return false
+}
+
 // waitPodEvent waits for an event of the pod with the reason whose message
 // contains substr. Events are written asynchronously, after the status may
 // be: a test reads them through this wait.

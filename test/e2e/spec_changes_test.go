@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,15 +43,6 @@ func updatePod(t *testing.T, c kubernetes.Interface, ns, name string, change fun
 	if err != nil {
 		t.Fatalf("update pod %s/%s: %v", ns, name, err)
 	}
-}
-
-func hasPodEvent(events []string, prefix, substr string) bool {
-	for _, e := range events {
-		if strings.HasPrefix(e, prefix) && strings.Contains(e, substr) {
-			return true
-		}
-	}
-	return false
 }
 
 // The Conformance spec "Pods should allow activeDeadlineSeconds to be

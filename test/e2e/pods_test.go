@@ -151,18 +151,8 @@ func TestCrashLoopBackOff(t *testing.T) {
 	if d := time.Since(start); d < 5*time.Second {
 		t.Errorf("second restart after %s: no back-off", d)
 	}
-	events, err := c.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, e := range events.Items {
-		seen[e.Reason] = true
-	}
 	for _, r := range []string{"Pulled", "Created", "Started", "BackOff"} {
-		if !seen[r] {
-			t.Errorf("no %s event; events: %v", r, seen)
-		}
+		waitPodEvent(t, c, ns, "crash", r, "", 15*time.Second)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -218,6 +219,12 @@ func TestServerAuthentication(t *testing.T) {
 	waitPod(t, c, ns, "target", 60*time.Second, "running", running)
 
 	admin := nodeClient(t, true)
+	// The container's output reaches its log file after the start the
+	// status reports.
+	waitFor(t, 30*time.Second, "the target's log line", func() (bool, error) {
+		code, body := nodeGet(t, admin, "GET", "/containerLogs/"+ns+"/target/main", "")
+		return code == 200 && body == "from-target\n", fmt.Errorf("%d %q", code, trunc(body))
+	})
 	for _, tc := range []struct {
 		method, path string
 		code         int

@@ -58,7 +58,9 @@ func TestAtomicWriterVolumeRelinkAttack(t *testing.T) {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 2
 	})
 	hostUntouched(t, dir)
-	logs := kubectl(t, "-n", ns, "logs", "relink")
+	// The last instance that ended: the running one may not have
+	// written yet.
+	logs := kubectl(t, "-n", ns, "logs", "--previous", "relink")
 	if !strings.Contains(logs, "Read-only file system") || !strings.Contains(logs, " ro,") && !strings.Contains(logs, " ro ") {
 		t.Errorf("the downwardAPI volume is not read-only in the container:\n%s", logs)
 	}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,15 +108,25 @@ func fileSize(t *testing.T, f string) int64 {
 	return fi.Size()
 }
 
-// readFrom reads f from offset on.
+// readFrom reads f from offset on; all of it if f is now shorter (a new
+// file: rotated).
 func readFrom(t *testing.T, f string, offset int64) string {
 	t.Helper()
-	b, err := os.ReadFile(f)
+	file, err := os.Open(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int64(len(b)) < offset {
-		return string(b)
+	defer func() { _ = file.Close() }()
+	fi, err := file.Stat()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return string(b[offset:])
+	if fi.Size() < offset {
+		offset = 0
+	}
+	b, err := io.ReadAll(io.NewSectionReader(file, offset, fi.Size()-offset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

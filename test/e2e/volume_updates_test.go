@@ -4,6 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +60,65 @@ func TestVolumeSourcesFollowUpdates(t *testing.T) {
 		return strings.Contains(out, "v2") && strings.Contains(out, "s2") && strings.Contains(out, `stage="two"`), nil
 	})
 	t.Logf("updates seen after %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// The agent stops watching an immutable ConfigMap once its watch brought
+// it, as the kubelet does, and keeps watching a mutable one: the
+// apiserver's audit log shows the one watch end and not the other.
+func TestImmutableConfigMapUnwatched(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c)
+	ctx := context.Background()
+	auditLog := filepath.Join(state, "logs", "audit.log")
+	from := fileSize(t, auditLog)
+	yes := true
+	for _, cm := range []*v1.ConfigMap{
+		{ObjectMeta: metav1.ObjectMeta{Name: "imm"}, Data: map[string]string{"k": "fixed"}, Immutable: &yes},
+		{ObjectMeta: metav1.ObjectMeta{Name: "mut"}, Data: map[string]string{"k": "changing"}},
+	} {
+		if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := busyboxPod("both", "sleep 3600", v1.RestartPolicyAlways)
+	p.Spec.Volumes = []v1.Volume{
+		{Name: "imm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "imm"}}}},
+		{Name: "mut", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "mut"}}}},
+	}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "imm", MountPath: "/imm"}, {Name: "mut", MountPath: "/mut"}}
+	createPod(t, c, ns, p)
+	waitPod(t, c, ns, "both", 60*time.Second, "running", running)
+	if out := kubectl(t, "-n", ns, "exec", "both", "--", "cat", "/imm/k", "/mut/k"); out != "fixedchanging" {
+		t.Errorf("contents %q, want fixedchanging", out)
+	}
+	// The node's watches of each ConfigMap: started, and ended.
+	watches := func(name string) (started, ended int) {
+		for _, line := range strings.Split(readFrom(t, auditLog, from), "\n") {
+			var e struct {
+				Stage, Verb, RequestURI string
+				User                    struct{ Username string }
+			}
+			if json.Unmarshal([]byte(line), &e) != nil || e.Verb != "watch" || e.User.Username != "system:node:"+nodeName ||
+				!strings.HasPrefix(e.RequestURI, "/api/v1/namespaces/"+ns+"/configmaps?") ||
+				!strings.Contains(e.RequestURI, "fieldSelector=metadata.name%3D"+name+"&") && !strings.HasSuffix(e.RequestURI, "fieldSelector=metadata.name%3D"+name) {
+				continue
+			}
+			switch e.Stage {
+			case "ResponseStarted":
+				started++
+			case "ResponseComplete":
+				ended++
+			}
+		}
+		return started, ended
+	}
+	waitFor(t, 30*time.Second, "the watch of the immutable ConfigMap to end", func() (bool, error) {
+		started, ended := watches("imm")
+		return started > 0 && ended == started, fmt.Errorf("%d watches of imm started, %d ended", started, ended)
+	})
+	// The mutable one's watch goes on (a watch ends on its own after 5
+	// minutes at the earliest, then starts again).
+	if started, ended := watches("mut"); started == 0 || ended >= started {
+		t.Errorf("%d watches of the mutable ConfigMap started, %d ended; want one going on", started, ended)
+	}
 }

@@ -180,62 +180,47 @@ type sources struct {
 // configMap returns the named ConfigMap, or nil when it is missing and
 // optional.
 func (s *sources) configMap(ctx context.Context, name string, optional bool) (*v1.ConfigMap, error) {
-	if cm, ok := s.configMaps[name]; ok {
-		return cm, nil
-	}
-	var cm *v1.ConfigMap
-	var err error
-	switch {
-	case s.r.Objects != nil:
-		cm, err = s.r.Objects.ConfigMap(ctx, s.pod, name)
-	case s.r.Client != nil:
-		cm, err = s.r.Client.CoreV1().ConfigMaps(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
-	default:
-		return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: no client", s.pod.Namespace, name)
-	}
-	if err != nil {
-		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("couldn't get ConfigMap %s/%s: %w", s.pod.Namespace, name, err)
+	return cachedSource(s, &s.configMaps, "ConfigMap", name, optional, func() (*v1.ConfigMap, error) {
+		if s.r.Objects != nil {
+			return s.r.Objects.ConfigMap(ctx, s.pod, name)
 		}
-		if !optional {
-			return nil, fmt.Errorf("%w: ConfigMap %s/%s not found: %w", ErrConfig, s.pod.Namespace, name, err)
-		}
-		cm = nil
-	}
-	if s.configMaps == nil {
-		s.configMaps = map[string]*v1.ConfigMap{}
-	}
-	s.configMaps[name] = cm
-	return cm, nil
+		return s.r.Client.CoreV1().ConfigMaps(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	})
 }
 
 // secret returns the named Secret, or nil when it is missing and optional.
 func (s *sources) secret(ctx context.Context, name string, optional bool) (*v1.Secret, error) {
-	if sec, ok := s.secrets[name]; ok {
-		return sec, nil
+	return cachedSource(s, &s.secrets, "Secret", name, optional, func() (*v1.Secret, error) {
+		if s.r.Objects != nil {
+			return s.r.Objects.Secret(ctx, s.pod, name)
+		}
+		return s.r.Client.CoreV1().Secrets(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	})
+}
+
+// cachedSource returns the kind's object name from cache, else from get
+// (kept in cache): nil when it is missing and optional, ErrConfig when it
+// is missing and required.
+func cachedSource[T any](s *sources, cache *map[string]*T, kind, name string, optional bool, get func() (*T, error)) (*T, error) {
+	if obj, ok := (*cache)[name]; ok {
+		return obj, nil
 	}
-	var sec *v1.Secret
-	var err error
-	switch {
-	case s.r.Objects != nil:
-		sec, err = s.r.Objects.Secret(ctx, s.pod, name)
-	case s.r.Client != nil:
-		sec, err = s.r.Client.CoreV1().Secrets(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
-	default:
-		return nil, fmt.Errorf("couldn't get Secret %s/%s: no client", s.pod.Namespace, name)
+	if s.r.Objects == nil && s.r.Client == nil {
+		return nil, fmt.Errorf("couldn't get %s %s/%s: no client", kind, s.pod.Namespace, name)
 	}
+	obj, err := get()
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("couldn't get Secret %s/%s: %w", s.pod.Namespace, name, err)
+			return nil, fmt.Errorf("couldn't get %s %s/%s: %w", kind, s.pod.Namespace, name, err)
 		}
 		if !optional {
-			return nil, fmt.Errorf("%w: Secret %s/%s not found: %w", ErrConfig, s.pod.Namespace, name, err)
+			return nil, fmt.Errorf("%w: %s %s/%s not found: %w", ErrConfig, kind, s.pod.Namespace, name, err)
 		}
-		sec = nil
+		obj = nil
 	}
-	if s.secrets == nil {
-		s.secrets = map[string]*v1.Secret{}
+	if *cache == nil {
+		*cache = map[string]*T{}
 	}
-	s.secrets[name] = sec
-	return sec, nil
+	(*cache)[name] = obj
+	return obj, nil
 }

@@ -111,11 +111,20 @@ func (m *Manager) stopIfImmutable(logger klog.Logger, ref objRef, w *objWatch, o
 	m.w.mu.Lock()
 	defer m.w.mu.Unlock()
 	w.immutable = true
-	if !w.stopped {
-		w.stopped = true
-		close(w.stop)
+	if w.stopLocked() {
 		logger.V(4).Info("Stopped watching an immutable ConfigMap or Secret", "kind", ref.kind, "object", ref.namespace+"/"+ref.name)
 	}
+}
+
+// stopLocked stops w's informer unless it stopped already (watches.mu
+// held), and says whether it did.
+func (w *objWatch) stopLocked() bool {
+	if w.stopped {
+		return false
+	}
+	w.stopped = true
+	close(w.stop)
+	return true
 }
 
 // immutable reports whether obj is a ConfigMap or Secret marked immutable.
@@ -306,10 +315,7 @@ func (m *Manager) forgetWatches(uid types.UID) {
 	for ref, w := range m.w.byRef {
 		delete(w.pods, uid)
 		if len(w.pods) == 0 {
-			if !w.stopped {
-				w.stopped = true
-				close(w.stop)
-			}
+			w.stopLocked()
 			delete(m.w.byRef, ref)
 		}
 	}

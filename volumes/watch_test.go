@@ -21,9 +21,7 @@ import (
 func TestWatchedSourceWakesPods(t *testing.T) {
 	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"a": "one"}}
 	e := newEnv(t, cm)
-	var mu sync.Mutex
-	woken := map[types.UID]int{}
-	e.m.Wake = func(uid types.UID) { mu.Lock(); woken[uid]++; mu.Unlock() }
+	wakes := recordWakes(e)
 	pod := basePod(cmVolume("config", "cfg"))
 	paths, err := e.m.Setup(t.Context(), pod)
 	if err != nil {
@@ -48,10 +46,7 @@ func TestWatchedSourceWakesPods(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Lock()
-	n := woken[pod.UID]
-	mu.Unlock()
-	if n == 0 {
+	if wakes.count(pod.UID) == 0 {
 		t.Error("the pod was not woken")
 	}
 	if _, err := e.m.Setup(t.Context(), pod); err != nil {
@@ -110,14 +105,31 @@ func waitSynced(t *testing.T, e *env, ref objRef) {
 	}
 }
 
-// woken waits until pod was woken, false after 10 s.
-func woken(mu *sync.Mutex, wakes map[types.UID]int, uid types.UID) bool {
+// wakeLog counts the pods a manager woke.
+type wakeLog struct {
+	mu sync.Mutex
+	n  map[types.UID]int
+}
+
+// recordWakes makes e's manager count the pods it wakes.
+func recordWakes(e *env) *wakeLog {
+	l := &wakeLog{n: map[types.UID]int{}}
+	e.m.Wake = func(uid types.UID) { l.mu.Lock(); l.n[uid]++; l.mu.Unlock() }
+	return l
+}
+
+// count is how many times uid was woken.
+func (l *wakeLog) count(uid types.UID) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[uid]
+}
+
+// waitWoken waits until uid was woken, false after 10 s.
+func (l *wakeLog) waitWoken(uid types.UID) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		mu.Lock()
-		n := wakes[uid]
-		mu.Unlock()
-		if n > 0 {
+		if l.count(uid) > 0 {
 			return true
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -133,9 +145,7 @@ func woken(mu *sync.Mutex, wakes map[types.UID]int, uid types.UID) bool {
 func TestEnvSourceWatched(t *testing.T) {
 	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec", Namespace: "ns"}, Data: map[string][]byte{"k": []byte("v")}}
 	e := newEnv(t, sec)
-	var mu sync.Mutex
-	wakes := map[types.UID]int{}
-	e.m.Wake = func(uid types.UID) { mu.Lock(); wakes[uid]++; mu.Unlock() }
+	wakes := recordWakes(e)
 	r := &podenv.Resolver{Objects: e.m}
 	pod := basePod()
 	c := &v1.Container{Name: "c", Env: []v1.EnvVar{
@@ -169,7 +179,7 @@ func TestEnvSourceWatched(t *testing.T) {
 	if _, err := e.client.CoreV1().ConfigMaps("ns").Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !woken(&mu, wakes, pod.UID) {
+	if !wakes.waitWoken(pod.UID) {
 		t.Fatal("the pod was not woken when its ConfigMap was created")
 	}
 	vars, err := r.Env(t.Context(), pod, c, "", nil, "")
@@ -191,9 +201,7 @@ func TestEnvSourceWatched(t *testing.T) {
 // them; or the read found it.
 func TestWatchFirstListWakesMissed(t *testing.T) {
 	e := newEnv(t)
-	var mu sync.Mutex
-	wakes := map[types.UID]int{}
-	e.m.Wake = func(uid types.UID) { mu.Lock(); wakes[uid]++; mu.Unlock() }
+	wakes := recordWakes(e)
 	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"a": "one"}}
 	var once sync.Once
 	e.client.PrependReactor("list", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -209,7 +217,7 @@ func TestWatchFirstListWakesMissed(t *testing.T) {
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
-	if err != nil && !woken(&mu, wakes, pod.UID) {
+	if err != nil && !wakes.waitWoken(pod.UID) {
 		t.Fatal("the pod whose read missed the ConfigMap was not woken when the watch's first list brought it")
 	}
 	if err := e.m.Teardown(t.Context(), pod.UID); err != nil {
@@ -306,9 +314,7 @@ func TestImmutableObjectWatchStops(t *testing.T) {
 func TestDroppedWatchLateEvent(t *testing.T) {
 	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "ns"}, Data: map[string]string{"a": "one"}}
 	e := newEnv(t, cm)
-	var mu sync.Mutex
-	wakes := map[types.UID]int{}
-	e.m.Wake = func(uid types.UID) { mu.Lock(); wakes[uid]++; mu.Unlock() }
+	wakes := recordWakes(e)
 	ref := objRef{"configmaps", "ns", "cfg"}
 	first := basePod()
 	if _, err := e.m.ConfigMap(t.Context(), first, "cfg"); err != nil {
@@ -326,10 +332,7 @@ func TestDroppedWatchLateEvent(t *testing.T) {
 	waitSynced(t, e, ref)
 	e.m.setupStarted(next) // clears the mark the new watch's first list left
 	e.m.objectChanged(ref, dropped, false)
-	mu.Lock()
-	n := wakes[next.UID]
-	mu.Unlock()
-	if n != 0 || e.m.Stale(next) {
+	if n := wakes.count(next.UID); n != 0 || e.m.Stale(next) {
 		t.Errorf("the dropped watch's event woke (%d) or marked (%v) the next pod", n, e.m.Stale(next))
 	}
 	teardownNoWatches(t, e, next.UID)

@@ -252,7 +252,7 @@ func TestConfigMapSecretEnvAndVolumes(t *testing.T) {
 	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "cm", MountPath: "/cm"}, {Name: "sec", MountPath: "/sec"}, {Name: "pod", MountPath: "/pod"}, {Name: "scratch", MountPath: "/scratch"}}
 	created := createPod(t, c, ns, p)
 	got := waitPod(t, c, ns, "vols", 60*time.Second, "Succeeded", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed })
-	b, _ := os.ReadFile(filepath.Join("/var/log/pods", ns+"_vols_"+string(created.UID), "main", "0.log"))
+	b, _ := os.ReadFile(mainLog(created))
 	for _, want := range []string{"env=hi/vols", "hi", "s3cret", `app="vols"`, "done"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("output lacks %q: %s (%s)", want, b, describe(got))
@@ -276,7 +276,7 @@ func TestConfigMapSecretEnvAndVolumes(t *testing.T) {
 	made := time.Now()
 	got = waitPod(t, c, ns, "badcm", 60*time.Second, "Succeeded once its configMap exists", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed })
 	t.Logf("the pod ended %v after its configMap was created", time.Since(made).Round(100*time.Millisecond))
-	b, _ = os.ReadFile(filepath.Join("/var/log/pods", ns+"_badcm_"+string(badPod.UID), "main", "0.log"))
+	b, _ = os.ReadFile(mainLog(badPod))
 	if !strings.Contains(string(b), "X=late") {
 		t.Errorf("output lacks X=late: %s (%s)", b, describe(got))
 	}
